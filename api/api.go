@@ -1,0 +1,306 @@
+// Package api is mqim's HTTP API (/v1, JSON) for the product backend and for
+// clients: plain net/http routing, bearer-token authentication (a user's
+// access token or the service key), and one error format. Handlers are thin:
+// the rules live in package chat and the store.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/configs"
+	"github.com/mqim/mqim/internal/token"
+	"github.com/mqim/mqim/store"
+)
+
+// Signer mints and verifies access tokens.
+type Signer interface {
+	Mint(userID string, now time.Time, ttl time.Duration) (string, time.Time, error)
+	Verify(raw string) (token.Claims, error)
+}
+
+// Disconnector closes a user's live MQTT sessions (when the user is disabled).
+type Disconnector interface {
+	Disconnect(userID string)
+}
+
+// Options are the handler's collaborators.
+type Options struct {
+	Store          store.Store
+	Chat           *chat.Service
+	Tokens         Signer
+	ServiceKeyHash string // hex SHA-256 of the service key
+	Auth           configs.Auth
+	HTTP           configs.HTTP
+	Log            *slog.Logger
+	Sessions       Disconnector
+	// Ready reports whether the broker is listening (for /readyz).
+	Ready func() bool
+}
+
+type handler struct {
+	Options
+}
+
+// New returns the whole HTTP API as one handler.
+func New(o Options) http.Handler {
+	h := &handler{Options: o}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", h.healthz)
+	mux.HandleFunc("GET /readyz", h.readyz)
+
+	mux.HandleFunc("POST /v1/login", h.login)
+	mux.Handle("PUT /v1/users/{uid}", h.service(h.putUser))
+	mux.Handle("GET /v1/users/{uid}", h.auth(h.getUser))
+	mux.Handle("POST /v1/users/{uid}/tokens", h.service(h.mintToken))
+
+	mux.Handle("POST /v1/groups", h.auth(h.createGroup))
+	mux.Handle("GET /v1/groups/{gid}", h.auth(h.getGroup))
+	mux.Handle("POST /v1/groups/{gid}/members", h.auth(h.addMembers))
+	mux.Handle("DELETE /v1/groups/{gid}/members/{uid}", h.auth(h.removeMember))
+
+	mux.Handle("POST /v1/messages", h.auth(h.sendMessage))
+	mux.Handle("GET /v1/conversations", h.auth(h.listConversations))
+	mux.Handle("GET /v1/conversations/{conv}/messages", h.auth(h.listMessages))
+	mux.Handle("POST /v1/conversations/{conv}/read", h.auth(h.markRead))
+
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, chat.CodeNotFound, "no such endpoint")
+	})
+	return h.recoverer(mux)
+}
+
+// ---- errors
+
+// status maps chat error codes to HTTP statuses; the one place that does.
+var status = map[string]int{
+	chat.CodeInvalid:     http.StatusBadRequest,
+	chat.CodeTooLarge:    http.StatusRequestEntityTooLarge,
+	chat.CodeForbidden:   http.StatusForbidden,
+	chat.CodeNotMember:   http.StatusForbidden,
+	chat.CodeMuted:       http.StatusForbidden,
+	chat.CodeBlocked:     http.StatusForbidden,
+	chat.CodeNotFound:    http.StatusNotFound,
+	chat.CodeConflict:    http.StatusConflict,
+	chat.CodeRateLimited: http.StatusTooManyRequests,
+	chat.CodeUnavailable: http.StatusServiceUnavailable,
+	codeUnauthorized:     http.StatusUnauthorized,
+}
+
+const codeUnauthorized = "unauthorized"
+
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, st int, code, msg string) {
+	var b errorBody
+	b.Error.Code, b.Error.Message = code, msg
+	writeJSON(w, st, b)
+}
+
+// fail writes any error from the service layer.
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	e := chat.AsError(err)
+	st, ok := status[e.Code]
+	if !ok {
+		st = http.StatusInternalServerError
+	}
+	if st >= 500 {
+		h.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	}
+	writeError(w, st, e.Code, e.Message)
+}
+
+func writeJSON(w http.ResponseWriter, st int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(st)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (h *handler) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				h.Log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
+				writeError(w, http.StatusInternalServerError, "internal", "internal error")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// decode reads a JSON body into v, capped at the configured size. An empty
+// body decodes as {} when allowEmpty.
+func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.HTTP.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, chat.CodeTooLarge, fmt.Sprintf("body larger than %d bytes", mbe.Limit))
+		} else {
+			writeError(w, http.StatusBadRequest, chat.CodeInvalid, "cannot read body")
+		}
+		return false
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		if allowEmpty {
+			return true
+		}
+		writeError(w, http.StatusBadRequest, chat.CodeInvalid, "a JSON body is required")
+		return false
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, chat.CodeInvalid, "invalid JSON: "+jsonError(err))
+		return false
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, chat.CodeInvalid, "invalid JSON: trailing data")
+		return false
+	}
+	return true
+}
+
+// jsonError describes a decoding error without echoing the input.
+func jsonError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q must be %s", te.Field, te.Type)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	}
+	return "malformed body"
+}
+
+// ---- authentication
+
+type ctxKey struct{}
+
+// actor returns who the request acts as.
+func actor(r *http.Request) chat.Actor { return r.Context().Value(ctxKey{}).(chat.Actor) }
+
+// auth accepts a user token or the service key.
+func (h *handler) auth(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, ok := h.authenticate(w, r)
+		if !ok {
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, a)))
+	})
+}
+
+// service accepts only the service key.
+func (h *handler) service(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, ok := h.authenticate(w, r)
+		if !ok {
+			return
+		}
+		if !a.Service {
+			writeError(w, http.StatusForbidden, chat.CodeForbidden, "this endpoint needs the service key")
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, a)))
+	})
+}
+
+func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (chat.Actor, bool) {
+	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	raw = strings.TrimSpace(raw)
+	if !ok || raw == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mqim"`)
+		writeError(w, http.StatusUnauthorized, codeUnauthorized, "missing bearer token")
+		return chat.Actor{}, false
+	}
+	if token.KeyMatches(raw, h.ServiceKeyHash) {
+		return chat.Actor{Service: true}, true
+	}
+	claims, err := h.Tokens.Verify(raw)
+	if err != nil {
+		writeError(w, http.StatusUnauthorized, codeUnauthorized, "invalid or expired token")
+		return chat.Actor{}, false
+	}
+	u, err := h.Store.User(r.Context(), claims.UserID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			writeError(w, http.StatusUnauthorized, codeUnauthorized, "invalid or expired token")
+		} else {
+			h.fail(w, r, err)
+		}
+		return chat.Actor{}, false
+	}
+	if u.Disabled || claims.IssuedAt.UnixMilli() < u.TokensAfter-999 {
+		writeError(w, http.StatusUnauthorized, codeUnauthorized, "user disabled or token revoked")
+		return chat.Actor{}, false
+	}
+	return chat.Actor{UserID: u.ID}, true
+}
+
+// actingUser is the user a request acts for: the token's user, or for the
+// service key the user named by ?user_id= (or the given fallback).
+func actingUser(w http.ResponseWriter, r *http.Request, named string) (string, bool) {
+	a := actor(r)
+	if !a.Service {
+		if named != "" && named != a.UserID {
+			writeError(w, http.StatusForbidden, chat.CodeForbidden, "a user token acts only as its own user")
+			return "", false
+		}
+		return a.UserID, true
+	}
+	if named == "" {
+		named = r.URL.Query().Get("user_id")
+	}
+	if !token.ValidID(named) {
+		writeError(w, http.StatusBadRequest, chat.CodeInvalid, "the service key must name a valid user (user_id)")
+		return "", false
+	}
+	return named, true
+}
+
+// pathID returns a path value that must be a valid id.
+func pathID(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
+	v := r.PathValue(name)
+	if !token.ValidID(v) {
+		writeError(w, http.StatusBadRequest, chat.CodeInvalid, fmt.Sprintf("invalid %s: 1-64 characters from [A-Za-z0-9_.@-]", name))
+		return "", false
+	}
+	return v, true
+}
+
+// ---- operations
+
+func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := h.Store.Ping(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store unreachable"})
+		return
+	}
+	if h.Ready != nil && !h.Ready() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "broker not listening"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,234 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/store"
+)
+
+// sendMessage is the HTTP door into the chat service's send pipeline.
+func (h *handler) sendMessage(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		From     string          `json:"from"`
+		To       string          `json:"to"`
+		Group    string          `json:"group"`
+		Type     string          `json:"type"`
+		Body     json.RawMessage `json:"body"`
+		CID      string          `json:"cid"`
+		ReplyTo  string          `json:"reply_to"`
+		Mentions []string        `json:"mentions"`
+		Ext      json.RawMessage `json:"ext"`
+	}
+	if !h.decode(w, r, &in, false) {
+		return
+	}
+	a := actor(r)
+	d := &chat.Draft{To: in.To, Group: in.Group, CID: in.CID, Type: in.Type, Body: in.Body,
+		ReplyTo: in.ReplyTo, Mentions: in.Mentions, Ext: in.Ext}
+	switch {
+	case a.Service && in.Type == "system":
+		d.System, d.From = true, in.From
+	default:
+		from, ok := actingUser(w, r, in.From)
+		if !ok {
+			return
+		}
+		d.From = from
+	}
+	res, err := h.Chat.Send(r.Context(), d)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	st := http.StatusCreated
+	if res.Duplicate {
+		st = http.StatusOK
+	}
+	writeJSON(w, st, chat.NewMsgEvent(res.Msg))
+}
+
+type convJSON struct {
+	ID          string          `json:"id"`
+	Kind        string          `json:"kind"`
+	Peer        string          `json:"peer,omitempty"`
+	Group       string          `json:"group,omitempty"`
+	LastSeq     int64           `json:"last_seq"`
+	ReadSeq     int64           `json:"read_seq"`
+	Unread      int64           `json:"unread"`
+	LastMessage *chat.MsgEvent  `json:"last_message"`
+	Pinned      bool            `json:"pinned"`
+	Muted       bool            `json:"muted"`
+	Hidden      bool            `json:"hidden"`
+	Member      bool            `json:"member"`
+	UpdatedAt   string          `json:"updated_at"`
+	Ext         json.RawMessage `json:"-"`
+}
+
+func toConvJSON(uid string, c *store.Conversation) convJSON {
+	out := convJSON{ID: c.ID, Kind: c.Kind, LastSeq: c.LastSeq, ReadSeq: c.ReadSeq, Unread: max(0, c.LastSeq-c.ReadSeq),
+		Pinned: c.Pinned, Muted: c.Muted, Hidden: c.Hidden, Member: c.Active,
+		UpdatedAt: time.UnixMilli(c.UpdatedAt).UTC().Format(time.RFC3339Nano)}
+	if kind, id, err := chat.ConvTarget(c.ID, uid); err == nil {
+		if kind == "g" {
+			out.Group = id
+		} else {
+			out.Peer = id
+		}
+	}
+	if m := c.LastMessage; m != nil && m.Seq <= c.LastSeq && m.Seq > c.MinSeq {
+		ev := chat.NewMsgEvent(m)
+		out.LastMessage = &ev
+	}
+	return out
+}
+
+// parseTime accepts RFC 3339 or Unix milliseconds.
+func parseTime(s string) (int64, bool) {
+	if s == "" {
+		return 0, true
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 {
+		return n, true
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0, false
+	}
+	return t.UnixMilli(), true
+}
+
+func queryInt(w http.ResponseWriter, r *http.Request, name string, def, lo, hi int64) (int64, bool) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, true
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < lo || n > hi {
+		writeError(w, http.StatusBadRequest, chat.CodeInvalid, name+" must be an integer from "+strconv.FormatInt(lo, 10)+" to "+strconv.FormatInt(hi, 10))
+		return 0, false
+	}
+	return n, true
+}
+
+// listConversations returns the caller's conversations, newest first. Paging:
+// ?limit= (default 50, at most 200); when more remain, the X-Next-Cursor
+// response header holds the value to pass as ?cursor= for the next page.
+func (h *handler) listConversations(w http.ResponseWriter, r *http.Request) {
+	uid, ok := actingUser(w, r, "")
+	if !ok {
+		return
+	}
+	after, ok := parseTime(r.URL.Query().Get("updated_after"))
+	if !ok {
+		writeError(w, http.StatusBadRequest, chat.CodeInvalid, "updated_after must be RFC 3339 or Unix milliseconds")
+		return
+	}
+	limit, ok := queryInt(w, r, "limit", 50, 1, 200)
+	if !ok {
+		return
+	}
+	q := store.ConvQuery{UpdatedAfter: after, Limit: int(limit) + 1}
+	if c := r.URL.Query().Get("cursor"); c != "" {
+		ts, id, found := strings.Cut(c, "_")
+		n, err := strconv.ParseInt(ts, 10, 64)
+		if !found || err != nil {
+			writeError(w, http.StatusBadRequest, chat.CodeInvalid, "invalid cursor")
+			return
+		}
+		q.BeforeTS, q.BeforeID = n, id
+	}
+	cs, err := h.Store.Conversations(r.Context(), uid, q)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if len(cs) > int(limit) {
+		cs = cs[:limit]
+		last := cs[len(cs)-1]
+		w.Header().Set("X-Next-Cursor", strconv.FormatInt(last.UpdatedAt, 10)+"_"+last.ID)
+	}
+	out := make([]convJSON, len(cs))
+	for i := range cs {
+		out[i] = toConvJSON(uid, &cs[i])
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// listMessages pages a conversation's history: ?after_seq= (ascending) or
+// ?before_seq= (descending, newest first), &limit= up to 200. A member sees
+// messages after their join point; a former member, up to their leave.
+func (h *handler) listMessages(w http.ResponseWriter, r *http.Request) {
+	uid, ok := actingUser(w, r, "")
+	if !ok {
+		return
+	}
+	conv := r.PathValue("conv")
+	if _, _, err := chat.ConvTarget(conv, uid); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	after, ok := queryInt(w, r, "after_seq", 0, 0, 1<<62)
+	if !ok {
+		return
+	}
+	before, ok := queryInt(w, r, "before_seq", 0, 0, 1<<62)
+	if !ok {
+		return
+	}
+	limit, ok := queryInt(w, r, "limit", 50, 1, 200)
+	if !ok {
+		return
+	}
+	c, err := h.Store.Conversation(r.Context(), uid, conv)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	q := store.MsgQuery{After: max(after, c.MinSeq), Before: before, Limit: int(limit), Desc: before > 0}
+	if !c.Active && (q.Before == 0 || q.Before > c.LastSeq+1) {
+		q.Before = c.LastSeq + 1 // a former member sees up to their leave
+	}
+	ms, err := h.Store.Messages(r.Context(), conv, q)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := make([]chat.MsgEvent, len(ms))
+	for i, m := range ms {
+		out[i] = chat.NewMsgEvent(m)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *handler) markRead(w http.ResponseWriter, r *http.Request) {
+	uid, ok := actingUser(w, r, "")
+	if !ok {
+		return
+	}
+	conv := r.PathValue("conv")
+	if _, _, err := chat.ConvTarget(conv, uid); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var in struct {
+		Seq *int64 `json:"seq"`
+	}
+	if !h.decode(w, r, &in, false) {
+		return
+	}
+	if in.Seq == nil {
+		writeError(w, http.StatusBadRequest, chat.CodeInvalid, "seq is required")
+		return
+	}
+	read, err := h.Chat.MarkRead(r.Context(), uid, conv, *in.Seq)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"conv": conv, "read_seq": read})
+}

@@ -1,0 +1,132 @@
+package chat
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/mqim/mqim/store"
+)
+
+// groupEntry is an immutable snapshot of a group and its members; changes
+// replace the entry, so readers never lock beyond the map lookup.
+type groupEntry struct {
+	group   store.Group
+	members map[string]store.Member
+	loaded  time.Time
+}
+
+// groupCache answers membership questions without a database round trip.
+// The MQTT ACL asks once per delivered message and recipient, so this is on
+// the hot path. Changes made through this process are applied at once;
+// entries also expire after ttl so that changes made by other nodes show.
+type groupCache struct {
+	st  store.Store
+	ttl time.Duration
+	mu  sync.RWMutex
+	m   map[string]*groupEntry
+}
+
+func newGroupCache(st store.Store, ttl time.Duration) *groupCache {
+	return &groupCache{st: st, ttl: ttl, m: map[string]*groupEntry{}}
+}
+
+func (c *groupCache) get(ctx context.Context, gid string) (*groupEntry, error) {
+	c.mu.RLock()
+	e := c.m[gid]
+	c.mu.RUnlock()
+	if e != nil && time.Since(e.loaded) < c.ttl {
+		return e, nil
+	}
+	g, err := c.st.Group(ctx, gid)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := c.st.Members(ctx, gid)
+	if err != nil {
+		return nil, err
+	}
+	e = &groupEntry{group: *g, members: make(map[string]store.Member, len(ms)), loaded: time.Now()}
+	for _, m := range ms {
+		e.members[m.UserID] = m
+	}
+	c.mu.Lock()
+	if len(c.m) > 50_000 {
+		c.m = map[string]*groupEntry{}
+	}
+	c.m[gid] = e
+	c.mu.Unlock()
+	return e, nil
+}
+
+// apply records a committed membership change.
+func (c *groupCache) apply(gid string, w *store.Write) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m[gid]
+	if old == nil && w.NewGroup == nil {
+		return // not cached: the next get loads the committed state
+	}
+	e := &groupEntry{loaded: time.Now(), members: map[string]store.Member{}}
+	if w.NewGroup != nil {
+		e.group = *w.NewGroup
+	} else {
+		e.group, e.loaded = old.group, old.loaded
+		for k, v := range old.members {
+			e.members[k] = v
+		}
+	}
+	for _, m := range w.AddMembers {
+		m.GroupID, m.JoinSeq, m.JoinedAt = gid, w.Msg.Seq, w.Msg.TS
+		e.members[m.UserID] = m
+	}
+	for _, uid := range w.RemoveMembers {
+		delete(e.members, uid)
+	}
+	c.m[gid] = e
+}
+
+// forget drops a group so the next get reloads it.
+func (c *groupCache) forget(gid string) {
+	c.mu.Lock()
+	delete(c.m, gid)
+	c.mu.Unlock()
+}
+
+// userCache remembers which user ids exist, so that a 1:1 send does not
+// look its recipient up every time.
+type userCache struct {
+	st  store.Store
+	ttl time.Duration
+	mu  sync.RWMutex
+	m   map[string]time.Time
+}
+
+func newUserCache(st store.Store, ttl time.Duration) *userCache {
+	return &userCache{st: st, ttl: ttl, m: map[string]time.Time{}}
+}
+
+func (c *userCache) exists(ctx context.Context, uid string) error {
+	c.mu.RLock()
+	t, ok := c.m[uid]
+	c.mu.RUnlock()
+	if ok && time.Since(t) < c.ttl {
+		return nil
+	}
+	if _, err := c.st.User(ctx, uid); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if len(c.m) > 200_000 {
+		c.m = map[string]time.Time{}
+	}
+	c.m[uid] = time.Now()
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *userCache) forget(uid string) {
+	c.mu.Lock()
+	delete(c.m, uid)
+	c.mu.Unlock()
+}

@@ -1,0 +1,59 @@
+package chat
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/mqim/mqim/store"
+)
+
+// Error codes clients see, in the error event (DESIGN.md §5) and in HTTP
+// error bodies. The mapping to HTTP statuses lives in package api, the
+// mapping to MQTT reason codes in package hooks.
+const (
+	CodeInvalid     = "invalid"
+	CodeTooLarge    = "too_large"
+	CodeForbidden   = "forbidden"
+	CodeNotMember   = "not_member"
+	CodeMuted       = "muted"
+	CodeBlocked     = "blocked"
+	CodeNotFound    = "not_found"
+	CodeConflict    = "conflict"
+	CodeRateLimited = "rate_limited"
+	CodeUnavailable = "unavailable"
+)
+
+// Error is a refusal with a client-facing code. Temporary errors
+// (unavailable) may succeed when retried; the others will not.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Temporary reports whether retrying the same request may succeed.
+func (e *Error) Temporary() bool { return e.Code == CodeUnavailable || e.Code == CodeRateLimited }
+
+func errorf(code, format string, a ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, a...)}
+}
+
+// AsError turns any error from the service into an *Error: store sentinels
+// map to not_found and conflict, anything unknown to unavailable (a database
+// outage), so that no caller leaks internals.
+func AsError(err error) *Error {
+	var e *Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &e):
+		return e
+	case errors.Is(err, store.ErrNotFound):
+		return errorf(CodeNotFound, "not found")
+	case errors.Is(err, store.ErrConflict):
+		return errorf(CodeConflict, "already exists")
+	default:
+		return errorf(CodeUnavailable, "storage unavailable, try again")
+	}
+}

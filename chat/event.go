@@ -1,0 +1,123 @@
+package chat
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/mqim/mqim/store"
+)
+
+// Topic names (DESIGN.md §3).
+const (
+	userTopicPrefix  = "im/u/"
+	groupTopicPrefix = "im/g/"
+)
+
+// UserTopic is a user's inbox.
+func UserTopic(uid string) string { return userTopicPrefix + uid }
+
+// GroupTopic is a group's topic.
+func GroupTopic(gid string) string { return groupTopicPrefix + gid }
+
+// ParseTopic splits an im/ topic into its kind ("u" or "g") and id. ok is
+// false for anything that is not exactly im/u/{id} or im/g/{id} with a valid
+// id (wildcards, extra levels, empty ids).
+func ParseTopic(topic string) (kind, id string, ok bool) {
+	rest, found := strings.CutPrefix(topic, "im/")
+	if !found || len(rest) < 3 || rest[1] != '/' {
+		return "", "", false
+	}
+	kind, id = rest[:1], rest[2:]
+	if (kind != "u" && kind != "g") || !validID(id) {
+		return "", "", false
+	}
+	return kind, id, true
+}
+
+// DirectConv is the id of the 1:1 conversation of a and b.
+func DirectConv(a, b string) string {
+	if b < a {
+		a, b = b, a
+	}
+	return "d:" + a + ":" + b
+}
+
+// GroupConv is the id of a group's conversation.
+func GroupConv(gid string) string { return "g:" + gid }
+
+// MsgEvent is the canonical msg event (DESIGN.md §5).
+type MsgEvent struct {
+	Kind     string          `json:"kind"`
+	ID       string          `json:"id"`
+	Conv     string          `json:"conv"`
+	Seq      int64           `json:"seq"`
+	From     string          `json:"from"`
+	To       string          `json:"to"`
+	Type     string          `json:"type"`
+	Body     json.RawMessage `json:"body"`
+	CID      string          `json:"cid,omitempty"`
+	TS       int64           `json:"ts"`
+	ReplyTo  *string         `json:"reply_to"`
+	Mentions []string        `json:"mentions"`
+	Ext      json.RawMessage `json:"ext"`
+	EditedAt int64           `json:"edited_at,omitempty"`
+	Recalled bool            `json:"recalled,omitempty"`
+}
+
+// NewMsgEvent renders a stored message as the event clients receive.
+func NewMsgEvent(m *store.Message) MsgEvent {
+	e := MsgEvent{Kind: KindMsg, ID: m.ID, Conv: m.Conv, Seq: m.Seq, From: m.From, To: m.To, Type: m.Type,
+		Body: json.RawMessage(m.Body), CID: m.CID, TS: m.TS, Mentions: m.Mentions, Ext: json.RawMessage(m.Ext), EditedAt: m.EditedAt, Recalled: m.Recalled}
+	if m.ReplyTo != "" {
+		r := m.ReplyTo
+		e.ReplyTo = &r
+	}
+	if e.Mentions == nil {
+		e.Mentions = []string{}
+	}
+	if len(e.Ext) == 0 {
+		e.Ext = nil
+	}
+	return e
+}
+
+// ReadEvent tells that a user read a conversation up to seq.
+type ReadEvent struct {
+	Kind string `json:"kind"`
+	Conv string `json:"conv"`
+	User string `json:"user"`
+	Seq  int64  `json:"seq"`
+}
+
+// TypingEvent is relayed at QoS 0 and never stored.
+type TypingEvent struct {
+	Kind string `json:"kind"`
+	Conv string `json:"conv"`
+	User string `json:"user"`
+}
+
+// GroupEvent tells about a group change.
+type GroupEvent struct {
+	Kind  string `json:"kind"`
+	Group string `json:"group"`
+	Event string `json:"event"`
+	User  string `json:"user,omitempty"`
+	By    string `json:"by,omitempty"`
+	Data  any    `json:"data,omitempty"`
+}
+
+// ErrorEvent tells the sender's devices that a publish was refused.
+type ErrorEvent struct {
+	Kind    string `json:"kind"`
+	CID     string `json:"cid,omitempty"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only our own event types are marshalled
+	}
+	return b
+}

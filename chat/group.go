@@ -1,0 +1,310 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/mqim/mqim/store"
+)
+
+// Actor is who asks: a user, or the product backend (service key).
+type Actor struct {
+	UserID  string
+	Service bool
+}
+
+// Join policies.
+const (
+	JoinOpen     = "open"
+	JoinApproval = "approval"
+	JoinInvite   = "invite"
+)
+
+// NewGroup describes a group to create.
+type NewGroup struct {
+	ID         string
+	Name       string
+	Avatar     string
+	Owner      string
+	Members    []string
+	JoinPolicy string
+	Ext        json.RawMessage
+}
+
+// systemBody is the body of a stored system message.
+type systemBody struct {
+	Event string   `json:"event"`
+	By    string   `json:"by,omitempty"`
+	Users []string `json:"users,omitempty"`
+	Data  any      `json:"data,omitempty"`
+}
+
+// CreateGroup creates a group with its owner and first members, stored with
+// the "created" system message in one commit, so the members start with
+// read_seq at that message (no unread). Live sessions of the members are
+// subscribed before the event is delivered.
+func (s *Service) CreateGroup(ctx context.Context, a Actor, ng NewGroup) (*store.Group, []store.Member, error) {
+	if ng.Owner == "" {
+		ng.Owner = a.UserID
+	}
+	if !a.Service && ng.Owner != a.UserID {
+		return nil, nil, errorf(CodeForbidden, "only the service key may create a group for someone else")
+	}
+	ng.ID = idOrNew(ng.ID)
+	switch {
+	case !validID(ng.ID):
+		return nil, nil, errorf(CodeInvalid, "invalid group id")
+	case !validID(ng.Owner):
+		return nil, nil, errorf(CodeInvalid, "owner is required and must be a user id")
+	case len([]rune(ng.Name)) > 100:
+		return nil, nil, errorf(CodeInvalid, "name longer than 100 characters")
+	case len(ng.Ext) > s.cfg.MaxExt:
+		return nil, nil, errorf(CodeTooLarge, "ext larger than %d bytes", s.cfg.MaxExt)
+	case len(ng.Ext) > 0 && !json.Valid(ng.Ext):
+		return nil, nil, errorf(CodeInvalid, "ext is not JSON")
+	}
+	if ng.JoinPolicy == "" {
+		ng.JoinPolicy = JoinInvite
+	}
+	if ng.JoinPolicy != JoinOpen && ng.JoinPolicy != JoinApproval && ng.JoinPolicy != JoinInvite {
+		return nil, nil, errorf(CodeInvalid, "join_policy must be open, approval or invite")
+	}
+	uids := dedupe(append([]string{ng.Owner}, ng.Members...))
+	if len(uids) > s.cfg.MaxGroupMember {
+		return nil, nil, errorf(CodeInvalid, "at most %d members", s.cfg.MaxGroupMember)
+	}
+	if err := s.usersExist(ctx, uids); err != nil {
+		return nil, nil, err
+	}
+	if _, err := s.st.Group(ctx, ng.ID); err == nil {
+		return nil, nil, errorf(CodeConflict, "group %s exists", ng.ID)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, nil, AsError(err)
+	}
+	now := time.Now().UnixMilli()
+	g := &store.Group{ID: ng.ID, Name: ng.Name, Avatar: ng.Avatar, Owner: ng.Owner, JoinPolicy: ng.JoinPolicy,
+		Ext: store.JSON(ng.Ext), CreatedAt: now, UpdatedAt: now}
+	members := make([]store.Member, len(uids))
+	for i, uid := range uids {
+		role := store.RoleMember
+		if uid == ng.Owner {
+			role = store.RoleOwner
+		}
+		members[i] = store.Member{GroupID: g.ID, UserID: uid, Role: role}
+	}
+	w := s.systemWrite(g.ID, a, systemBody{Event: "created", By: actorName(a), Users: uids})
+	w.NewGroup, w.AddMembers = g, members
+	p, err := s.submitPending(ctx, &pending{w: w,
+		after: func() { s.subscribe(g.ID, uids, nil) },
+		info:  &CommitInfo{Group: g, Members: uids},
+		events: []outEvent{{GroupTopic(g.ID), mustJSON(GroupEvent{Kind: "group", Group: g.ID, Event: "created", By: actorName(a),
+			Data: map[string]any{"name": g.Name, "owner": g.Owner, "members": uids}})}},
+	})
+	if err != nil {
+		if e := AsError(err); e.Code == CodeConflict {
+			return nil, nil, errorf(CodeConflict, "group %s exists", ng.ID)
+		}
+		return nil, nil, err
+	}
+	for i := range members {
+		members[i].JoinSeq, members[i].JoinedAt = p.w.Msg.Seq, p.w.Msg.TS
+	}
+	return g, members, nil
+}
+
+// AddMembers adds users to a group. Owners and admins may always add; other
+// members may invite unless the group's policy is "approval". Users already
+// in the group are skipped. It returns the users actually added.
+func (s *Service) AddMembers(ctx context.Context, a Actor, gid string, uids []string) ([]string, error) {
+	g, err := s.groupFor(ctx, a, gid)
+	if err != nil {
+		return nil, err
+	}
+	if !a.Service {
+		me := g.members[a.UserID]
+		if !isAdmin(me.Role) && g.group.JoinPolicy == JoinApproval {
+			return nil, errorf(CodeForbidden, "only the owner and admins add members to %s", gid)
+		}
+	}
+	if len(uids) == 0 {
+		return nil, errorf(CodeInvalid, "user_ids is required")
+	}
+	var add []string
+	for _, uid := range dedupe(uids) {
+		if !validID(uid) {
+			return nil, errorf(CodeInvalid, "invalid user id %q", uid)
+		}
+		if _, ok := g.members[uid]; !ok {
+			add = append(add, uid)
+		}
+	}
+	if len(g.members)+len(add) > s.cfg.MaxGroupMember {
+		return nil, errorf(CodeInvalid, "at most %d members", s.cfg.MaxGroupMember)
+	}
+	if err := s.usersExist(ctx, add); err != nil {
+		return nil, err
+	}
+	if len(add) == 0 {
+		return []string{}, nil
+	}
+	members := make([]store.Member, len(add))
+	for i, uid := range add {
+		members[i] = store.Member{GroupID: gid, UserID: uid, Role: store.RoleMember}
+	}
+	w := s.systemWrite(gid, a, systemBody{Event: "joined", By: actorName(a), Users: add})
+	w.AddMembers = members
+	_, err = s.submitPending(ctx, &pending{w: w,
+		after: func() { s.subscribe(gid, add, nil) },
+		info:  &CommitInfo{Group: &g.group},
+		events: eventsForEach(add, func(uid string) outEvent {
+			return outEvent{GroupTopic(gid), mustJSON(GroupEvent{Kind: "group", Group: gid, Event: "joined", User: uid, By: actorName(a)})}
+		}),
+	})
+	if err != nil {
+		if AsError(err).Code == CodeConflict {
+			s.groups.forget(gid) // someone else added them meanwhile
+		}
+		return nil, err
+	}
+	return add, nil
+}
+
+// RemoveMember kicks uid out of gid, or lets a member leave when uid is the
+// actor. The owner cannot leave (transfer first) and cannot be kicked;
+// admins cannot kick admins.
+func (s *Service) RemoveMember(ctx context.Context, a Actor, gid, uid string) error {
+	if !validID(uid) {
+		return errorf(CodeInvalid, "invalid user id")
+	}
+	g, err := s.groupFor(ctx, a, gid)
+	if err != nil {
+		return err
+	}
+	target, ok := g.members[uid]
+	if !ok {
+		return errorf(CodeNotFound, "%s is not a member of %s", uid, gid)
+	}
+	event := "kicked"
+	if !a.Service && a.UserID == uid {
+		event = "left"
+	}
+	if target.Role == store.RoleOwner {
+		return errorf(CodeForbidden, "the owner cannot leave or be removed; transfer the group first")
+	}
+	if event == "kicked" && !a.Service {
+		me := g.members[a.UserID]
+		if !isAdmin(me.Role) || (me.Role == store.RoleAdmin && target.Role == store.RoleAdmin) {
+			return errorf(CodeForbidden, "not allowed to remove %s", uid)
+		}
+	}
+	w := s.systemWrite(gid, a, systemBody{Event: event, By: actorName(a), Users: []string{uid}})
+	w.RemoveMembers = []string{uid}
+	ev := mustJSON(GroupEvent{Kind: "group", Group: gid, Event: event, User: uid, By: actorName(a)})
+	_, err = s.submitPending(ctx, &pending{w: w,
+		after: func() { s.subscribe(gid, nil, []string{uid}) },
+		info:  &CommitInfo{Group: &g.group},
+		// The one who left is no longer on the group topic: tell them too.
+		events: []outEvent{{GroupTopic(gid), ev}, {UserTopic(uid), ev}},
+	})
+	return err
+}
+
+// Group returns a group and its members to a member, the service, or anyone
+// when the group is open.
+func (s *Service) Group(ctx context.Context, a Actor, gid string) (*store.Group, []store.Member, error) {
+	if !validID(gid) {
+		return nil, nil, errorf(CodeInvalid, "invalid group id")
+	}
+	e, err := s.groups.get(ctx, gid)
+	if err != nil {
+		return nil, nil, AsError(err)
+	}
+	if e.group.Dissolved {
+		return nil, nil, errorf(CodeNotFound, "group %s was dissolved", gid)
+	}
+	if _, ok := e.members[a.UserID]; !ok && !a.Service && e.group.JoinPolicy != JoinOpen {
+		return nil, nil, errorf(CodeForbidden, "not a member of %s", gid)
+	}
+	ms, err := s.st.Members(ctx, gid)
+	if err != nil {
+		return nil, nil, AsError(err)
+	}
+	g := e.group
+	return &g, ms, nil
+}
+
+// groupFor loads a live group and checks that the actor is a member (or the
+// service).
+func (s *Service) groupFor(ctx context.Context, a Actor, gid string) (*groupEntry, error) {
+	if !validID(gid) {
+		return nil, errorf(CodeInvalid, "invalid group id")
+	}
+	g, err := s.groups.get(ctx, gid)
+	if err != nil {
+		return nil, AsError(err)
+	}
+	if g.group.Dissolved {
+		return nil, errorf(CodeNotFound, "group %s was dissolved", gid)
+	}
+	if _, ok := g.members[a.UserID]; !ok && !a.Service {
+		return nil, errorf(CodeNotMember, "not a member of %s", gid)
+	}
+	return g, nil
+}
+
+// systemWrite builds a system message in a group's conversation.
+func (s *Service) systemWrite(gid string, a Actor, body systemBody) *store.Write {
+	return &store.Write{Kind: store.KindGroup, Msg: &store.Message{
+		Conv: GroupConv(gid), To: gid, From: actorName(a), Type: "system", Body: mustJSON(body)}}
+}
+
+func (s *Service) usersExist(ctx context.Context, uids []string) error {
+	for _, uid := range uids {
+		if !validID(uid) {
+			return errorf(CodeInvalid, "invalid user id %q", uid)
+		}
+	}
+	found, err := s.st.UsersByID(ctx, uids)
+	if err != nil {
+		return AsError(err)
+	}
+	for _, uid := range uids {
+		if found[uid] == nil {
+			return errorf(CodeNotFound, "no user %s", uid)
+		}
+	}
+	return nil
+}
+
+func (s *Service) subscribe(gid string, joined, left []string) {
+	if s.subs == nil {
+		return
+	}
+	if len(joined) > 0 {
+		s.subs.Joined(gid, joined)
+	}
+	if len(left) > 0 {
+		s.subs.Left(gid, left)
+	}
+}
+
+func eventsForEach(uids []string, f func(string) outEvent) []outEvent {
+	out := make([]outEvent, len(uids))
+	for i, uid := range uids {
+		out[i] = f(uid)
+	}
+	return out
+}
+
+// actorName is who a system message is from: the acting user, or "" for the
+// service.
+func actorName(a Actor) string {
+	if a.Service && a.UserID == "" {
+		return ""
+	}
+	return a.UserID
+}
+
+func isAdmin(role string) bool { return role == store.RoleOwner || role == store.RoleAdmin }

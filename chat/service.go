@@ -1,0 +1,598 @@
+// Package chat is mqim's chat service: the single send pipeline (validate →
+// persist in group commits → deliver over MQTT → hand off to push and
+// webhooks) and group membership. The MQTT hook and the HTTP API are two thin
+// doors into it; every rule lives here.
+package chat
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/mqim/mqim/configs"
+	"github.com/mqim/mqim/internal/token"
+	"github.com/mqim/mqim/store"
+)
+
+var validID = token.ValidID
+
+// Deliverer publishes server events to MQTT topics. broker.Broker
+// implements it. Deliver must not block on slow subscribers.
+type Deliverer interface {
+	Deliver(topic string, payload []byte, qos byte) error
+}
+
+// Subscriber keeps live MQTT sessions' group subscriptions in step with
+// membership. It is called from the service's delivery goroutine, in commit
+// order, before the events of the change are delivered.
+type Subscriber interface {
+	Joined(gid string, uids []string)
+	Left(gid string, uids []string)
+}
+
+// Committed is told about every stored message after its commit, in seq
+// order per conversation, from the delivery goroutine. It must not block
+// (push and webhooks queue their work).
+type Committed interface {
+	Committed(m *store.Message, c *CommitInfo)
+}
+
+// CommitInfo carries what listeners of Committed may need besides the
+// message: for groups, the members after the change.
+type CommitInfo struct {
+	Group   *store.Group
+	Members []string
+}
+
+// Service is the chat service. Create it with New, start it with Start, and
+// stop it with Close. All methods are safe for concurrent use.
+type Service struct {
+	st   store.Store
+	log  *slog.Logger
+	cfg  configs.Chat
+	out  Deliverer
+	subs Subscriber
+	post []Committed
+
+	groups *groupCache
+	users  *userCache
+
+	queue   chan *pending
+	deliver chan []*pending
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
+
+	// Owned by the committer goroutine.
+	seqs    map[string]int64
+	entropy *ulid.MonotonicEntropy
+}
+
+// Options are the service's collaborators. Out and Subscriber may be set
+// later with SetBroker (the broker needs hooks that need the service).
+type Options struct {
+	Store     store.Store
+	Log       *slog.Logger
+	Config    configs.Chat
+	CacheTTL  time.Duration
+	Committed []Committed
+}
+
+// New returns a service; call Start before sending.
+func New(o Options) *Service {
+	if o.CacheTTL <= 0 {
+		o.CacheTTL = 5 * time.Minute
+	}
+	return &Service{
+		st:      o.Store,
+		log:     o.Log,
+		cfg:     o.Config,
+		post:    o.Committed,
+		groups:  newGroupCache(o.Store, o.CacheTTL),
+		users:   newUserCache(o.Store, o.CacheTTL),
+		queue:   make(chan *pending, 4*o.Config.BatchMax),
+		deliver: make(chan []*pending, 1024),
+		stop:    make(chan struct{}),
+		seqs:    map[string]int64{},
+		entropy: ulid.Monotonic(rand.Reader, 0),
+	}
+}
+
+// SetBroker wires the MQTT side; call before Start.
+func (s *Service) SetBroker(out Deliverer, subs Subscriber) {
+	s.out, s.subs = out, subs
+}
+
+// Start runs the committer and delivery goroutines.
+func (s *Service) Start() {
+	s.wg.Add(2)
+	go s.commitLoop()
+	go s.deliverLoop()
+}
+
+// Close stops accepting sends, finishes the commits and deliveries under
+// way, and returns when both goroutines have ended.
+func (s *Service) Close() {
+	s.once.Do(func() { close(s.stop) })
+	s.wg.Wait()
+}
+
+// Draft is a message to send, as it comes from either door.
+type Draft struct {
+	From     string
+	To       string // a user id (1:1); empty for a group
+	Group    string // a group id; empty for 1:1
+	CID      string
+	Type     string
+	Body     json.RawMessage
+	ReplyTo  string
+	Mentions []string
+	Ext      json.RawMessage
+	// System marks a server-authored message (service key); only then may
+	// Type be "system".
+	System bool
+}
+
+// SendResult is a stored message and whether it was stored earlier (a
+// resend of the same cid).
+type SendResult struct {
+	Msg       *store.Message
+	Duplicate bool
+}
+
+// Send validates d, stores it, and returns once it is durably committed.
+// Delivery over MQTT follows asynchronously, in seq order. Errors are
+// *Error values.
+func (s *Service) Send(ctx context.Context, d *Draft) (*SendResult, error) {
+	if err := validateMessage(d, s.cfg, d.System); err != nil {
+		return nil, err
+	}
+	w, err := s.authorize(ctx, d)
+	if err != nil {
+		return nil, AsError(err)
+	}
+	p, err := s.submit(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	return &SendResult{Msg: p.w.Msg, Duplicate: p.dup}, nil
+}
+
+// authorize checks that d.From may send to its destination and builds the
+// write.
+func (s *Service) authorize(ctx context.Context, d *Draft) (*store.Write, error) {
+	m := &store.Message{From: d.From, CID: d.CID, Type: d.Type, Body: store.JSON(d.Body), ReplyTo: d.ReplyTo,
+		Mentions: dedupe(d.Mentions), Ext: store.JSON(d.Ext)}
+	if len(m.Ext) == 0 || string(m.Ext) == "null" {
+		m.Ext = nil
+	}
+	switch {
+	case d.Group != "" && d.To != "":
+		return nil, errorf(CodeInvalid, "give either a user or a group, not both")
+	case d.Group != "":
+		if !validID(d.Group) {
+			return nil, errorf(CodeInvalid, "invalid group id")
+		}
+		g, err := s.groups.get(ctx, d.Group)
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return nil, errorf(CodeNotFound, "no group %s", d.Group)
+			}
+			return nil, err
+		}
+		if g.group.Dissolved {
+			return nil, errorf(CodeNotFound, "group %s was dissolved", d.Group)
+		}
+		if !d.System {
+			mem, ok := g.members[d.From]
+			if !ok {
+				return nil, errorf(CodeNotMember, "not a member of %s", d.Group)
+			}
+			admin := mem.Role == store.RoleOwner || mem.Role == store.RoleAdmin
+			if mem.MutedUntil > time.Now().UnixMilli() || (g.group.MuteAll && !admin) {
+				return nil, errorf(CodeMuted, "muted in %s", d.Group)
+			}
+		}
+		m.Conv, m.To = GroupConv(d.Group), d.Group
+		return &store.Write{Msg: m, Kind: store.KindGroup}, nil
+	case d.To != "":
+		if !validID(d.To) {
+			return nil, errorf(CodeInvalid, "invalid user id")
+		}
+		if d.System {
+			return nil, errorf(CodeInvalid, "system messages go to groups")
+		}
+		if err := s.users.exists(ctx, d.To); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return nil, errorf(CodeNotFound, "no user %s", d.To)
+			}
+			return nil, err
+		}
+		m.Conv, m.To = DirectConv(d.From, d.To), d.To
+		parts := []string{d.From}
+		if d.To != d.From {
+			parts = append(parts, d.To)
+		}
+		return &store.Write{Msg: m, Kind: store.KindDirect, Participants: parts}, nil
+	default:
+		return nil, errorf(CodeInvalid, "a destination (user or group) is required")
+	}
+}
+
+func dedupe(xs []string) []string {
+	if len(xs) == 0 {
+		return nil
+	}
+	seen := make(map[string]bool, len(xs))
+	out := xs[:0:0]
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// pending is one write waiting for the committer.
+type pending struct {
+	w    *store.Write
+	done chan error
+	dup  bool
+	// after runs on the delivery goroutine, before the message is
+	// delivered (membership changes update subscriptions there).
+	after func()
+	info  *CommitInfo
+	// extra events to deliver after the message event.
+	events []outEvent
+}
+
+type outEvent struct {
+	topic   string
+	payload []byte
+}
+
+// submit queues a write and waits for its commit.
+func (s *Service) submit(ctx context.Context, w *store.Write) (*pending, error) {
+	return s.submitPending(ctx, &pending{w: w})
+}
+
+func (s *Service) submitPending(ctx context.Context, p *pending) (*pending, error) {
+	p.done = make(chan error, 1)
+	timeout := time.NewTimer(s.cfg.CommitTimeout)
+	defer timeout.Stop()
+	select {
+	case s.queue <- p:
+	case <-ctx.Done():
+		return nil, errorf(CodeUnavailable, "cancelled")
+	case <-timeout.C:
+		return nil, errorf(CodeUnavailable, "the server is busy, try again")
+	case <-s.stop:
+		return nil, errorf(CodeUnavailable, "the server is shutting down")
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			return nil, AsError(err)
+		}
+		return p, nil
+	case <-ctx.Done():
+		return nil, errorf(CodeUnavailable, "cancelled")
+	case <-timeout.C:
+		// The commit may still land; a resend with the same cid finds it.
+		return nil, errorf(CodeUnavailable, "storage is slow, try again")
+	}
+}
+
+// commitLoop is the group commit: it takes what has queued up while the
+// previous commit ran (up to BatchMax), assigns seqs from memory, writes
+// the batch in one transaction, and wakes every waiter.
+func (s *Service) commitLoop() {
+	defer s.wg.Done()
+	defer close(s.deliver)
+	for {
+		var first *pending
+		select {
+		case first = <-s.queue:
+		case <-s.stop:
+			// Drain what was accepted before the stop.
+			for {
+				select {
+				case p := <-s.queue:
+					s.commitBatch([]*pending{p})
+				default:
+					return
+				}
+			}
+		}
+		batch := []*pending{first}
+	fill:
+		for len(batch) < s.cfg.BatchMax {
+			select {
+			case p := <-s.queue:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		s.commitBatch(batch)
+	}
+}
+
+func (s *Service) commitBatch(batch []*pending) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CommitTimeout)
+	defer cancel()
+	var err error
+	var fresh []*pending
+	for attempt := 0; attempt < 3; attempt++ {
+		fresh, err = s.prepare(ctx, batch)
+		if err != nil {
+			break
+		}
+		writes := make([]store.Write, len(fresh))
+		for i, p := range fresh {
+			writes[i] = *p.w
+		}
+		err = s.st.Commit(ctx, writes)
+		if err == nil {
+			break
+		}
+		// The seqs we handed out are not taken: forget them, reload, retry
+		// on a conflict (another node wrote), give up otherwise.
+		for _, p := range fresh {
+			delete(s.seqs, p.w.Msg.Conv)
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			break
+		}
+	}
+	if err != nil {
+		s.log.Error("commit failed", "messages", len(batch), "error", err)
+		for _, p := range batch {
+			p.done <- err
+		}
+		return
+	}
+	for _, p := range fresh {
+		s.afterCommit(p)
+	}
+	for _, p := range batch {
+		p.done <- nil
+	}
+	if len(fresh) > 0 {
+		s.deliver <- fresh
+	}
+}
+
+// prepare resolves duplicates (by sender and cid, in the store and within
+// the batch), loads the seqs of conversations not yet known in one query,
+// and assigns seq, id and ts to the rest, in queue order.
+func (s *Service) prepare(ctx context.Context, batch []*pending) ([]*pending, error) {
+	var keys [][2]string
+	var unknown []string
+	for _, p := range batch {
+		p.dup = false
+		m := p.w.Msg
+		if m.CID != "" {
+			keys = append(keys, [2]string{m.From, m.CID})
+		}
+		if _, ok := s.seqs[m.Conv]; !ok {
+			unknown = append(unknown, m.Conv)
+		}
+	}
+	var stored map[string]*store.Message
+	if len(keys) > 0 {
+		var err error
+		if stored, err = s.st.MessagesByCID(ctx, keys); err != nil {
+			return nil, err
+		}
+	}
+	if len(unknown) > 0 {
+		last, err := s.st.LastSeqs(ctx, unknown)
+		if err != nil {
+			return nil, err
+		}
+		if len(s.seqs) > 100_000 {
+			s.seqs = map[string]int64{} // bounded memory; reloads are one query per batch
+		}
+		for _, c := range unknown {
+			s.seqs[c] = last[c] // 0 for a new conversation
+		}
+	}
+	fresh := batch[:0:0]
+	inBatch := map[string]*pending{}
+	now := time.Now()
+	for _, p := range batch {
+		m := p.w.Msg
+		if m.CID != "" {
+			key := m.From + "\x00" + m.CID
+			if old, ok := stored[key]; ok {
+				*m = *old
+				p.dup = true
+				continue
+			}
+			if first, ok := inBatch[key]; ok {
+				p.w.Msg = first.w.Msg
+				p.dup = true
+				continue
+			}
+			inBatch[key] = p
+		}
+		if p.w.Kind == store.KindDirect && s.seqs[m.Conv] > 0 {
+			p.w.Participants = nil // the conversation and its members exist
+		}
+		s.seqs[m.Conv]++
+		m.Seq = s.seqs[m.Conv]
+		m.TS = now.UnixMilli()
+		m.ID = ulid.MustNew(ulid.Timestamp(now), s.entropy).String()
+		fresh = append(fresh, p)
+	}
+	return fresh, nil
+}
+
+// afterCommit updates caches that later sends rely on; it runs on the
+// committer goroutine so that the next batch sees the change.
+func (s *Service) afterCommit(p *pending) {
+	w := p.w
+	gid, isGroup := strings.CutPrefix(w.Msg.Conv, "g:")
+	if !isGroup {
+		return
+	}
+	if w.NewGroup != nil || len(w.AddMembers) > 0 || len(w.RemoveMembers) > 0 {
+		s.groups.apply(gid, w)
+	}
+}
+
+// deliverLoop publishes committed messages in commit order.
+func (s *Service) deliverLoop() {
+	defer s.wg.Done()
+	for batch := range s.deliver {
+		for _, p := range batch {
+			if p.after != nil {
+				p.after()
+			}
+			s.publish(p)
+			for _, l := range s.post {
+				l.Committed(p.w.Msg, p.info)
+			}
+		}
+	}
+}
+
+// publish sends the msg event to the destination and echoes it to the
+// sender's inbox (for groups the sender's devices are on the group topic).
+func (s *Service) publish(p *pending) {
+	if s.out == nil {
+		return
+	}
+	m := p.w.Msg
+	payload := mustJSON(NewMsgEvent(m))
+	if gid, ok := strings.CutPrefix(m.Conv, "g:"); ok {
+		s.send(GroupTopic(gid), payload, 1)
+	} else {
+		s.send(UserTopic(m.To), payload, 1)
+		if m.From != m.To {
+			s.send(UserTopic(m.From), payload, 1)
+		}
+	}
+	for _, e := range p.events {
+		s.send(e.topic, e.payload, 1)
+	}
+}
+
+func (s *Service) send(topic string, payload []byte, qos byte) {
+	if err := s.out.Deliver(topic, payload, qos); err != nil {
+		s.log.Warn("deliver failed", "topic", topic, "error", err)
+	}
+}
+
+// SendError tells the sender's devices that a publish was refused.
+func (s *Service) SendError(uid, cid string, e *Error) {
+	if s.out == nil {
+		return
+	}
+	s.send(UserTopic(uid), mustJSON(ErrorEvent{Kind: "error", CID: cid, Code: e.Code, Message: e.Message}), 1)
+}
+
+// Typing relays a typing notice at QoS 0; nothing is stored.
+func (s *Service) Typing(ctx context.Context, from, kind, id string) error {
+	var conv, topic string
+	if kind == "g" {
+		g, err := s.groups.get(ctx, id)
+		if err != nil {
+			return AsError(err)
+		}
+		if _, ok := g.members[from]; !ok {
+			return errorf(CodeNotMember, "not a member of %s", id)
+		}
+		conv, topic = GroupConv(id), GroupTopic(id)
+	} else {
+		conv, topic = DirectConv(from, id), UserTopic(id)
+	}
+	if s.out != nil {
+		s.send(topic, mustJSON(TypingEvent{Kind: KindTyping, Conv: conv, User: from}), 0)
+	}
+	return nil
+}
+
+// MarkRead moves uid's read position in conv to seq and tells the user's
+// other devices and, in a 1:1 conversation, the peer.
+func (s *Service) MarkRead(ctx context.Context, uid, conv string, seq int64) (int64, error) {
+	if seq < 0 {
+		return 0, errorf(CodeInvalid, "seq must not be negative")
+	}
+	read, err := s.st.MarkRead(ctx, uid, conv, seq)
+	if err != nil {
+		return 0, AsError(err)
+	}
+	if s.out != nil {
+		ev := mustJSON(ReadEvent{Kind: KindRead, Conv: conv, User: uid, Seq: read})
+		s.send(UserTopic(uid), ev, 1)
+		if peer := directPeer(conv, uid); peer != "" && peer != uid {
+			s.send(UserTopic(peer), ev, 1)
+		}
+	}
+	return read, nil
+}
+
+// directPeer returns the other user of a 1:1 conversation id, or "".
+func directPeer(conv, uid string) string {
+	rest, ok := strings.CutPrefix(conv, "d:")
+	if !ok {
+		return ""
+	}
+	a, b, ok := strings.Cut(rest, ":")
+	if !ok {
+		return ""
+	}
+	switch uid {
+	case a:
+		return b
+	case b:
+		return a
+	}
+	return ""
+}
+
+// ConvTarget resolves a conversation id seen by uid into its topic kind and
+// id (u/peer or g/gid), checking that uid belongs to it.
+func ConvTarget(conv, uid string) (kind, id string, err error) {
+	if gid, ok := strings.CutPrefix(conv, "g:"); ok && validID(gid) {
+		return "g", gid, nil
+	}
+	if peer := directPeer(conv, uid); peer != "" && validID(peer) {
+		return "u", peer, nil
+	}
+	return "", "", errorf(CodeNotFound, "no conversation %s", conv)
+}
+
+// IsMember tells whether uid belongs to gid, from the cache. Used by the
+// MQTT ACL on every delivery, so it is cheap after the first call.
+func (s *Service) IsMember(ctx context.Context, gid, uid string) (bool, error) {
+	g, err := s.groups.get(ctx, gid)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	_, ok := g.members[uid]
+	return ok && !g.group.Dissolved, nil
+}
+
+// ForgetUser drops the cached existence of a user (after a profile change).
+func (s *Service) ForgetUser(uid string) { s.users.forget(uid) }
+
+func idOrNew(id string) string {
+	if id != "" {
+		return id
+	}
+	return strings.ToLower(ulid.Make().String())
+}

@@ -1,0 +1,360 @@
+// Package configs holds mqim's configuration: one typed struct, its defaults,
+// loading from YAML and MQIM_<SECTION>_<KEY> environment variables, and
+// validation. mqim.yaml beside this file documents every key with its default.
+package configs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration. Zero values are never meaningful on their
+// own: Default fills every field, a file and the environment override it.
+type Config struct {
+	DataDir string    `yaml:"data_dir"`
+	Store   Store     `yaml:"store"`
+	MQTT    MQTT      `yaml:"mqtt"`
+	HTTP    HTTP      `yaml:"http"`
+	Auth    Auth      `yaml:"auth"`
+	Chat    Chat      `yaml:"chat"`
+	Push    Push      `yaml:"push"`
+	Log     Log       `yaml:"log"`
+	Webhook []Webhook `yaml:"webhooks"`
+}
+
+// Store selects the SQL database.
+type Store struct {
+	Driver       string `yaml:"driver"` // "sqlite" or "mysql"
+	DSN          string `yaml:"dsn"`    // empty with sqlite: <data_dir>/mqim.db
+	MaxOpenConns int    `yaml:"max_open_conns"`
+}
+
+// MQTT configures the embedded broker and its listeners.
+type MQTT struct {
+	Addr             string        `yaml:"addr"`    // MQTT over TCP; empty disables
+	WSAddr           string        `yaml:"ws_addr"` // MQTT over WebSocket; empty disables
+	TLSAddr          string        `yaml:"tls_addr"`
+	TLSCert          string        `yaml:"tls_cert"`
+	TLSKey           string        `yaml:"tls_key"`
+	ConnectTimeout   time.Duration `yaml:"connect_timeout"`    // close a connection with no CONNECT after this
+	MaxPacketSize    uint32        `yaml:"max_packet_size"`    // bytes
+	MaxWritesPending int           `yaml:"max_writes_pending"` // per client outbound queue
+	MaxInflight      uint16        `yaml:"max_inflight"`       // per client stored QoS>0 messages
+	ReceiveMaximum   uint16        `yaml:"receive_maximum"`    // per client inbound QoS>0 quota
+	MaxSessionExpiry time.Duration `yaml:"max_session_expiry"` // cap for persistent sessions
+	MaxMessageExpiry time.Duration `yaml:"max_message_expiry"` // cap for queued messages
+	MaxClients       int64         `yaml:"max_clients"`        // 0 = unlimited
+	OpenTopics       bool          `yaml:"open_topics"`        // allow users any topic outside im/
+	SysTopicInterval time.Duration `yaml:"sys_topic_interval"` // $SYS refresh
+	ACLCacheTTL      time.Duration `yaml:"acl_cache_ttl"`      // membership cache lifetime
+}
+
+// HTTP configures the API listener.
+type HTTP struct {
+	Addr         string        `yaml:"addr"`
+	MaxBodyBytes int64         `yaml:"max_body_bytes"`
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+}
+
+// Auth configures tokens and the service key.
+type Auth struct {
+	// JWTSecret signs access tokens (HS256). Empty: read from or generated into
+	// <data_dir>/jwt.secret.
+	JWTSecret string `yaml:"jwt_secret"`
+	// ServiceKey lets the product backend act on the API. Empty: a hash is read
+	// from <data_dir>/service.key.hash, or a key is generated and printed once.
+	ServiceKey string        `yaml:"service_key"`
+	TokenTTL   time.Duration `yaml:"token_ttl"`
+	MaxTTL     time.Duration `yaml:"max_token_ttl"`
+}
+
+// Chat configures the message pipeline.
+type Chat struct {
+	MaxTextChars   int           `yaml:"max_text_chars"`
+	MaxPayload     int           `yaml:"max_payload"`
+	MaxExt         int           `yaml:"max_ext"`
+	RecallWindow   time.Duration `yaml:"recall_window"`
+	DirectPolicy   string        `yaml:"direct_policy"` // anyone | friends | friends_or_shared_group
+	BatchMax       int           `yaml:"batch_max"`     // messages per group commit
+	CommitTimeout  time.Duration `yaml:"commit_timeout"`
+	MaxGroupMember int           `yaml:"max_group_members"`
+}
+
+// Push configures offline push through gorush.
+type Push struct {
+	GorushURL string        `yaml:"gorush_url"` // empty: push off
+	Timeout   time.Duration `yaml:"timeout"`
+	Queue     int           `yaml:"queue"`
+	Workers   int           `yaml:"workers"`
+	IOSTopic  string        `yaml:"ios_topic"`
+}
+
+// Webhook is one receiver of signed events.
+type Webhook struct {
+	URL    string `yaml:"url"`
+	Secret string `yaml:"secret"`
+}
+
+// Log configures the shared slog logger.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+}
+
+// Default returns the configuration used when nothing overrides it. It is
+// the single place where defaults live; mqim.yaml mirrors it (a test checks).
+func Default() Config {
+	return Config{
+		DataDir: "./data",
+		Store:   Store{Driver: "sqlite", MaxOpenConns: 16},
+		MQTT: MQTT{
+			Addr:             ":1883",
+			WSAddr:           ":8083",
+			ConnectTimeout:   10 * time.Second,
+			MaxPacketSize:    256 << 10,
+			MaxWritesPending: 1024,
+			MaxInflight:      8192,
+			ReceiveMaximum:   1024,
+			MaxSessionExpiry: 7 * 24 * time.Hour,
+			MaxMessageExpiry: 7 * 24 * time.Hour,
+			SysTopicInterval: 30 * time.Second,
+			ACLCacheTTL:      5 * time.Minute,
+		},
+		HTTP: HTTP{
+			Addr:         ":8080",
+			MaxBodyBytes: 1 << 20,
+			ReadTimeout:  30 * time.Second,
+			WriteTimeout: 30 * time.Second,
+		},
+		Auth: Auth{TokenTTL: 7 * 24 * time.Hour, MaxTTL: 90 * 24 * time.Hour},
+		Chat: Chat{
+			MaxTextChars:   5000,
+			MaxPayload:     64 << 10,
+			MaxExt:         4 << 10,
+			RecallWindow:   2 * time.Minute,
+			DirectPolicy:   "anyone",
+			BatchMax:       256,
+			CommitTimeout:  5 * time.Second,
+			MaxGroupMember: 2000,
+		},
+		Push:    Push{Timeout: 10 * time.Second, Queue: 10000, Workers: 4},
+		Log:     Log{Level: "info", Format: "text"},
+		Webhook: []Webhook{},
+	}
+}
+
+// Load returns Default overridden by the YAML file at path (if path is not
+// empty) and then by MQIM_<SECTION>_<KEY> variables from environ.
+func Load(path string, environ []string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("config: %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&cfg, environ); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// applyEnv walks the struct by yaml tags: MQIM_MQTT_ADDR sets MQTT.Addr,
+// MQIM_DATA_DIR sets DataDir.
+func applyEnv(cfg *Config, environ []string) error {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "MQIM_") {
+			env[k] = v
+		}
+	}
+	if len(env) == 0 {
+		return nil
+	}
+	return walk(reflect.ValueOf(cfg).Elem(), "MQIM", env)
+}
+
+func walk(v reflect.Value, prefix string, env map[string]string) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		name := prefix + "_" + strings.ToUpper(tag)
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Struct {
+			if err := walk(fv, name, env); err != nil {
+				return err
+			}
+			continue
+		}
+		s, ok := env[name]
+		if !ok {
+			continue
+		}
+		if err := setValue(fv, s); err != nil {
+			return fmt.Errorf("config: %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func setValue(fv reflect.Value, s string) error {
+	if fv.Type() == reflect.TypeOf(time.Duration(0)) {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		fv.SetInt(int64(d))
+		return nil
+	}
+	switch fv.Kind() {
+	case reflect.String:
+		fv.SetString(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		fv.SetBool(b)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		fv.SetInt(n)
+	case reflect.Uint16, reflect.Uint32:
+		n, err := strconv.ParseUint(s, 10, fv.Type().Bits())
+		if err != nil {
+			return err
+		}
+		fv.SetUint(n)
+	default:
+		return fmt.Errorf("cannot be set from the environment")
+	}
+	return nil
+}
+
+// Validate refuses settings the server cannot run with, naming the key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, a...)))
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	switch c.Store.Driver {
+	case "sqlite":
+	case "mysql":
+		if c.Store.DSN == "" {
+			bad("store.dsn", "is required with the mysql driver")
+		}
+	default:
+		bad("store.driver", "%q is not sqlite or mysql", c.Store.Driver)
+	}
+	if c.Store.MaxOpenConns < 1 {
+		bad("store.max_open_conns", "must be at least 1")
+	}
+	for key, addr := range map[string]string{"mqtt.addr": c.MQTT.Addr, "mqtt.ws_addr": c.MQTT.WSAddr, "mqtt.tls_addr": c.MQTT.TLSAddr, "http.addr": c.HTTP.Addr} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(key, "%q is not host:port", addr)
+		}
+	}
+	if c.HTTP.Addr == "" {
+		bad("http.addr", "must not be empty")
+	}
+	if c.MQTT.Addr == "" && c.MQTT.WSAddr == "" && c.MQTT.TLSAddr == "" {
+		bad("mqtt.addr", "at least one MQTT listener is required")
+	}
+	if c.MQTT.TLSAddr != "" && (c.MQTT.TLSCert == "" || c.MQTT.TLSKey == "") {
+		bad("mqtt.tls_addr", "needs mqtt.tls_cert and mqtt.tls_key")
+	}
+	if c.MQTT.ConnectTimeout <= 0 {
+		bad("mqtt.connect_timeout", "must be positive")
+	}
+	if c.MQTT.MaxPacketSize < 1024 {
+		bad("mqtt.max_packet_size", "must be at least 1024 bytes")
+	}
+	if c.MQTT.MaxWritesPending < 1 {
+		bad("mqtt.max_writes_pending", "must be at least 1")
+	}
+	if c.MQTT.MaxInflight < 1 || c.MQTT.ReceiveMaximum < 1 {
+		bad("mqtt.max_inflight", "max_inflight and receive_maximum must be at least 1")
+	}
+	if c.MQTT.MaxSessionExpiry <= 0 || c.MQTT.MaxMessageExpiry <= 0 {
+		bad("mqtt.max_session_expiry", "session and message expiry caps must be positive")
+	}
+	if c.MQTT.SysTopicInterval < time.Second {
+		bad("mqtt.sys_topic_interval", "must be at least 1s")
+	}
+	if c.HTTP.MaxBodyBytes < 1024 {
+		bad("http.max_body_bytes", "must be at least 1024")
+	}
+	if c.Auth.TokenTTL <= 0 || c.Auth.MaxTTL < c.Auth.TokenTTL {
+		bad("auth.token_ttl", "must be positive and not above auth.max_token_ttl")
+	}
+	if c.Auth.JWTSecret != "" && len(c.Auth.JWTSecret) < 32 {
+		bad("auth.jwt_secret", "must be at least 32 characters")
+	}
+	if c.Auth.ServiceKey != "" && len(c.Auth.ServiceKey) < 16 {
+		bad("auth.service_key", "must be at least 16 characters")
+	}
+	if c.Chat.MaxTextChars < 1 || c.Chat.MaxPayload < 256 || c.Chat.MaxExt < 0 {
+		bad("chat.max_text_chars", "text, payload and ext limits must be positive")
+	}
+	if uint32(c.Chat.MaxPayload) > c.MQTT.MaxPacketSize {
+		bad("chat.max_payload", "must not exceed mqtt.max_packet_size")
+	}
+	switch c.Chat.DirectPolicy {
+	case "anyone", "friends", "friends_or_shared_group":
+	default:
+		bad("chat.direct_policy", "%q is not anyone, friends or friends_or_shared_group", c.Chat.DirectPolicy)
+	}
+	if c.Chat.BatchMax < 1 || c.Chat.CommitTimeout <= 0 || c.Chat.MaxGroupMember < 2 {
+		bad("chat.batch_max", "batch_max, commit_timeout and max_group_members must be positive")
+	}
+	if c.Push.Queue < 1 || c.Push.Workers < 1 || c.Push.Timeout <= 0 {
+		bad("push.queue", "queue, workers and timeout must be positive")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q is not text or json", c.Log.Format)
+	}
+	for i, w := range c.Webhook {
+		if !strings.HasPrefix(w.URL, "http://") && !strings.HasPrefix(w.URL, "https://") {
+			bad(fmt.Sprintf("webhooks[%d].url", i), "must be an http(s) URL")
+		}
+		if len(w.Secret) < 16 {
+			bad(fmt.Sprintf("webhooks[%d].secret", i), "must be at least 16 characters")
+		}
+	}
+	return errors.Join(errs...)
+}

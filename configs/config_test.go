@@ -1,0 +1,85 @@
+package configs
+
+import (
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The documented file must say exactly what Default says, so the docs never drift.
+func TestDocumentedFileMatchesDefault(t *testing.T) {
+	got, err := Load("mqim.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := Default(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("mqim.yaml differs from Default():\n got %+v\nwant %+v", got, want)
+	}
+	if err := got.Validate(); err != nil {
+		t.Fatalf("default config invalid: %v", err)
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	cfg, err := Load("", []string{
+		"MQIM_MQTT_ADDR=127.0.0.1:1999",
+		"MQIM_DATA_DIR=/tmp/x",
+		"MQIM_MQTT_CONNECT_TIMEOUT=3s",
+		"MQIM_MQTT_MAX_PACKET_SIZE=2048",
+		"MQIM_MQTT_OPEN_TOPICS=true",
+		"MQIM_STORE_MAX_OPEN_CONNS=3",
+		"PATH=/bin",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MQTT.Addr != "127.0.0.1:1999" || cfg.DataDir != "/tmp/x" || cfg.MQTT.ConnectTimeout != 3*time.Second ||
+		cfg.MQTT.MaxPacketSize != 2048 || !cfg.MQTT.OpenTopics || cfg.Store.MaxOpenConns != 3 {
+		t.Fatalf("overrides not applied: %+v", cfg)
+	}
+	if _, err := Load("", []string{"MQIM_MQTT_CONNECT_TIMEOUT=soon"}); err == nil || !strings.Contains(err.Error(), "MQIM_MQTT_CONNECT_TIMEOUT") {
+		t.Fatalf("bad duration: err = %v", err)
+	}
+}
+
+func TestFileUnknownKeyRefused(t *testing.T) {
+	p := t.TempDir() + "/c.yaml"
+	if err := os.WriteFile(p, []byte("mqtt:\n  adr: x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p, nil); err == nil {
+		t.Fatal("unknown key accepted")
+	}
+	if err := os.WriteFile(p, []byte(""), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p, nil); err != nil {
+		t.Fatalf("empty file: %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for name, mut := range map[string]func(*Config){
+		"store.driver":         func(c *Config) { c.Store.Driver = "pg" },
+		"store.dsn":            func(c *Config) { c.Store.Driver = "mysql" },
+		"mqtt.addr":            func(c *Config) { c.MQTT.Addr = "nocolon" },
+		"mqtt.connect_timeout": func(c *Config) { c.MQTT.ConnectTimeout = 0 },
+		"mqtt.max_packet_size": func(c *Config) { c.MQTT.MaxPacketSize = 10 },
+		"auth.jwt_secret":      func(c *Config) { c.Auth.JWTSecret = "short" },
+		"chat.direct_policy":   func(c *Config) { c.Chat.DirectPolicy = "nobody" },
+		"log.level":            func(c *Config) { c.Log.Level = "loud" },
+		"mqtt.tls_addr":        func(c *Config) { c.MQTT.TLSAddr = ":8883" },
+		"webhooks[0].url":      func(c *Config) { c.Webhook = []Webhook{{URL: "ftp://x", Secret: "0123456789abcdef"}} },
+		"chat.max_payload":     func(c *Config) { c.MQTT.MaxPacketSize = 2048 },
+		"http.max_body_bytes":  func(c *Config) { c.HTTP.MaxBodyBytes = 1 },
+	} {
+		c := Default()
+		mut(&c)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+}

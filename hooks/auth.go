@@ -1,0 +1,167 @@
+// Package hooks holds mqim's Mochi hooks: thin adapters that translate MQTT
+// clients and packets into calls on the chat service and the store. Every
+// hook runs on the publishing client's read goroutine (see
+// ../shared/reference/mochi.md §1.5), so each keeps its fast path free of
+// database round trips where it can.
+package hooks
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/internal/token"
+	"github.com/mqim/mqim/store"
+)
+
+// Verifier checks access tokens.
+type Verifier interface {
+	Verify(raw string) (token.Claims, error)
+}
+
+// UserLookup finds a user at connect time.
+type UserLookup interface {
+	User(ctx context.Context, id string) (*store.User, error)
+}
+
+// MemberChecker answers "is uid a member of gid" from a cache.
+type MemberChecker interface {
+	IsMember(ctx context.Context, gid, uid string) (bool, error)
+}
+
+// AuthOptions configure the Auth hook.
+type AuthOptions struct {
+	Tokens  Verifier
+	Users   UserLookup
+	Members MemberChecker
+	// OpenTopics lets users use topics outside im/ (plain-broker use).
+	OpenTopics bool
+}
+
+// Auth authenticates connections (username = user id, password = access
+// token, client id = {user_id}/{device_id}) and enforces the topic ACL of
+// DESIGN.md §3. It denies whatever it does not explicitly allow; no other
+// auth hook may be added next to it (Mochi ORs their answers).
+type Auth struct {
+	mqtt.HookBase
+	o AuthOptions
+}
+
+var _ mqtt.Hook = (*Auth)(nil)
+
+// ID implements mqtt.Hook.
+func (h *Auth) ID() string { return "mqim-auth" }
+
+// Provides implements mqtt.Hook.
+func (h *Auth) Provides(b byte) bool {
+	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck}, []byte{b})
+}
+
+// Init implements mqtt.Hook.
+func (h *Auth) Init(config any) error {
+	o, ok := config.(*AuthOptions)
+	if !ok || o == nil || o.Tokens == nil || o.Users == nil || o.Members == nil {
+		return mqtt.ErrInvalidConfigType
+	}
+	h.o = *o
+	return nil
+}
+
+// DeviceID returns the device part of a client id "{user}/{device}" when the
+// user part is uid, or "".
+func DeviceID(clientID, uid string) string {
+	dev, ok := strings.CutPrefix(clientID, uid+"/")
+	if !ok || !token.ValidID(dev) {
+		return ""
+	}
+	return dev
+}
+
+// OnConnectAuthenticate implements mqtt.Hook. It costs one user lookup.
+func (h *Auth) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	uid := string(pk.Connect.Username)
+	refuse := func(reason string) bool {
+		// Never log the password: it is a token.
+		h.Log.Info("connect refused", "client_id", cl.ID, "user_id", uid, "reason", reason, "remote", cl.Net.Remote)
+		return false
+	}
+	if cl.ID == mqtt.InlineClientId || cl.Net.Inline {
+		return refuse("reserved client id")
+	}
+	if !token.ValidID(uid) {
+		return refuse("invalid user id")
+	}
+	if DeviceID(cl.ID, uid) == "" {
+		return refuse("client id must be {user_id}/{device_id}")
+	}
+	claims, err := h.o.Tokens.Verify(string(pk.Connect.Password))
+	if err != nil {
+		return refuse("bad token")
+	}
+	if claims.UserID != uid {
+		return refuse("token is for another user")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	u, err := h.o.Users.User(ctx, uid)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return refuse("unknown user")
+	case err != nil:
+		h.Log.Error("connect: user lookup failed", "user_id", uid, "error", err)
+		return false
+	case u.Disabled:
+		return refuse("user disabled")
+	case claims.IssuedAt.UnixMilli() < u.TokensAfter-999:
+		// iat has second precision; TokensAfter is in milliseconds.
+		return refuse("token revoked")
+	}
+	return true
+}
+
+// OnACLCheck implements mqtt.Hook. For subscriptions topic is a filter. It
+// also runs once per recipient for every delivered message, so the group
+// check is served from the membership cache.
+func (h *Auth) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if cl.Net.Inline {
+		return true
+	}
+	uid := string(cl.Properties.Username)
+	if strings.HasPrefix(topic, "$share/") {
+		// A shared subscription: allowed only on open, non-im topics.
+		parts := strings.SplitN(topic, "/", 3)
+		return h.o.OpenTopics && len(parts) == 3 && !isIMFilter(parts[2]) && !strings.HasPrefix(parts[2], "$")
+	}
+	if !isIMFilter(topic) {
+		return h.o.OpenTopics && !strings.HasPrefix(topic, "$")
+	}
+	kind, id, ok := chat.ParseTopic(topic)
+	if !ok {
+		return false // wildcards, extra levels, bad ids
+	}
+	if write {
+		return true // membership, blocks and mutes are the chat service's to refuse, with a code
+	}
+	if kind == "u" {
+		return id == uid
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ok, err := h.o.Members.IsMember(ctx, id, uid)
+	if err != nil {
+		h.Log.Warn("acl: membership lookup failed", "user_id", uid, "group", id, "error", err)
+		return false
+	}
+	return ok
+}
+
+// isIMFilter tells whether a topic or filter could match anything under im/.
+func isIMFilter(f string) bool {
+	return f == "im" || strings.HasPrefix(f, "im/") || f == "#" || strings.HasPrefix(f, "+/") || f == "+"
+}

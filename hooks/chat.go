@@ -1,0 +1,136 @@
+package hooks
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/configs"
+)
+
+// ChatOptions configure the Chat hook.
+type ChatOptions struct {
+	Server *mqtt.Server
+	Chat   *chat.Service
+	Config configs.Chat
+}
+
+// Chat is the MQTT door into the chat service. A client publish on im/ is
+// never delivered as-is: it is decoded, handed to the service (which stores
+// it before this hook returns, so the PUBACK follows the commit), and the
+// service delivers its own canonical event. Refusals follow DESIGN.md §6.1.
+type Chat struct {
+	mqtt.HookBase
+	srv *mqtt.Server
+	svc *chat.Service
+	cfg configs.Chat
+}
+
+var _ mqtt.Hook = (*Chat)(nil)
+
+// ID implements mqtt.Hook.
+func (h *Chat) ID() string { return "mqim-chat" }
+
+// Provides implements mqtt.Hook.
+func (h *Chat) Provides(b byte) bool {
+	return bytes.Contains([]byte{mqtt.OnPublish}, []byte{b})
+}
+
+// Init implements mqtt.Hook.
+func (h *Chat) Init(config any) error {
+	o, ok := config.(*ChatOptions)
+	if !ok || o == nil || o.Server == nil || o.Chat == nil {
+		return mqtt.ErrInvalidConfigType
+	}
+	h.srv, h.svc, h.cfg = o.Server, o.Chat, o.Config
+	return nil
+}
+
+// reasonCodes maps refusal codes to MQTT 5 PUBACK reason codes; the one
+// place that does.
+var reasonCodes = map[string]packets.Code{
+	chat.CodeInvalid:     packets.ErrPayloadFormatInvalid,
+	chat.CodeTooLarge:    packets.ErrPacketTooLarge,
+	chat.CodeForbidden:   packets.ErrNotAuthorized,
+	chat.CodeNotMember:   packets.ErrNotAuthorized,
+	chat.CodeMuted:       packets.ErrNotAuthorized,
+	chat.CodeBlocked:     packets.ErrNotAuthorized,
+	chat.CodeNotFound:    packets.ErrNotAuthorized,
+	chat.CodeConflict:    packets.ErrNotAuthorized,
+	chat.CodeRateLimited: packets.ErrQuotaExceeded,
+	chat.CodeUnavailable: packets.ErrServerBusy,
+}
+
+// OnPublish implements mqtt.Hook. It runs on the sender's read goroutine and
+// blocks it until the message is committed: the price of "acknowledged means
+// stored", paid by that connection only.
+func (h *Chat) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline || !strings.HasPrefix(pk.TopicName, "im/") {
+		return pk, nil // server events, and plain-broker topics the ACL allowed
+	}
+	uid := string(cl.Properties.Username)
+	kind, id, ok := chat.ParseTopic(pk.TopicName)
+	if !ok { // the ACL refuses these first; kept for safety
+		return h.refuse(cl, pk, "", &chat.Error{Code: chat.CodeInvalid, Message: "invalid topic"})
+	}
+	in, err := chat.Decode(pk.Payload, h.cfg)
+	if err != nil {
+		cid := ""
+		if in != nil {
+			cid = in.CID
+		}
+		return h.refuse(cl, pk, cid, chat.AsError(err))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.CommitTimeout+time.Second)
+	defer cancel()
+	switch in.Kind {
+	case chat.KindMsg:
+		d := &chat.Draft{From: uid, CID: in.CID, Type: in.Type, Body: in.Body, ReplyTo: in.ReplyTo, Mentions: in.Mentions, Ext: in.Ext}
+		if kind == "g" {
+			d.Group = id
+		} else {
+			d.To = id
+		}
+		_, err = h.svc.Send(ctx, d)
+	case chat.KindRead:
+		conv := chat.GroupConv(id)
+		if kind == "u" {
+			conv = chat.DirectConv(uid, id)
+		}
+		_, err = h.svc.MarkRead(ctx, uid, conv, in.Seq)
+	case chat.KindTyping:
+		err = h.svc.Typing(ctx, uid, kind, id)
+	default:
+		err = &chat.Error{Code: chat.CodeInvalid, Message: "kind " + in.Kind + " is not supported over MQTT yet; use the HTTP API"}
+	}
+	if err != nil {
+		return h.refuse(cl, pk, in.CID, chat.AsError(err))
+	}
+	return pk, packets.CodeSuccessIgnore
+}
+
+// refuse answers a refused publish as DESIGN.md §6.1 says: the error event on
+// the sender's inbox always; then a PUBACK reason code for MQTT 5 QoS>0;
+// for MQTT 3.1.1, an ack for permanent refusals (so the client does not
+// retry) and a disconnect without ack for transient ones (so it does).
+// Nothing refused is ever delivered as-is.
+func (h *Chat) refuse(cl *mqtt.Client, pk packets.Packet, cid string, e *chat.Error) (packets.Packet, error) {
+	h.svc.SendError(string(cl.Properties.Username), cid, e)
+	if pk.FixedHeader.Qos == 0 {
+		return pk, packets.CodeSuccessIgnore
+	}
+	if cl.Properties.ProtocolVersion == 5 {
+		return pk, reasonCodes[e.Code]
+	}
+	if e.Temporary() {
+		h.Log.Warn("publish not stored: disconnecting so the client retransmits", "client_id", cl.ID, "code", e.Code)
+		_ = h.srv.DisconnectClient(cl, packets.ErrServerBusy)
+		return pk, packets.ErrRejectPacket
+	}
+	return pk, packets.CodeSuccessIgnore
+}

@@ -1,0 +1,256 @@
+// Package app wires mqim together: it is the one place that knows every
+// concrete type. It builds the store, the chat service, the broker with its
+// hooks and the HTTP API from a configuration, and owns start and stop
+// order.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/mqim/mqim/api"
+	"github.com/mqim/mqim/broker"
+	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/configs"
+	"github.com/mqim/mqim/hooks"
+	"github.com/mqim/mqim/internal/token"
+	"github.com/mqim/mqim/store/mysql"
+	"github.com/mqim/mqim/store/sqlite"
+	"github.com/mqim/mqim/store/sqlstore"
+)
+
+// Version is set at build time with -ldflags "-X ...app.Version=...".
+var Version = "dev"
+
+// App is a running (or ready to run) mqim server.
+type App struct {
+	Config configs.Config
+	Log    *slog.Logger
+	Store  *sqlstore.Store
+	Chat   *chat.Service
+	Broker *broker.Broker
+
+	// NewServiceKey is set when this start generated the service key; it is
+	// shown once and never stored in clear.
+	NewServiceKey string
+	// Migrated counts the migrations applied at open.
+	Migrated int
+
+	httpLn  net.Listener
+	httpSrv *http.Server
+}
+
+// NewLogger builds the shared logger. Mochi logs whole packets on some
+// refusals: the packet attribute is redacted so that message bodies and
+// passwords never reach the log.
+func NewLogger(cfg configs.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		switch strings.ToLower(a.Key) {
+		case "packet", "pk", "payload", "password", "token", "data":
+			return slog.String(a.Key, "[redacted]")
+		}
+		return a
+	}}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// OpenStore opens the configured store and applies pending migrations.
+func OpenStore(ctx context.Context, cfg configs.Config) (*sqlstore.Store, int, error) {
+	var st *sqlstore.Store
+	var err error
+	switch cfg.Store.Driver {
+	case "mysql":
+		st, err = mysql.Open(ctx, cfg.Store.DSN, cfg.Store.MaxOpenConns)
+	default:
+		path := cfg.Store.DSN
+		if path == "" {
+			path = filepath.Join(cfg.DataDir, "mqim.db")
+		}
+		st, err = sqlite.Open(ctx, path, cfg.Store.MaxOpenConns)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	n, err := st.Migrate(ctx)
+	if err != nil {
+		st.Close()
+		return nil, 0, err
+	}
+	return st, n, nil
+}
+
+// New builds everything from cfg without opening any listener.
+func New(ctx context.Context, cfg configs.Config, log *slog.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	a := &App{Config: cfg, Log: log}
+	jwtKey, err := a.jwtSecret()
+	if err != nil {
+		return nil, err
+	}
+	signer, err := token.NewSigner(jwtKey)
+	if err != nil {
+		return nil, err
+	}
+	keyHash, err := a.serviceKeyHash()
+	if err != nil {
+		return nil, err
+	}
+	a.Store, a.Migrated, err = OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.Chat = chat.New(chat.Options{Store: a.Store, Log: log, Config: cfg.Chat, CacheTTL: cfg.MQTT.ACLCacheTTL})
+	if a.Broker, err = broker.New(cfg.MQTT, log); err != nil {
+		a.Store.Close()
+		return nil, err
+	}
+	srv := a.Broker.Server()
+	sessions := new(hooks.Sessions)
+	for _, h := range []struct {
+		hook mqtt.Hook
+		cfg  any
+	}{
+		{new(hooks.Auth), &hooks.AuthOptions{Tokens: signer, Users: a.Store, Members: a.Chat, OpenTopics: cfg.MQTT.OpenTopics}},
+		{sessions, &hooks.SessionOptions{Server: srv, Groups: a.Store}},
+		{new(hooks.Chat), &hooks.ChatOptions{Server: srv, Chat: a.Chat, Config: cfg.Chat}},
+	} {
+		if err := a.Broker.AddHook(h.hook, h.cfg); err != nil {
+			a.Store.Close()
+			return nil, fmt.Errorf("hook %s: %w", h.hook.ID(), err)
+		}
+	}
+	a.Chat.SetBroker(a.Broker, sessions)
+	a.httpSrv = &http.Server{
+		Handler: api.New(api.Options{Store: a.Store, Chat: a.Chat, Tokens: signer, ServiceKeyHash: keyHash,
+			Auth: cfg.Auth, HTTP: cfg.HTTP, Log: log, Sessions: a.Broker, Ready: a.Broker.Listening}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cfg.HTTP.ReadTimeout,
+		WriteTimeout:      cfg.HTTP.WriteTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return a, nil
+}
+
+// Start opens the listeners: the chat service first, then MQTT, then HTTP.
+func (a *App) Start() error {
+	a.Chat.Start()
+	if err := a.Broker.Start(); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", a.Config.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	a.httpLn = ln
+	go func() {
+		if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.Log.Error("http server stopped", "error", err)
+		}
+	}()
+	return nil
+}
+
+// HTTPAddr is the bound HTTP address (after Start).
+func (a *App) HTTPAddr() string {
+	if a.httpLn == nil {
+		return ""
+	}
+	return a.httpLn.Addr().String()
+}
+
+// Close stops HTTP, then MQTT, then the chat service (finishing commits under
+// way), then the store.
+func (a *App) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = a.httpSrv.Shutdown(ctx)
+	_ = a.Broker.Close()
+	a.Chat.Close()
+	return a.Store.Close()
+}
+
+// jwtSecret returns the configured key, or reads or generates
+// <data_dir>/jwt.secret.
+func (a *App) jwtSecret() ([]byte, error) {
+	if a.Config.Auth.JWTSecret != "" {
+		return []byte(a.Config.Auth.JWTSecret), nil
+	}
+	path := filepath.Join(a.Config.DataDir, "jwt.secret")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return []byte(strings.TrimSpace(string(b))), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("jwt secret: %w", err)
+	}
+	secret := randomHex(32)
+	if err := writeSecret(path, secret); err != nil {
+		return nil, err
+	}
+	return []byte(secret), nil
+}
+
+// serviceKeyHash returns the hash of the configured key, or reads
+// <data_dir>/service.key.hash, or generates a key (NewServiceKey) and stores
+// only its hash.
+func (a *App) serviceKeyHash() (string, error) {
+	if a.Config.Auth.ServiceKey != "" {
+		return token.HashKey(a.Config.Auth.ServiceKey), nil
+	}
+	path := filepath.Join(a.Config.DataDir, "service.key.hash")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("service key: %w", err)
+	}
+	a.NewServiceKey = "sk_" + randomHex(24)
+	hash := token.HashKey(a.NewServiceKey)
+	return hash, writeSecret(path, hash)
+}
+
+func writeSecret(path, value string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.WriteString(value + "\n"); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,66 @@
+// Package mysql opens an mqim store on MySQL 8 or MariaDB 10.6+ through
+// go-sql-driver/mysql.
+package mysql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	driver "github.com/go-sql-driver/mysql"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/mqim/mqim/store/sqlstore"
+)
+
+// Dialect is MySQL's flavour of SQL.
+var Dialect = sqlstore.Dialect{
+	Name:         "mysql",
+	InsertIgnore: "INSERT IGNORE",
+	Greatest:     "GREATEST",
+	UpsertUser: `INSERT INTO users (id, name, avatar, ext, password_hash, disabled, tokens_after, created_at, updated_at)
+		VALUES (:id, :name, :avatar, :ext, :password_hash, :disabled, :tokens_after, :created_at, :updated_at)
+		ON DUPLICATE KEY UPDATE name = VALUES(name), avatar = VALUES(avatar), ext = VALUES(ext),
+		password_hash = VALUES(password_hash), disabled = VALUES(disabled), tokens_after = VALUES(tokens_after),
+		updated_at = VALUES(updated_at)`,
+	UpsertDevice: `INSERT INTO devices (user_id, device_id, platform, token, topic, updated_at)
+		VALUES (:user_id, :device_id, :platform, :token, :topic, :updated_at)
+		ON DUPLICATE KEY UPDATE platform = VALUES(platform), token = VALUES(token),
+		topic = VALUES(topic), updated_at = VALUES(updated_at)`,
+	IsConflict: func(err error) bool {
+		var e *driver.MySQLError
+		return errors.As(err, &e) && e.Number == 1062
+	},
+	MaxParams: 8000,
+}
+
+// Open connects with dsn (a go-sql-driver DSN naming the database), and
+// applies pending migrations.
+func Open(ctx context.Context, dsn string, maxConns int) (*sqlstore.Store, error) {
+	cfg, err := driver.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("mysql: dsn: %w", err)
+	}
+	// Client-side interpolation saves a prepare round trip per statement.
+	cfg.InterpolateParams = true
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params["charset"] = "utf8mb4"
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	db, err := sqlx.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		return nil, fmt.Errorf("mysql: %w", err)
+	}
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	db.SetConnMaxLifetime(30 * time.Minute)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("mysql: %w", err)
+	}
+	return sqlstore.New(db, Dialect), nil
+}

@@ -1,0 +1,69 @@
+// Package sqlite opens an mqim store on SQLite through the pure-Go
+// modernc.org/sqlite driver: no cgo, no server, the default for
+// `go run ./cmd/mqim`.
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"github.com/jmoiron/sqlx"
+	sqlite3 "modernc.org/sqlite"
+	sqlite3lib "modernc.org/sqlite/lib"
+
+	"github.com/mqim/mqim/store/sqlstore"
+)
+
+// Dialect is SQLite's flavour of SQL.
+var Dialect = sqlstore.Dialect{
+	Name:         "sqlite",
+	InsertIgnore: "INSERT OR IGNORE",
+	Greatest:     "MAX",
+	UpsertUser: `INSERT INTO users (id, name, avatar, ext, password_hash, disabled, tokens_after, created_at, updated_at)
+		VALUES (:id, :name, :avatar, :ext, :password_hash, :disabled, :tokens_after, :created_at, :updated_at)
+		ON CONFLICT (id) DO UPDATE SET name = excluded.name, avatar = excluded.avatar, ext = excluded.ext,
+		password_hash = excluded.password_hash, disabled = excluded.disabled, tokens_after = excluded.tokens_after,
+		updated_at = excluded.updated_at`,
+	UpsertDevice: `INSERT INTO devices (user_id, device_id, platform, token, topic, updated_at)
+		VALUES (:user_id, :device_id, :platform, :token, :topic, :updated_at)
+		ON CONFLICT (user_id, device_id) DO UPDATE SET platform = excluded.platform, token = excluded.token,
+		topic = excluded.topic, updated_at = excluded.updated_at`,
+	IsConflict: func(err error) bool {
+		var e *sqlite3.Error
+		if !errors.As(err, &e) {
+			return false
+		}
+		c := e.Code()
+		return c == sqlite3lib.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3lib.SQLITE_CONSTRAINT_PRIMARYKEY
+	},
+	MaxParams: 900,
+}
+
+// Open opens (creating if needed) the database file at path, in WAL mode with
+// synchronous=FULL so that a commit survives a crash of the machine. The
+// caller applies migrations with Migrate.
+func Open(ctx context.Context, path string, maxConns int) (*sqlstore.Store, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+	}
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
+		q.Add("_pragma", p)
+	}
+	// Writers take the lock at BEGIN, so two writers queue on busy_timeout
+	// instead of failing when both try to upgrade a read lock.
+	q.Set("_txlock", "immediate")
+	db, err := sqlx.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	return sqlstore.New(db, Dialect), nil
+}

@@ -1,0 +1,23 @@
+// Package sqlstore implements store.Store with hand-written SQL over sqlx for
+// every dialect mqim supports. The dialect-specific parts (upsert syntax,
+// error codes, migrations folder) come from a Dialect, supplied by the thin
+// driver packages store/sqlite and store/mysql.
+package sqlstore
+
+// Dialect is what differs between SQL databases.
+type Dialect struct {
+	// Name is the folder of schema.FS holding this dialect's migrations.
+	Name string
+	// InsertIgnore starts an insert that skips rows violating a unique key.
+	InsertIgnore string
+	// Greatest is the two-argument maximum function.
+	Greatest string
+	// UpsertUser is the user upsert statement (named parameters).
+	UpsertUser string
+	// UpsertDevice is the device upsert statement (named parameters).
+	UpsertDevice string
+	// IsConflict tells whether err is a unique-key violation.
+	IsConflict func(err error) bool
+	// MaxParams caps bind parameters per statement.
+	MaxParams int
+}

@@ -1,0 +1,609 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/mqim/mqim/store"
+)
+
+// Store is the sqlx implementation of store.Store.
+type Store struct {
+	db *sqlx.DB
+	d  Dialect
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New wraps an open database.
+func New(db *sqlx.DB, d Dialect) *Store {
+	if d.MaxParams == 0 {
+		d.MaxParams = 900
+	}
+	return &Store{db: db, d: d}
+}
+
+// Migrate applies pending migrations and reports how many ran.
+func (s *Store) Migrate(ctx context.Context) (int, error) { return Migrate(ctx, s.db, s.d) }
+
+// DB exposes the pool for tests and tools.
+func (s *Store) DB() *sqlx.DB { return s.db }
+
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// Close implements store.Store.
+func (s *Store) Close() error { return s.db.Close() }
+
+func now() int64 { return time.Now().UnixMilli() }
+
+// wrap adds context and maps driver errors onto the store sentinels.
+func (s *Store) wrap(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%s: %w", op, store.ErrNotFound)
+	case s.d.IsConflict(err):
+		return fmt.Errorf("%s: %w: %v", op, store.ErrConflict, err)
+	default:
+		return fmt.Errorf("%s: %w", op, err)
+	}
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// ---- users
+
+const userCols = `id, name, avatar, ext, password_hash, disabled, tokens_after, created_at, updated_at`
+
+// UpsertUser implements store.Users.
+func (s *Store) UpsertUser(ctx context.Context, u *store.User) (bool, error) {
+	t := now()
+	if u.CreatedAt == 0 {
+		u.CreatedAt = t
+	}
+	u.UpdatedAt = t
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return false, s.wrap("upsert user", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	var n int
+	if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM users WHERE id = ?`, u.ID); err != nil {
+		return false, s.wrap("upsert user", err)
+	}
+	args := map[string]any{
+		"id": u.ID, "name": u.Name, "avatar": u.Avatar, "ext": u.Ext,
+		"password_hash": u.PasswordHash, "disabled": u.Disabled, "tokens_after": u.TokensAfter,
+		"created_at": u.CreatedAt, "updated_at": u.UpdatedAt,
+	}
+	if _, err := tx.NamedExecContext(ctx, s.d.UpsertUser, args); err != nil {
+		return false, s.wrap("upsert user", err)
+	}
+	if err := tx.GetContext(ctx, u, `SELECT `+userCols+` FROM users WHERE id = ?`, u.ID); err != nil {
+		return false, s.wrap("upsert user", err)
+	}
+	return n == 0, s.wrap("upsert user", tx.Commit())
+}
+
+// User implements store.Users.
+func (s *Store) User(ctx context.Context, id string) (*store.User, error) {
+	var u store.User
+	err := s.db.GetContext(ctx, &u, `SELECT `+userCols+` FROM users WHERE id = ?`, id)
+	if err != nil {
+		return nil, s.wrap("user "+id, err)
+	}
+	return &u, nil
+}
+
+// UsersByID implements store.Users.
+func (s *Store) UsersByID(ctx context.Context, ids []string) (map[string]*store.User, error) {
+	out := make(map[string]*store.User, len(ids))
+	for _, chunk := range chunks(ids, s.d.MaxParams) {
+		q, args, err := sqlx.In(`SELECT `+userCols+` FROM users WHERE id IN (?)`, chunk)
+		if err != nil {
+			return nil, err
+		}
+		var us []*store.User
+		if err := s.db.SelectContext(ctx, &us, q, args...); err != nil {
+			return nil, s.wrap("users", err)
+		}
+		for _, u := range us {
+			out[u.ID] = u
+		}
+	}
+	return out, nil
+}
+
+func chunks[T any](xs []T, n int) [][]T {
+	var out [][]T
+	for len(xs) > n {
+		out = append(out, xs[:n])
+		xs = xs[n:]
+	}
+	if len(xs) > 0 {
+		out = append(out, xs)
+	}
+	return out
+}
+
+// ---- groups
+
+const groupCols = `id, name, avatar, notice, owner, join_policy, mute_all, ext, dissolved, created_at, updated_at`
+const groupSel = `id, name, avatar, notice, owner, join_policy, mute_all, ext, dissolved, created_at, updated_at`
+const memberCols = `group_id, user_id, role, muted_until, join_seq, joined_at`
+
+// Group implements store.Groups.
+func (s *Store) Group(ctx context.Context, id string) (*store.Group, error) {
+	var g store.Group
+	if err := s.db.GetContext(ctx, &g, `SELECT `+groupSel+` FROM chat_groups WHERE id = ?`, id); err != nil {
+		return nil, s.wrap("group "+id, err)
+	}
+	return &g, nil
+}
+
+// Member implements store.Groups.
+func (s *Store) Member(ctx context.Context, groupID, userID string) (*store.Member, error) {
+	var m store.Member
+	if err := s.db.GetContext(ctx, &m, `SELECT `+memberCols+` FROM group_members WHERE group_id = ? AND user_id = ?`, groupID, userID); err != nil {
+		return nil, s.wrap("member", err)
+	}
+	return &m, nil
+}
+
+// Members implements store.Groups.
+func (s *Store) Members(ctx context.Context, groupID string) ([]store.Member, error) {
+	ms := []store.Member{}
+	err := s.db.SelectContext(ctx, &ms, `SELECT `+memberCols+` FROM group_members WHERE group_id = ?
+		ORDER BY CASE role WHEN 'owner' THEN 0 WHEN 'admin' THEN 1 ELSE 2 END, joined_at, user_id`, groupID)
+	return ms, s.wrap("members", err)
+}
+
+// UserGroups implements store.Groups.
+func (s *Store) UserGroups(ctx context.Context, userID string) ([]string, error) {
+	ids := []string{}
+	err := s.db.SelectContext(ctx, &ids, `SELECT group_id FROM group_members WHERE user_id = ? ORDER BY group_id`, userID)
+	return ids, s.wrap("user groups", err)
+}
+
+// ---- messages
+
+const msgCols = `id, conv_id, seq, sender, to_id, COALESCE(cid, '') AS cid, type, body, reply_to, mentions, ext, ts, edited_at, recalled`
+
+type msgRow struct {
+	store.Message
+	MentionsCSV string `db:"mentions"`
+}
+
+func (r *msgRow) msg() *store.Message {
+	m := r.Message
+	if r.MentionsCSV != "" {
+		m.Mentions = strings.Split(r.MentionsCSV, ",")
+	}
+	return &m
+}
+
+func (s *Store) selectMessages(ctx context.Context, q string, args ...any) ([]*store.Message, error) {
+	var rows []msgRow
+	if err := s.db.SelectContext(ctx, &rows, q, args...); err != nil {
+		return nil, s.wrap("messages", err)
+	}
+	out := make([]*store.Message, len(rows))
+	for i := range rows {
+		out[i] = rows[i].msg()
+	}
+	return out, nil
+}
+
+// LastSeqs implements store.Messages.
+func (s *Store) LastSeqs(ctx context.Context, ids []string) (map[string]int64, error) {
+	out := make(map[string]int64, len(ids))
+	for _, chunk := range chunks(ids, s.d.MaxParams) {
+		q, args, err := sqlx.In(`SELECT id, last_seq FROM conversations WHERE id IN (?)`, chunk)
+		if err != nil {
+			return nil, err
+		}
+		var rows []struct {
+			ID      string `db:"id"`
+			LastSeq int64  `db:"last_seq"`
+		}
+		if err := s.db.SelectContext(ctx, &rows, q, args...); err != nil {
+			return nil, s.wrap("last seqs", err)
+		}
+		for _, r := range rows {
+			out[r.ID] = r.LastSeq
+		}
+	}
+	return out, nil
+}
+
+// MessagesByCID implements store.Messages.
+func (s *Store) MessagesByCID(ctx context.Context, keys [][2]string) (map[string]*store.Message, error) {
+	out := map[string]*store.Message{}
+	for _, chunk := range chunks(keys, s.d.MaxParams/2) {
+		var b strings.Builder
+		args := make([]any, 0, 2*len(chunk))
+		for i, k := range chunk {
+			if i > 0 {
+				b.WriteString(" OR ")
+			}
+			b.WriteString("(sender = ? AND cid = ?)")
+			args = append(args, k[0], k[1])
+		}
+		ms, err := s.selectMessages(ctx, `SELECT `+msgCols+` FROM messages WHERE `+b.String(), args...)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			out[m.From+"\x00"+m.CID] = m
+		}
+	}
+	return out, nil
+}
+
+// Commit implements store.Messages. One transaction: a multi-row insert of
+// the messages, then one update per conversation touched and the membership
+// changes, so a batch of N messages costs a handful of statements.
+func (s *Store) Commit(ctx context.Context, batch []store.Write) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return s.wrap("commit", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	if err := s.commit(ctx, tx, batch); err != nil {
+		return err
+	}
+	return s.wrap("commit", tx.Commit())
+}
+
+func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write) error {
+	const per = 14
+	for _, part := range chunks(batch, s.d.MaxParams/per) {
+		var b strings.Builder
+		b.WriteString(`INSERT INTO messages (id, conv_id, seq, sender, to_id, cid, type, body, reply_to, mentions, ext, ts, edited_at, recalled) VALUES `)
+		args := make([]any, 0, per*len(part))
+		for i, w := range part {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+			m := w.Msg
+			args = append(args, m.ID, m.Conv, m.Seq, m.From, m.To, nullString(m.CID), m.Type, string(m.Body),
+				m.ReplyTo, strings.Join(m.Mentions, ","), m.Ext, m.TS, m.EditedAt, m.Recalled)
+		}
+		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+			return s.wrap("insert messages", err)
+		}
+	}
+	// Groups first, so that memberships and conversations refer to them.
+	for _, w := range batch {
+		if g := w.NewGroup; g != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO chat_groups (`+groupCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+				g.ID, g.Name, g.Avatar, g.Notice, g.Owner, g.JoinPolicy, g.MuteAll, g.Ext, g.Dissolved, g.CreatedAt, g.UpdatedAt); err != nil {
+				return s.wrap("insert group", err)
+			}
+		}
+	}
+	// The last message of each conversation wins; batches are in seq order.
+	last := map[string]*store.Message{}
+	var order []string
+	for _, w := range batch {
+		if _, ok := last[w.Msg.Conv]; !ok {
+			order = append(order, w.Msg.Conv)
+		}
+		last[w.Msg.Conv] = w.Msg
+	}
+	kinds := map[string]string{}
+	for _, w := range batch {
+		if w.Kind != "" {
+			kinds[w.Msg.Conv] = w.Kind
+		}
+	}
+	for _, conv := range order {
+		m := last[conv]
+		res, err := tx.ExecContext(ctx, `UPDATE conversations SET last_seq = ?, last_msg_id = ?, updated_at = ? WHERE id = ? AND last_seq < ?`,
+			m.Seq, m.ID, m.TS, conv, m.Seq)
+		if err != nil {
+			return s.wrap("update conversation", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			kind := kinds[conv]
+			if kind == "" {
+				kind = store.KindDirect
+				if strings.HasPrefix(conv, "g:") {
+					kind = store.KindGroup
+				}
+			}
+			// Either new, or someone else wrote a higher seq: the insert then
+			// fails on the primary key and the batch is retried.
+			if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (id, kind, last_seq, last_msg_id, updated_at) VALUES (?,?,?,?,?)`,
+				conv, kind, m.Seq, m.ID, m.TS); err != nil {
+				return s.wrap("insert conversation", err)
+			}
+		}
+		// A new message brings a hidden conversation back.
+		if _, err := tx.ExecContext(ctx, `UPDATE conversation_members SET hidden = 0 WHERE conv_id = ? AND hidden = 1`, conv); err != nil {
+			return s.wrap("unhide conversation", err)
+		}
+	}
+	for _, w := range batch {
+		m := w.Msg
+		for _, mem := range w.AddMembers {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO group_members (`+memberCols+`) VALUES (?,?,?,?,?,?)`,
+				strings.TrimPrefix(m.Conv, "g:"), mem.UserID, mem.Role, mem.MutedUntil, m.Seq, m.TS); err != nil {
+				return s.wrap("insert member", err)
+			}
+			if err := s.joinConv(ctx, tx, mem.UserID, m.Conv, m.Seq, m.Seq); err != nil {
+				return err
+			}
+		}
+		for _, uid := range w.RemoveMembers {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM group_members WHERE group_id = ? AND user_id = ?`,
+				strings.TrimPrefix(m.Conv, "g:"), uid); err != nil {
+				return s.wrap("delete member", err)
+			}
+			// The leaver keeps history up to the leave event and has read it.
+			if _, err := tx.ExecContext(ctx, `UPDATE conversation_members SET active = 0, read_seq = ? WHERE user_id = ? AND conv_id = ?`, m.Seq, uid, m.Conv); err != nil {
+				return s.wrap("leave conversation", err)
+			}
+		}
+		for _, uid := range w.Participants {
+			if _, err := tx.ExecContext(ctx, s.d.InsertIgnore+` INTO conversation_members (user_id, conv_id, read_seq, min_seq) VALUES (?,?,0,0)`,
+				uid, m.Conv); err != nil {
+				return s.wrap("insert participant", err)
+			}
+		}
+	}
+	// The sender has read what it sent.
+	type readKey struct{ user, conv string }
+	reads := map[readKey]int64{}
+	for _, w := range batch {
+		if w.Msg.From != "" && !strings.HasPrefix(w.Msg.From, "$") {
+			reads[readKey{w.Msg.From, w.Msg.Conv}] = w.Msg.Seq
+		}
+	}
+	for k, seq := range reads {
+		if _, err := tx.ExecContext(ctx, `UPDATE conversation_members SET read_seq = `+s.d.Greatest+`(read_seq, ?) WHERE user_id = ? AND conv_id = ?`,
+			seq, k.user, k.conv); err != nil {
+			return s.wrap("sender read", err)
+		}
+	}
+	return nil
+}
+
+// joinConv makes the user an active member of the conversation, reading from
+// minSeq on, with read_seq at readSeq.
+func (s *Store) joinConv(ctx context.Context, tx *sqlx.Tx, uid, conv string, readSeq, minSeq int64) error {
+	res, err := tx.ExecContext(ctx, `UPDATE conversation_members SET read_seq = ?, min_seq = ?, active = 1, hidden = 0 WHERE user_id = ? AND conv_id = ?`,
+		readSeq, minSeq, uid, conv)
+	if err != nil {
+		return s.wrap("join conversation", err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return nil
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO conversation_members (user_id, conv_id, read_seq, min_seq) VALUES (?,?,?,?)`, uid, conv, readSeq, minSeq)
+	return s.wrap("join conversation", err)
+}
+
+// Messages implements store.Messages.
+func (s *Store) Messages(ctx context.Context, conv string, q store.MsgQuery) ([]*store.Message, error) {
+	before := q.Before
+	if before <= 0 {
+		before = math.MaxInt64
+	}
+	order := "ASC"
+	if q.Desc {
+		order = "DESC"
+	}
+	return s.selectMessages(ctx, `SELECT `+msgCols+` FROM messages WHERE conv_id = ? AND seq > ? AND seq < ? ORDER BY seq `+order+` LIMIT ?`,
+		conv, q.After, before, q.Limit)
+}
+
+// Message implements store.Messages.
+func (s *Store) Message(ctx context.Context, id string) (*store.Message, error) {
+	ms, err := s.selectMessages(ctx, `SELECT `+msgCols+` FROM messages WHERE id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(ms) == 0 {
+		return nil, fmt.Errorf("message %s: %w", id, store.ErrNotFound)
+	}
+	return ms[0], nil
+}
+
+type convRow struct {
+	ID        string `db:"id"`
+	Kind      string `db:"kind"`
+	LastSeq   int64  `db:"last_seq"`
+	LastMsgID string `db:"last_msg_id"`
+	UpdatedAt int64  `db:"updated_at"`
+	ReadSeq   int64  `db:"read_seq"`
+	MinSeq    int64  `db:"min_seq"`
+	Pinned    bool   `db:"pinned"`
+	Muted     bool   `db:"muted"`
+	Hidden    bool   `db:"hidden"`
+	Active    bool   `db:"active"`
+}
+
+const convSelect = `SELECT c.id, c.kind, c.last_seq, c.last_msg_id, c.updated_at, cm.read_seq, cm.min_seq, cm.pinned, cm.muted, cm.hidden, cm.active
+	FROM conversation_members cm JOIN conversations c ON c.id = cm.conv_id `
+
+// Conversations implements store.Messages.
+func (s *Store) Conversations(ctx context.Context, userID string, q store.ConvQuery) ([]store.Conversation, error) {
+	where := `WHERE cm.user_id = ? AND c.updated_at > ?`
+	args := []any{userID, q.UpdatedAfter}
+	if q.BeforeTS > 0 {
+		where += ` AND (c.updated_at < ? OR (c.updated_at = ? AND c.id > ?))`
+		args = append(args, q.BeforeTS, q.BeforeTS, q.BeforeID)
+	}
+	args = append(args, q.Limit)
+	var rows []convRow
+	if err := s.db.SelectContext(ctx, &rows, convSelect+where+` ORDER BY c.updated_at DESC, c.id LIMIT ?`, args...); err != nil {
+		return nil, s.wrap("conversations", err)
+	}
+	return s.convs(ctx, rows)
+}
+
+// Conversation implements store.Messages.
+func (s *Store) Conversation(ctx context.Context, userID, conv string) (*store.Conversation, error) {
+	var rows []convRow
+	if err := s.db.SelectContext(ctx, &rows, convSelect+`WHERE cm.user_id = ? AND cm.conv_id = ?`, userID, conv); err != nil {
+		return nil, s.wrap("conversation", err)
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("conversation %s: %w", conv, store.ErrNotFound)
+	}
+	cs, err := s.convs(ctx, rows)
+	if err != nil {
+		return nil, err
+	}
+	return &cs[0], nil
+}
+
+func (s *Store) convs(ctx context.Context, rows []convRow) ([]store.Conversation, error) {
+	ids := make([]string, 0, len(rows))
+	for _, r := range rows {
+		if r.LastMsgID != "" {
+			ids = append(ids, r.LastMsgID)
+		}
+	}
+	last := map[string]*store.Message{}
+	for _, chunk := range chunks(ids, s.d.MaxParams) {
+		q, args, err := sqlx.In(`SELECT `+msgCols+` FROM messages WHERE id IN (?)`, chunk)
+		if err != nil {
+			return nil, err
+		}
+		ms, err := s.selectMessages(ctx, q, args...)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			last[m.ID] = m
+		}
+	}
+	out := make([]store.Conversation, len(rows))
+	for i, r := range rows {
+		out[i] = store.Conversation{ID: r.ID, Kind: r.Kind, LastSeq: r.LastSeq, ReadSeq: r.ReadSeq, MinSeq: r.MinSeq,
+			Pinned: r.Pinned, Muted: r.Muted, Hidden: r.Hidden, Active: r.Active, UpdatedAt: r.UpdatedAt, LastMessage: last[r.LastMsgID]}
+		if !r.Active {
+			// A former member's view stops where they left.
+			out[i].LastSeq = r.ReadSeq
+		}
+	}
+	return out, nil
+}
+
+// MarkRead implements store.Messages.
+func (s *Store) MarkRead(ctx context.Context, userID, conv string, seq int64) (int64, error) {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return 0, s.wrap("mark read", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	var lastSeq int64
+	if err := tx.GetContext(ctx, &lastSeq, `SELECT last_seq FROM conversations WHERE id = ?`, conv); err != nil {
+		return 0, s.wrap("mark read", err)
+	}
+	if seq > lastSeq {
+		seq = lastSeq
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE conversation_members SET read_seq = `+s.d.Greatest+`(read_seq, ?) WHERE user_id = ? AND conv_id = ?`, seq, userID, conv)
+	if err != nil {
+		return 0, s.wrap("mark read", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		// MySQL reports 0 when nothing changed: tell "no row" apart.
+		var c int
+		if err := tx.GetContext(ctx, &c, `SELECT COUNT(*) FROM conversation_members WHERE user_id = ? AND conv_id = ?`, userID, conv); err != nil {
+			return 0, s.wrap("mark read", err)
+		}
+		if c == 0 {
+			return 0, fmt.Errorf("mark read %s: %w", conv, store.ErrNotFound)
+		}
+	}
+	var read int64
+	if err := tx.GetContext(ctx, &read, `SELECT read_seq FROM conversation_members WHERE user_id = ? AND conv_id = ?`, userID, conv); err != nil {
+		return 0, s.wrap("mark read", err)
+	}
+	return read, s.wrap("mark read", tx.Commit())
+}
+
+// SetConvPrefs implements store.Messages.
+func (s *Store) SetConvPrefs(ctx context.Context, userID, conv string, p store.ConvPrefs) error {
+	var sets []string
+	var args []any
+	for col, v := range map[string]*bool{"pinned": p.Pinned, "muted": p.Muted, "hidden": p.Hidden} {
+		if v != nil {
+			sets = append(sets, col+" = ?")
+			args = append(args, *v)
+		}
+	}
+	if _, err := s.Conversation(ctx, userID, conv); err != nil {
+		return err
+	}
+	if len(sets) == 0 {
+		return nil
+	}
+	args = append(args, userID, conv)
+	_, err := s.db.ExecContext(ctx, `UPDATE conversation_members SET `+strings.Join(sets, ", ")+` WHERE user_id = ? AND conv_id = ?`, args...)
+	return s.wrap("conversation prefs", err)
+}
+
+// ---- devices
+
+const deviceCols = `user_id, device_id, platform, token, topic, updated_at`
+
+// PutDevice implements store.Devices.
+func (s *Store) PutDevice(ctx context.Context, d *store.Device) error {
+	d.UpdatedAt = now()
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return s.wrap("put device", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	// A token belongs to one device: a phone that changed hands is re-bound.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE platform = ? AND token = ? AND NOT (user_id = ? AND device_id = ?)`,
+		d.Platform, d.Token, d.UserID, d.DeviceID); err != nil {
+		return s.wrap("put device", err)
+	}
+	if _, err := tx.NamedExecContext(ctx, s.d.UpsertDevice, d); err != nil {
+		return s.wrap("put device", err)
+	}
+	return s.wrap("put device", tx.Commit())
+}
+
+// DeleteDevice implements store.Devices.
+func (s *Store) DeleteDevice(ctx context.Context, userID, deviceID string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM devices WHERE user_id = ? AND device_id = ?`, userID, deviceID)
+	if err != nil {
+		return s.wrap("delete device", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("device %s: %w", deviceID, store.ErrNotFound)
+	}
+	return nil
+}
+
+// Devices implements store.Devices.
+func (s *Store) Devices(ctx context.Context, userID string) ([]store.Device, error) {
+	ds := []store.Device{}
+	err := s.db.SelectContext(ctx, &ds, `SELECT `+deviceCols+` FROM devices WHERE user_id = ? ORDER BY device_id`, userID)
+	return ds, s.wrap("devices", err)
+}

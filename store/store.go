@@ -1,0 +1,243 @@
+// Package store defines mqim's persistence contract: plain models, the Store
+// interface split by aggregate, and the sentinel errors every implementation
+// returns. Implementations live in subpackages (store/sqlite, store/mysql,
+// both built on store/sqlstore) and must pass store/storetest unchanged.
+//
+// All times are Unix milliseconds. Every method takes a context and may block
+// on the database; none of them is safe to call from a place that must not
+// block (an MQTT hook's fast path caches what it needs instead).
+package store
+
+import (
+	"context"
+	"errors"
+)
+
+// Sentinel errors. Implementations wrap them with %w; callers test with errors.Is.
+var (
+	// ErrNotFound: the user, group, member, conversation or message does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a unique key was violated (an id already taken, a seq taken
+	// by another writer).
+	ErrConflict = errors.New("conflict")
+)
+
+// User is a chat user. PasswordHash is empty when the user cannot log in with
+// a password. Tokens issued before TokensAfter are no longer valid.
+type User struct {
+	ID           string `db:"id" json:"id"`
+	Name         string `db:"name" json:"name"`
+	Avatar       string `db:"avatar" json:"avatar"`
+	Ext          JSON   `db:"ext" json:"ext"`
+	PasswordHash string `db:"password_hash" json:"-"`
+	Disabled     bool   `db:"disabled" json:"disabled"`
+	TokensAfter  int64  `db:"tokens_after" json:"-"`
+	CreatedAt    int64  `db:"created_at" json:"created_at"`
+	UpdatedAt    int64  `db:"updated_at" json:"updated_at"`
+}
+
+// Group roles.
+const (
+	RoleOwner  = "owner"
+	RoleAdmin  = "admin"
+	RoleMember = "member"
+)
+
+// Group is a chat group. Its conversation id is "g:"+ID.
+type Group struct {
+	ID         string `db:"id" json:"id"`
+	Name       string `db:"name" json:"name"`
+	Avatar     string `db:"avatar" json:"avatar"`
+	Notice     string `db:"notice" json:"notice"`
+	Owner      string `db:"owner" json:"owner"`
+	JoinPolicy string `db:"join_policy" json:"join_policy"`
+	MuteAll    bool   `db:"mute_all" json:"mute_all"`
+	Ext        JSON   `db:"ext" json:"ext"`
+	Dissolved  bool   `db:"dissolved" json:"dissolved"`
+	CreatedAt  int64  `db:"created_at" json:"created_at"`
+	UpdatedAt  int64  `db:"updated_at" json:"updated_at"`
+}
+
+// Member is one user's membership of a group.
+type Member struct {
+	GroupID    string `db:"group_id" json:"-"`
+	UserID     string `db:"user_id" json:"user_id"`
+	Role       string `db:"role" json:"role"`
+	MutedUntil int64  `db:"muted_until" json:"muted_until"`
+	JoinSeq    int64  `db:"join_seq" json:"join_seq"`
+	JoinedAt   int64  `db:"joined_at" json:"joined_at"`
+}
+
+// Message is a stored chat message. Body and Ext are JSON; Mentions is nil
+// when there are none.
+type Message struct {
+	ID       string   `db:"id"`
+	Conv     string   `db:"conv_id"`
+	Seq      int64    `db:"seq"`
+	From     string   `db:"sender"`
+	To       string   `db:"to_id"`
+	CID      string   `db:"cid"`
+	Type     string   `db:"type"`
+	Body     JSON     `db:"body"`
+	ReplyTo  string   `db:"reply_to"`
+	Mentions []string `db:"-"`
+	Ext      JSON     `db:"ext"`
+	TS       int64    `db:"ts"`
+	EditedAt int64    `db:"edited_at"`
+	Recalled bool     `db:"recalled"`
+}
+
+// Conversation kinds.
+const (
+	KindDirect = "direct"
+	KindGroup  = "group"
+)
+
+// Conversation is one user's view of a conversation: shared state (LastSeq,
+// LastMessage) joined with the user's own (ReadSeq, Pinned, ...).
+type Conversation struct {
+	ID      string
+	Kind    string
+	LastSeq int64
+	ReadSeq int64
+	MinSeq  int64 // the first seq this user may see is MinSeq+1
+	Pinned  bool
+	Muted   bool
+	Hidden  bool
+	// Active is false once the user left the group: LastSeq then stays at
+	// the leave event, the last message the user may read.
+	Active      bool
+	UpdatedAt   int64
+	LastMessage *Message
+}
+
+// MsgQuery selects a page of a conversation's messages.
+type MsgQuery struct {
+	After  int64
+	Before int64 // 0: no upper bound
+	Limit  int
+	Desc   bool
+}
+
+// ConvQuery selects a page of a user's conversations: those updated after
+// UpdatedAfter and, when BeforeTS is set, strictly after the cursor
+// (BeforeTS, BeforeID) in the list order.
+type ConvQuery struct {
+	UpdatedAfter int64
+	BeforeTS     int64
+	BeforeID     string
+	Limit        int
+}
+
+// ConvPrefs changes a user's conversation settings; nil fields stay.
+type ConvPrefs struct {
+	Pinned *bool
+	Muted  *bool
+	Hidden *bool
+}
+
+// Device is a push registration.
+type Device struct {
+	UserID    string `db:"user_id" json:"user_id"`
+	DeviceID  string `db:"device_id" json:"device_id"`
+	Platform  string `db:"platform" json:"platform"`
+	Token     string `db:"token" json:"token"`
+	Topic     string `db:"topic" json:"topic,omitempty"`
+	UpdatedAt int64  `db:"updated_at" json:"updated_at"`
+}
+
+// Write is one unit of a group commit: a message (its Seq already assigned
+// by the caller) and the state changes that must commit with it. Commit
+// applies every Write of a batch in one transaction.
+type Write struct {
+	Msg *Message
+	// Kind of the conversation, used when Commit creates it.
+	Kind string
+	// Participants are made conversation members (if not already) with
+	// read_seq and min_seq at Msg.Seq-1 (direct) or Msg.Seq (group joins).
+	// For a direct conversation, both users; for a group, new members.
+	Participants []string
+	// NewGroup, when set, is inserted with the message (group creation).
+	NewGroup *Group
+	// AddMembers are inserted into group_members with join_seq = Msg.Seq and
+	// their conversation read_seq and min_seq set to Msg.Seq.
+	AddMembers []Member
+	// RemoveMembers leave the group: their group_members row is deleted and
+	// their conversation row is marked inactive (history up to now stays).
+	RemoveMembers []string
+}
+
+// Users is the user aggregate.
+type Users interface {
+	// UpsertUser creates u or updates its profile fields. It reports whether
+	// the user was created. CreatedAt is kept on update.
+	UpsertUser(ctx context.Context, u *User) (created bool, err error)
+	// User returns one user or ErrNotFound.
+	User(ctx context.Context, id string) (*User, error)
+	// UsersByID returns the users that exist among ids, keyed by id.
+	UsersByID(ctx context.Context, ids []string) (map[string]*User, error)
+}
+
+// Groups is the group aggregate. Membership changes that must appear in the
+// conversation's history go through Messages.Commit instead.
+type Groups interface {
+	// Group returns one group (dissolved ones too) or ErrNotFound.
+	Group(ctx context.Context, id string) (*Group, error)
+	// Member returns one membership or ErrNotFound.
+	Member(ctx context.Context, groupID, userID string) (*Member, error)
+	// Members lists a group's members, owner first, then by join time.
+	Members(ctx context.Context, groupID string) ([]Member, error)
+	// UserGroups lists the ids of the groups a user belongs to.
+	UserGroups(ctx context.Context, userID string) ([]string, error)
+}
+
+// Messages is the message and conversation aggregate.
+type Messages interface {
+	// LastSeqs returns the stored last_seq of each existing conversation
+	// among ids; missing ones are absent from the map.
+	LastSeqs(ctx context.Context, ids []string) (map[string]int64, error)
+	// MessagesByCID returns the stored messages matching (sender, cid) pairs,
+	// keyed by sender+"\x00"+cid.
+	MessagesByCID(ctx context.Context, keys [][2]string) (map[string]*Message, error)
+	// Commit stores a batch atomically: all or none. It returns ErrConflict
+	// when a (conv, seq) or (sender, cid) is already taken, so the caller can
+	// reload seqs and retry.
+	Commit(ctx context.Context, batch []Write) error
+	// Messages pages a conversation: the rows with After < seq < Before
+	// (Before 0: no upper bound), ascending, or descending when Desc, at
+	// most Limit.
+	Messages(ctx context.Context, conv string, q MsgQuery) ([]*Message, error)
+	// Message returns one message by id or ErrNotFound.
+	Message(ctx context.Context, id string) (*Message, error)
+	// Conversations lists a user's conversations, newest first (ties by id),
+	// filtered and paged by q.
+	Conversations(ctx context.Context, userID string, q ConvQuery) ([]Conversation, error)
+	// Conversation returns one user's view of one conversation or ErrNotFound.
+	Conversation(ctx context.Context, userID, conv string) (*Conversation, error)
+	// MarkRead raises the user's read_seq to seq (never lowers it, never above
+	// last_seq) and returns the resulting read_seq.
+	MarkRead(ctx context.Context, userID, conv string, seq int64) (int64, error)
+	// SetConvPrefs changes pinned/muted/hidden.
+	SetConvPrefs(ctx context.Context, userID, conv string, p ConvPrefs) error
+}
+
+// Devices is the push-registration aggregate.
+type Devices interface {
+	// PutDevice registers or updates a device. A token already registered to
+	// another user or device moves to this one.
+	PutDevice(ctx context.Context, d *Device) error
+	DeleteDevice(ctx context.Context, userID, deviceID string) error
+	Devices(ctx context.Context, userID string) ([]Device, error)
+}
+
+// Store is everything mqim persists.
+type Store interface {
+	Users
+	Groups
+	Messages
+	Devices
+	// Ping tells whether the database answers.
+	Ping(ctx context.Context) error
+	// Close releases the connection pool.
+	Close() error
+}
