@@ -66,6 +66,7 @@ func New(o Options) http.Handler {
 	mux.Handle("GET /v1/groups/{gid}", h.auth(h.getGroup))
 	mux.Handle("POST /v1/groups/{gid}/members", h.auth(h.addMembers))
 	mux.Handle("DELETE /v1/groups/{gid}/members/{uid}", h.auth(h.removeMember))
+	mux.Handle("PATCH /v1/groups/{gid}/members/{uid}", h.auth(h.updateMember))
 
 	mux.Handle("POST /v1/messages", h.auth(h.sendMessage))
 	mux.Handle("GET /v1/conversations", h.auth(h.listConversations))

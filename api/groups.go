@@ -99,3 +99,27 @@ func (h *handler) removeMember(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+func (h *handler) updateMember(w http.ResponseWriter, r *http.Request) {
+	gid, ok := pathID(w, r, "gid")
+	if !ok {
+		return
+	}
+	uid, ok := pathID(w, r, "uid")
+	if !ok {
+		return
+	}
+	var in struct {
+		Role       *string `json:"role"`
+		MutedUntil *int64  `json:"muted_until"`
+	}
+	if !h.decode(w, r, &in, false) {
+		return
+	}
+	m, err := h.Chat.UpdateMember(r.Context(), actor(r), gid, uid, chat.MemberChange{Role: in.Role, MutedUntil: in.MutedUntil})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, m)
+}

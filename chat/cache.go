@@ -80,6 +80,12 @@ func (c *groupCache) apply(gid string, w *store.Write) {
 		m.GroupID, m.JoinSeq, m.JoinedAt = gid, w.Msg.Seq, w.Msg.TS
 		e.members[m.UserID] = m
 	}
+	for _, m := range w.UpdateMembers {
+		if old, ok := e.members[m.UserID]; ok {
+			old.Role, old.MutedUntil = m.Role, m.MutedUntil
+			e.members[m.UserID] = old
+		}
+	}
 	for _, uid := range w.RemoveMembers {
 		delete(e.members, uid)
 	}

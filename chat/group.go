@@ -308,3 +308,66 @@ func actorName(a Actor) string {
 }
 
 func isAdmin(role string) bool { return role == store.RoleOwner || role == store.RoleAdmin }
+
+// MemberChange changes a member's role or mute; nil fields stay.
+type MemberChange struct {
+	Role       *string
+	MutedUntil *int64 // Unix ms; 0 unmutes
+}
+
+// UpdateMember changes a member's role (owner only, admin or member) or mute
+// (owner and admins; admins cannot mute admins or the owner). The change is
+// stored as a system message ("role" or "muted") and announced to the group.
+func (s *Service) UpdateMember(ctx context.Context, a Actor, gid, uid string, c MemberChange) (*store.Member, error) {
+	if !validID(uid) {
+		return nil, errorf(CodeInvalid, "invalid user id")
+	}
+	g, err := s.groupFor(ctx, a, gid)
+	if err != nil {
+		return nil, err
+	}
+	target, ok := g.members[uid]
+	if !ok {
+		return nil, errorf(CodeNotFound, "%s is not a member of %s", uid, gid)
+	}
+	me := g.members[a.UserID]
+	if c.Role == nil && c.MutedUntil == nil {
+		return nil, errorf(CodeInvalid, "nothing to change: give role or muted_until")
+	}
+	updated := target
+	event := "muted"
+	if c.Role != nil {
+		if *c.Role != store.RoleAdmin && *c.Role != store.RoleMember {
+			return nil, errorf(CodeInvalid, "role must be admin or member (use transfer for owner)")
+		}
+		if !a.Service && me.Role != store.RoleOwner {
+			return nil, errorf(CodeForbidden, "only the owner changes roles")
+		}
+		if target.Role == store.RoleOwner {
+			return nil, errorf(CodeForbidden, "the owner's role changes only by transfer")
+		}
+		updated.Role, event = *c.Role, "role"
+	}
+	if c.MutedUntil != nil {
+		if *c.MutedUntil < 0 {
+			return nil, errorf(CodeInvalid, "muted_until must be Unix milliseconds or 0")
+		}
+		if !a.Service && (!isAdmin(me.Role) || (me.Role == store.RoleAdmin && isAdmin(target.Role))) {
+			return nil, errorf(CodeForbidden, "not allowed to mute %s", uid)
+		}
+		if target.Role == store.RoleOwner {
+			return nil, errorf(CodeForbidden, "the owner cannot be muted")
+		}
+		updated.MutedUntil = *c.MutedUntil
+	}
+	data := map[string]any{"role": updated.Role, "muted_until": updated.MutedUntil}
+	w := s.systemWrite(gid, a, systemBody{Event: event, By: actorName(a), Users: []string{uid}, Data: data})
+	w.UpdateMembers = []store.Member{updated}
+	_, err = s.submitPending(ctx, &pending{w: w, info: &CommitInfo{Group: &g.group},
+		events: []outEvent{{GroupTopic(gid), mustJSON(GroupEvent{Kind: "group", Group: gid, Event: event, User: uid, By: actorName(a), Data: data})}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &updated, nil
+}

@@ -53,12 +53,7 @@ func Decode(payload []byte, limits configs.Chat) (*Input, error) {
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.UseNumber()
 	if err := dec.Decode(&in); err != nil {
-		// Try to recover the cid so the error event can be matched.
-		var probe struct {
-			CID string `json:"cid"`
-		}
-		_ = json.Unmarshal(trimmed, &probe)
-		return &Input{CID: probe.CID}, errorf(CodeInvalid, "malformed JSON: %v", err)
+		return &Input{CID: probeCID(trimmed)}, errorf(CodeInvalid, "malformed JSON: %v", err)
 	}
 	if dec.More() {
 		return &Input{CID: in.CID}, errorf(CodeInvalid, "trailing data after the JSON object")
@@ -72,6 +67,48 @@ func Decode(payload []byte, limits configs.Chat) (*Input, error) {
 		return &in, errorf(CodeInvalid, "unknown kind %q", in.Kind)
 	}
 	return &in, nil
+}
+
+// probeCID recovers a top-level "cid" from a payload that does not parse as
+// a whole (truncated, or bad later on), so the error event can name it.
+func probeCID(b []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	depth := 1
+	expectKey := true
+	for depth > 0 {
+		t, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		switch v := t.(type) {
+		case json.Delim:
+			if v == '{' || v == '[' {
+				depth++
+			} else {
+				depth--
+			}
+			if depth == 1 {
+				expectKey = true
+			}
+			continue
+		case string:
+			if depth == 1 && expectKey && v == "cid" {
+				if t, err := dec.Token(); err == nil {
+					if cid, ok := t.(string); ok && len(cid) <= 64 {
+						return cid
+					}
+				}
+				return ""
+			}
+		}
+		if depth == 1 {
+			expectKey = !expectKey
+		}
+	}
+	return ""
 }
 
 // Message types (DESIGN.md §4). system is server-only.

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -69,6 +70,9 @@ type Service struct {
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	once    sync.Once
+
+	commits  atomic.Int64
+	messages atomic.Int64
 
 	// Owned by the committer goroutine.
 	seqs    map[string]int64
@@ -360,15 +364,18 @@ func (s *Service) commitBatch(batch []*pending) {
 		}
 		return
 	}
+	if len(fresh) > 0 {
+		s.commits.Add(1)
+		s.messages.Add(int64(len(fresh)))
+	}
 	for _, p := range fresh {
 		s.afterCommit(p)
 	}
 	for _, p := range batch {
 		p.done <- nil
 	}
-	if len(fresh) > 0 {
-		s.deliver <- fresh
-	}
+	// Duplicates go along: their echo tells the sender the original id and seq.
+	s.deliver <- batch
 }
 
 // prepare resolves duplicates (by sender and cid, in the store and within
@@ -445,7 +452,7 @@ func (s *Service) afterCommit(p *pending) {
 	if !isGroup {
 		return
 	}
-	if w.NewGroup != nil || len(w.AddMembers) > 0 || len(w.RemoveMembers) > 0 {
+	if w.NewGroup != nil || len(w.AddMembers) > 0 || len(w.RemoveMembers) > 0 || len(w.UpdateMembers) > 0 {
 		s.groups.apply(gid, w)
 	}
 }
@@ -455,6 +462,13 @@ func (s *Service) deliverLoop() {
 	defer s.wg.Done()
 	for batch := range s.deliver {
 		for _, p := range batch {
+			if p.dup {
+				// A resend: answer the sender's devices only, with the original.
+				if s.out != nil {
+					s.send(UserTopic(p.w.Msg.From), mustJSON(NewMsgEvent(p.w.Msg)), 1)
+				}
+				continue
+			}
 			if p.after != nil {
 				p.after()
 			}
@@ -492,6 +506,10 @@ func (s *Service) send(topic string, payload []byte, qos byte) {
 		s.log.Warn("deliver failed", "topic", topic, "error", err)
 	}
 }
+
+// Stats reports how many transactions committed messages and how many
+// messages they stored, since start.
+func (s *Service) Stats() (commits, messages int64) { return s.commits.Load(), s.messages.Load() }
 
 // SendError tells the sender's devices that a publish was refused.
 func (s *Service) SendError(uid, cid string, e *Error) {

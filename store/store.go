@@ -159,12 +159,15 @@ type Write struct {
 	Participants []string
 	// NewGroup, when set, is inserted with the message (group creation).
 	NewGroup *Group
-	// AddMembers are inserted into group_members with join_seq = Msg.Seq and
-	// their conversation read_seq and min_seq set to Msg.Seq.
+	// AddMembers are inserted into group_members with join_seq = Msg.Seq;
+	// their conversation read_seq is Msg.Seq and min_seq Msg.Seq-1, so they
+	// see history from their own join event on, with nothing unread.
 	AddMembers []Member
 	// RemoveMembers leave the group: their group_members row is deleted and
 	// their conversation row is marked inactive (history up to now stays).
 	RemoveMembers []string
+	// UpdateMembers set the role and muted_until of existing members.
+	UpdateMembers []Member
 }
 
 // Users is the user aggregate.

@@ -76,27 +76,29 @@ func (s *Store) UpsertUser(ctx context.Context, u *store.User) (bool, error) {
 		u.CreatedAt = t
 	}
 	u.UpdatedAt = t
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return false, s.wrap("upsert user", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	var n int
-	if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM users WHERE id = ?`, u.ID); err != nil {
-		return false, s.wrap("upsert user", err)
-	}
 	args := map[string]any{
 		"id": u.ID, "name": u.Name, "avatar": u.Avatar, "ext": u.Ext,
 		"password_hash": u.PasswordHash, "disabled": u.Disabled, "tokens_after": u.TokensAfter,
 		"created_at": u.CreatedAt, "updated_at": u.UpdatedAt,
 	}
-	if _, err := tx.NamedExecContext(ctx, s.d.UpsertUser, args); err != nil {
+	// Insert first and update only when the id is taken: of concurrent
+	// creators exactly one succeeds, the others get a unique-key violation
+	// (counting rows beforehand let several of them report created).
+	created := true
+	if _, err := s.db.NamedExecContext(ctx, `INSERT INTO users (`+userCols+`)
+		VALUES (:id, :name, :avatar, :ext, :password_hash, :disabled, :tokens_after, :created_at, :updated_at)`, args); err != nil {
+		if !s.d.IsConflict(err) {
+			return false, s.wrap("upsert user", err)
+		}
+		created = false
+		if _, err := s.db.NamedExecContext(ctx, s.d.UpsertUser, args); err != nil {
+			return false, s.wrap("upsert user", err)
+		}
+	}
+	if err := s.db.GetContext(ctx, u, `SELECT `+userCols+` FROM users WHERE id = ?`, u.ID); err != nil {
 		return false, s.wrap("upsert user", err)
 	}
-	if err := tx.GetContext(ctx, u, `SELECT `+userCols+` FROM users WHERE id = ?`, u.ID); err != nil {
-		return false, s.wrap("upsert user", err)
-	}
-	return n == 0, s.wrap("upsert user", tx.Commit())
+	return created, nil
 }
 
 // User implements store.Users.
@@ -261,7 +263,11 @@ func (s *Store) Commit(ctx context.Context, batch []store.Write) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	tx, err := s.db.BeginTxx(ctx, nil)
+	// READ COMMITTED: under MySQL's REPEATABLE READ, the update of a
+	// conversation row that does not exist yet takes a gap lock, and two
+	// batches opening different conversations deadlock on their inserts.
+	// SQLite ignores the level (its writers are serialized anyway).
+	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return s.wrap("commit", err)
 	}
@@ -338,7 +344,7 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write) er
 			}
 		}
 		// A new message brings a hidden conversation back.
-		if _, err := tx.ExecContext(ctx, `UPDATE conversation_members SET hidden = 0 WHERE conv_id = ? AND hidden = 1`, conv); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE conversation_members SET hidden = 0 WHERE conv_id = ? AND hidden = 1 AND active = 1`, conv); err != nil {
 			return s.wrap("unhide conversation", err)
 		}
 	}
@@ -349,8 +355,15 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write) er
 				strings.TrimPrefix(m.Conv, "g:"), mem.UserID, mem.Role, mem.MutedUntil, m.Seq, m.TS); err != nil {
 				return s.wrap("insert member", err)
 			}
-			if err := s.joinConv(ctx, tx, mem.UserID, m.Conv, m.Seq, m.Seq); err != nil {
+			// Joiners have read up to their join event and see history from it on.
+			if err := s.joinConv(ctx, tx, mem.UserID, m.Conv, m.Seq, m.Seq-1); err != nil {
 				return err
+			}
+		}
+		for _, mem := range w.UpdateMembers {
+			if _, err := tx.ExecContext(ctx, `UPDATE group_members SET role = ?, muted_until = ? WHERE group_id = ? AND user_id = ?`,
+				mem.Role, mem.MutedUntil, strings.TrimPrefix(m.Conv, "g:"), mem.UserID); err != nil {
+				return s.wrap("update member", err)
 			}
 		}
 		for _, uid := range w.RemoveMembers {
@@ -363,9 +376,13 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write) er
 				return s.wrap("leave conversation", err)
 			}
 		}
+		start := m.Seq - 1 // direct: from this message on, unread
+		if kinds[m.Conv] == store.KindGroup || (kinds[m.Conv] == "" && strings.HasPrefix(m.Conv, "g:")) {
+			start = m.Seq // group: joins at this message
+		}
 		for _, uid := range w.Participants {
-			if _, err := tx.ExecContext(ctx, s.d.InsertIgnore+` INTO conversation_members (user_id, conv_id, read_seq, min_seq) VALUES (?,?,0,0)`,
-				uid, m.Conv); err != nil {
+			if _, err := tx.ExecContext(ctx, s.d.InsertIgnore+` INTO conversation_members (user_id, conv_id, read_seq, min_seq) VALUES (?,?,?,?)`,
+				uid, m.Conv, start, start); err != nil {
 				return s.wrap("insert participant", err)
 			}
 		}
@@ -503,8 +520,18 @@ func (s *Store) convs(ctx context.Context, rows []convRow) ([]store.Conversation
 		out[i] = store.Conversation{ID: r.ID, Kind: r.Kind, LastSeq: r.LastSeq, ReadSeq: r.ReadSeq, MinSeq: r.MinSeq,
 			Pinned: r.Pinned, Muted: r.Muted, Hidden: r.Hidden, Active: r.Active, UpdatedAt: r.UpdatedAt, LastMessage: last[r.LastMsgID]}
 		if !r.Active {
-			// A former member's view stops where they left.
+			// A former member's view stops where they left, LastMessage too.
 			out[i].LastSeq = r.ReadSeq
+			if m := out[i].LastMessage; m != nil && m.Seq > r.ReadSeq {
+				ms, err := s.selectMessages(ctx, `SELECT `+msgCols+` FROM messages WHERE conv_id = ? AND seq = ?`, r.ID, r.ReadSeq)
+				if err != nil {
+					return nil, err
+				}
+				out[i].LastMessage = nil
+				if len(ms) > 0 {
+					out[i].LastMessage = ms[0]
+				}
+			}
 		}
 	}
 	return out, nil
@@ -512,7 +539,10 @@ func (s *Store) convs(ctx context.Context, rows []convRow) ([]store.Conversation
 
 // MarkRead implements store.Messages.
 func (s *Store) MarkRead(ctx context.Context, userID, conv string, seq int64) (int64, error) {
-	tx, err := s.db.BeginTxx(ctx, nil)
+	// READ COMMITTED: under MySQL's REPEATABLE READ the final SELECT read the
+	// snapshot taken before the UPDATE, so when a concurrent MarkRead had
+	// already raised read_seq it returned the old, lower value.
+	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return 0, s.wrap("mark read", err)
 	}
@@ -524,7 +554,8 @@ func (s *Store) MarkRead(ctx context.Context, userID, conv string, seq int64) (i
 	if seq > lastSeq {
 		seq = lastSeq
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE conversation_members SET read_seq = `+s.d.Greatest+`(read_seq, ?) WHERE user_id = ? AND conv_id = ?`, seq, userID, conv)
+	// A former member (active = 0) has read up to the leave event, and that stays.
+	res, err := tx.ExecContext(ctx, `UPDATE conversation_members SET read_seq = `+s.d.Greatest+`(read_seq, ?) WHERE user_id = ? AND conv_id = ? AND active = 1`, seq, userID, conv)
 	if err != nil {
 		return 0, s.wrap("mark read", err)
 	}
