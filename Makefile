@@ -16,8 +16,11 @@ all: build
 # against SQLite; scripts/test-mysql.sh additionally provides a throwaway
 # MariaDB (MQIM_TEST_MYSQL_DSN) so the store and end-to-end suites also run
 # against MySQL. Finally every Fuzz target runs briefly.
+# The outage pass kills and restarts that MariaDB, so it runs alone, after
+# the main pass, against the same server.
 test: vet
-	bash scripts/test-mysql.sh $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	bash scripts/test-mysql.sh bash -c '$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS) && \
+		MQIM_TEST_OUTAGE=1 $(GO) test -race -count=1 -timeout 10m -run Outage -v ./internal/e2e/'
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(CI_FUZZTIME)
 
 # Same, without MySQL.

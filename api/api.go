@@ -12,8 +12,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
+	"reflect"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mqim/mqim/chat"
 	"github.com/mqim/mqim/configs"
@@ -76,7 +79,26 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, chat.CodeNotFound, "no such endpoint")
 	})
-	return h.recoverer(mux)
+	return h.recoverer(canonical(mux))
+}
+
+// canonical answers a path that net/http's mux would redirect to its cleaned
+// form (empty, "." or ".." segments) with an error instead: the 307 keeps the
+// method, so "DELETE /v1/groups/g/members/.." would land on
+// "DELETE /v1/groups/g". Ids "." and ".." must be sent escaped (%2E).
+func canonical(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.EscapedPath()
+		clean := path.Clean("/" + p)
+		if strings.HasSuffix(p, "/") && clean != "/" {
+			clean += "/"
+		}
+		if r.Method != http.MethodConnect && p != clean {
+			writeError(w, http.StatusBadRequest, chat.CodeInvalid, "non-canonical path: no empty, . or .. segments (escape such ids as %2E)")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // ---- errors
@@ -165,12 +187,18 @@ func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any, allowEmp
 		writeError(w, http.StatusBadRequest, chat.CodeInvalid, "a JSON body is required")
 		return false
 	}
+	if !utf8.Valid(body) {
+		// JSON is UTF-8 (RFC 8259); raw fields (ext, body) would carry the
+		// bad bytes into the store, where MySQL refuses them.
+		writeError(w, http.StatusBadRequest, chat.CodeInvalid, "invalid JSON: not UTF-8")
+		return false
+	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	if err := dec.Decode(v); err != nil {
 		writeError(w, http.StatusBadRequest, chat.CodeInvalid, "invalid JSON: "+jsonError(err))
 		return false
 	}
-	if dec.More() {
+	if strings.TrimSpace(string(body[dec.InputOffset():])) != "" {
 		writeError(w, http.StatusBadRequest, chat.CodeInvalid, "invalid JSON: trailing data")
 		return false
 	}
@@ -181,13 +209,37 @@ func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any, allowEmp
 func jsonError(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return fmt.Sprintf("field %q must be %s", te.Field, te.Type)
+		if te.Field == "" {
+			return "the body must be a JSON object"
+		}
+		return fmt.Sprintf("field %q must be %s", te.Field, jsonType(te.Type))
 	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
 		return fmt.Sprintf("syntax error at byte %d", se.Offset)
 	}
 	return "malformed body"
+}
+
+// jsonType names a Go type the way a JSON client knows it.
+func jsonType(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer in range"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
 }
 
 // ---- authentication
@@ -224,9 +276,9 @@ func (h *handler) service(next http.HandlerFunc) http.Handler {
 }
 
 func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (chat.Actor, bool) {
-	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	scheme, raw, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	raw = strings.TrimSpace(raw)
-	if !ok || raw == "" {
+	if !strings.EqualFold(scheme, "Bearer") || raw == "" { // the scheme is case-insensitive (RFC 7235)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="mqim"`)
 		writeError(w, http.StatusUnauthorized, codeUnauthorized, "missing bearer token")
 		return chat.Actor{}, false
@@ -236,23 +288,29 @@ func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (chat.Act
 	}
 	claims, err := h.Tokens.Verify(raw)
 	if err != nil {
-		writeError(w, http.StatusUnauthorized, codeUnauthorized, "invalid or expired token")
+		invalidToken(w, "invalid or expired token")
 		return chat.Actor{}, false
 	}
 	u, err := h.Store.User(r.Context(), claims.UserID)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			writeError(w, http.StatusUnauthorized, codeUnauthorized, "invalid or expired token")
+			invalidToken(w, "invalid or expired token")
 		} else {
 			h.fail(w, r, err)
 		}
 		return chat.Actor{}, false
 	}
 	if u.Disabled || claims.IssuedAt.UnixMilli() < u.TokensAfter-999 {
-		writeError(w, http.StatusUnauthorized, codeUnauthorized, "user disabled or token revoked")
+		invalidToken(w, "user disabled or token revoked")
 		return chat.Actor{}, false
 	}
 	return chat.Actor{UserID: u.ID}, true
+}
+
+// invalidToken refuses a presented token (RFC 6750 §3).
+func invalidToken(w http.ResponseWriter, msg string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="mqim", error="invalid_token"`)
+	writeError(w, http.StatusUnauthorized, codeUnauthorized, msg)
 }
 
 // actingUser is the user a request acts for: the token's user, or for the

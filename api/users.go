@@ -151,11 +151,12 @@ func (h *handler) mintToken(w http.ResponseWriter, r *http.Request) {
 	}
 	ttl := h.Auth.TokenTTL
 	if in.TTLSeconds != 0 {
-		ttl = time.Duration(in.TTLSeconds) * time.Second
-		if in.TTLSeconds < 1 || ttl > h.Auth.MaxTTL {
+		// Compare in seconds: multiplying first overflows for huge values.
+		if in.TTLSeconds < 1 || in.TTLSeconds > int64(h.Auth.MaxTTL/time.Second) {
 			writeError(w, http.StatusBadRequest, chat.CodeInvalid, "ttl_seconds must be between 1 and "+h.Auth.MaxTTL.String())
 			return
 		}
+		ttl = time.Duration(in.TTLSeconds) * time.Second
 	}
 	u, err := h.Store.User(r.Context(), uid)
 	if err != nil {

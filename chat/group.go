@@ -60,6 +60,8 @@ func (s *Service) CreateGroup(ctx context.Context, a Actor, ng NewGroup) (*store
 		return nil, nil, errorf(CodeInvalid, "owner is required and must be a user id")
 	case len([]rune(ng.Name)) > 100:
 		return nil, nil, errorf(CodeInvalid, "name longer than 100 characters")
+	case len(ng.Avatar) > 1024: // the column's size (MySQL refuses more)
+		return nil, nil, errorf(CodeInvalid, "avatar longer than 1024 bytes")
 	case len(ng.Ext) > s.cfg.MaxExt:
 		return nil, nil, errorf(CodeTooLarge, "ext larger than %d bytes", s.cfg.MaxExt)
 	case len(ng.Ext) > 0 && !json.Valid(ng.Ext):

@@ -153,9 +153,9 @@ type Write struct {
 	Msg *Message
 	// Kind of the conversation, used when Commit creates it.
 	Kind string
-	// Participants are made conversation members (if not already) with
-	// read_seq and min_seq at Msg.Seq-1 (direct) or Msg.Seq (group joins).
-	// For a direct conversation, both users; for a group, new members.
+	// Participants are made conversation members (if not already), seeing
+	// history from this message on: used for the two users of a direct
+	// conversation on its first message. Group joins use AddMembers.
 	Participants []string
 	// NewGroup, when set, is inserted with the message (group creation).
 	NewGroup *Group
@@ -188,7 +188,8 @@ type Groups interface {
 	Group(ctx context.Context, id string) (*Group, error)
 	// Member returns one membership or ErrNotFound.
 	Member(ctx context.Context, groupID, userID string) (*Member, error)
-	// Members lists a group's members, owner first, then by join time.
+	// Members lists a group's members: the owner, then admins, then the
+	// rest, each by join time.
 	Members(ctx context.Context, groupID string) ([]Member, error)
 	// UserGroups lists the ids of the groups a user belongs to.
 	UserGroups(ctx context.Context, userID string) ([]string, error)

@@ -1,0 +1,412 @@
+package broker_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	pahov5 "github.com/eclipse/paho.golang/paho"
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/gorilla/websocket"
+
+	"github.com/mqim/mqim/configs"
+	"github.com/mqim/mqim/internal/testutil"
+)
+
+const wait = 5 * time.Second
+
+// encodeLen encodes an MQTT variable byte integer.
+func encodeLen(n int) []byte {
+	var b []byte
+	for {
+		d := byte(n % 128)
+		n /= 128
+		if n > 0 {
+			d |= 0x80
+		}
+		b = append(b, d)
+		if n == 0 {
+			return b
+		}
+	}
+}
+
+func mqttString(s string) []byte {
+	return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...)
+}
+
+// connectPacket builds a CONNECT (protocol level 4 = 3.1.1, 5 = MQTT 5)
+// with clean start, username, password and a 30 s keepalive.
+func connectPacket(level byte, clientID, user, pass string) []byte {
+	body := append(mqttString("MQTT"), level, 0xC2, 0, 30)
+	if level == 5 {
+		body = append(body, 0) // no properties
+	}
+	body = append(body, mqttString(clientID)...)
+	body = append(body, mqttString(user)...)
+	body = append(body, mqttString(pass)...)
+	return append(append([]byte{0x10}, encodeLen(len(body))...), body...)
+}
+
+// readPacket reads one MQTT packet: its first byte and its body.
+func readPacket(r *bufio.Reader) (byte, []byte, error) {
+	first, err := r.ReadByte()
+	if err != nil {
+		return 0, nil, err
+	}
+	n, mul := 0, 1
+	for i := 0; i < 4; i++ {
+		b, err := r.ReadByte()
+		if err != nil {
+			return 0, nil, err
+		}
+		n += int(b&0x7f) * mul
+		mul *= 128
+		if b&0x80 == 0 {
+			break
+		}
+	}
+	body := make([]byte, n)
+	_, err = io.ReadFull(r, body)
+	return first, body, err
+}
+
+// rawConnect opens a TCP connection and completes CONNECT/CONNACK.
+func rawConnect(t *testing.T, addr string, level byte, uid, device, tok string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := conn.Write(connectPacket(level, uid+"/"+device, uid, tok)); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(wait))
+	r := bufio.NewReader(conn)
+	typ, body, err := readPacket(r)
+	if err != nil {
+		t.Fatalf("read CONNACK: %v", err)
+	}
+	if typ != 0x20 || len(body) < 2 || body[1] != 0 {
+		t.Fatalf("CONNACK %#x %x, want success", typ, body)
+	}
+	return conn, r
+}
+
+// awaitClosed reads (and discards) until the server closes conn, failing if
+// it is still open after wait. It returns how long that took.
+func awaitClosed(t *testing.T, conn net.Conn, r io.Reader) time.Duration {
+	t.Helper()
+	start := time.Now()
+	_ = conn.SetReadDeadline(start.Add(wait))
+	buf := make([]byte, 512)
+	for {
+		_, err := r.Read(buf)
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("connection still open after %v", wait)
+		}
+		return time.Since(start)
+	}
+}
+
+// v5Dial connects an MQTT 5 client over TCP and returns it with its CONNACK.
+func v5Dial(t *testing.T, srv *testutil.Server, uid, device, tok string) (*pahov5.Client, *pahov5.Connack, chan testutil.Msg) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", srv.MQTTAddr, wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := make(chan testutil.Msg, 100)
+	c := pahov5.NewClient(pahov5.ClientConfig{
+		Conn: conn,
+		OnPublishReceived: []func(pahov5.PublishReceived) (bool, error){func(pr pahov5.PublishReceived) (bool, error) {
+			msgs <- testutil.Msg{Topic: pr.Packet.Topic, Payload: append([]byte(nil), pr.Packet.Payload...), QoS: pr.Packet.QoS}
+			return true, nil
+		}},
+		OnClientError:      func(error) {},
+		OnServerDisconnect: func(*pahov5.Disconnect) {},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	ca, err := c.Connect(ctx, &pahov5.Connect{ClientID: uid + "/" + device, Username: uid, UsernameFlag: true,
+		Password: []byte(tok), PasswordFlag: true, KeepAlive: 30, CleanStart: true})
+	if err != nil {
+		conn.Close()
+		t.Fatalf("v5 connect: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Disconnect(&pahov5.Disconnect{}) })
+	return c, ca, msgs
+}
+
+func awaitV5(t *testing.T, msgs chan testutil.Msg, want map[string]any) {
+	t.Helper()
+	deadline := time.After(wait)
+	for {
+		select {
+		case m := <-msgs:
+			if testutil.Matches(m.Event(t), want) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("v5: no event matching %v", want)
+		}
+	}
+}
+
+func publishV5(c *pahov5.Client, topic string, payload []byte) (byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	pr, err := c.Publish(ctx, &pahov5.Publish{Topic: topic, QoS: 1, Payload: payload})
+	if pr != nil {
+		return pr.ReasonCode, err
+	}
+	return 0, err
+}
+
+func overWebSocket(addr string) func(*mqtt.ClientOptions) {
+	return func(o *mqtt.ClientOptions) {
+		o.Servers = []*url.URL{{Scheme: "ws", Host: addr, Path: "/"}}
+	}
+}
+
+func onLost() (func(*mqtt.ClientOptions), chan error) {
+	ch := make(chan error, 1)
+	return func(o *mqtt.ClientOptions) {
+		o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			select {
+			case ch <- err:
+			default:
+			}
+		})
+	}, ch
+}
+
+func TestConnectDeadline(t *testing.T) {
+	const deadline = 300 * time.Millisecond
+	testutil.EachBackend(t, func(t *testing.T, backend string) {
+		srv := testutil.StartServer(t, backend, func(c *configs.Config) { c.MQTT.ConnectTimeout = deadline })
+		alice := srv.User(t, "alice")
+
+		checkElapsed := func(t *testing.T, d time.Duration) {
+			t.Helper()
+			if d < deadline-50*time.Millisecond || d > 3*time.Second {
+				t.Fatalf("closed after %v, want about %v", d, deadline)
+			}
+		}
+
+		t.Run("tcp silent", func(t *testing.T) {
+			conn, err := net.DialTimeout("tcp", srv.MQTTAddr, wait)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			checkElapsed(t, awaitClosed(t, conn, conn))
+		})
+
+		t.Run("tcp partial connect", func(t *testing.T) {
+			conn, err := net.DialTimeout("tcp", srv.MQTTAddr, wait)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			// The start of a CONNECT, then nothing: a slow client does not
+			// get to keep the connection either.
+			full := connectPacket(4, "alice/phone", "alice", alice)
+			if _, err := conn.Write(full[:8]); err != nil {
+				t.Fatal(err)
+			}
+			checkElapsed(t, awaitClosed(t, conn, conn))
+		})
+
+		t.Run("websocket silent", func(t *testing.T) {
+			d := websocket.Dialer{Subprotocols: []string{"mqtt"}, HandshakeTimeout: wait}
+			ws, resp, err := d.Dial("ws://"+srv.WSAddr+"/", nil)
+			if err != nil {
+				t.Fatalf("websocket upgrade: %v", err)
+			}
+			defer ws.Close()
+			resp.Body.Close()
+			if ws.Subprotocol() != "mqtt" {
+				t.Fatalf("subprotocol %q, want mqtt", ws.Subprotocol())
+			}
+			start := time.Now()
+			_ = ws.SetReadDeadline(start.Add(wait))
+			_, _, err = ws.ReadMessage()
+			var ne net.Error
+			if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+				t.Fatalf("websocket still open after %v (err %v)", wait, err)
+			}
+			checkElapsed(t, time.Since(start))
+		})
+
+		t.Run("clients that connected in time keep working", func(t *testing.T) {
+			tcpLostOpt, tcpLost := onLost()
+			tcp := srv.Connect(t, "alice", "tcp", alice, tcpLostOpt)
+			wsLostOpt, wsLost := onLost()
+			ws := srv.Connect(t, "alice", "ws", alice, overWebSocket(srv.WSAddr), wsLostOpt)
+			v5, _, v5msgs := v5Dial(t, srv, "alice", "v5", alice)
+
+			// Wait well past the CONNECT deadline: a deadline that leaked
+			// into the session would have closed these connections by now.
+			<-time.After(3 * deadline)
+
+			select {
+			case err := <-tcpLost:
+				t.Fatalf("tcp client lost its connection: %v", err)
+			case err := <-wsLost:
+				t.Fatalf("websocket client lost its connection: %v", err)
+			case <-v5.Done():
+				t.Fatal("v5 client lost its connection")
+			default:
+			}
+			for i, c := range []*testutil.Client{tcp, ws} {
+				cid := []string{"tcp", "ws"}[i]
+				if err := c.Publish("im/u/alice", 1, `{"cid":"`+cid+`","type":"text","body":{"text":"still here"}}`); err != nil {
+					t.Fatalf("%s publish: %v", cid, err)
+				}
+				// Every device of alice gets the echo.
+				tcp.Await(t, wait, map[string]any{"kind": "msg", "cid": cid})
+				ws.Await(t, wait, map[string]any{"kind": "msg", "cid": cid})
+				awaitV5(t, v5msgs, map[string]any{"kind": "msg", "cid": cid})
+			}
+			if rc, err := publishV5(v5, "im/u/alice", []byte(`{"cid":"v5","type":"text","body":{"text":"still here"}}`)); err != nil || rc != 0 {
+				t.Fatalf("v5 publish: 0x%02x %v", rc, err)
+			}
+			tcp.Await(t, wait, map[string]any{"kind": "msg", "cid": "v5"})
+			awaitV5(t, v5msgs, map[string]any{"kind": "msg", "cid": "v5"})
+		})
+	})
+}
+
+func TestMaxPacketSize(t *testing.T) {
+	const limit = 4096
+	const huge = 200 << 20 // declared remaining length, never sent
+	testutil.EachBackend(t, func(t *testing.T, backend string) {
+		srv := testutil.StartServer(t, backend, func(c *configs.Config) {
+			c.MQTT.MaxPacketSize = limit
+			c.Chat.MaxPayload = limit
+			c.MQTT.ConnectTimeout = 10 * time.Second // a prompt close is the size check, not this
+		})
+		alice := srv.User(t, "alice")
+
+		// allocated reports how many bytes the process allocated while f ran.
+		// A server that trusted the declared length would allocate ~200 MB.
+		allocated := func(f func()) uint64 {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			f()
+			runtime.ReadMemStats(&after)
+			return after.TotalAlloc - before.TotalAlloc
+		}
+		checkPrompt := func(t *testing.T, d time.Duration, alloc uint64) {
+			t.Helper()
+			if d > 2*time.Second {
+				t.Fatalf("closed after %v, want promptly", d)
+			}
+			if alloc > 64<<20 {
+				t.Fatalf("%d MB allocated while refusing the oversized packet", alloc>>20)
+			}
+		}
+		oversized := func(first byte) []byte {
+			return append(append([]byte{first}, encodeLen(huge)...), mqttString("im/u/alice")...)
+		}
+
+		t.Run("oversized CONNECT before authentication", func(t *testing.T) {
+			conn, err := net.DialTimeout("tcp", srv.MQTTAddr, wait)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			var d time.Duration
+			alloc := allocated(func() {
+				if _, err := conn.Write(oversized(0x10)); err != nil {
+					t.Fatal(err)
+				}
+				d = awaitClosed(t, conn, conn)
+			})
+			checkPrompt(t, d, alloc)
+		})
+
+		for _, level := range []byte{4, 5} {
+			name := map[byte]string{4: "v3", 5: "v5"}[level]
+			t.Run("oversized PUBLISH "+name, func(t *testing.T) {
+				conn, r := rawConnect(t, srv.MQTTAddr, level, "alice", "raw"+name, alice)
+				var d time.Duration
+				alloc := allocated(func() {
+					if _, err := conn.Write(append(oversized(0x32), 0, 1, 'x', 'y', 'z')); err != nil {
+						t.Fatal(err)
+					}
+					d = awaitClosed(t, conn, r)
+				})
+				checkPrompt(t, d, alloc)
+				testutil.Eventually(t, wait, func() error {
+					if srv.Broker.Connected("alice/raw" + name) {
+						return errors.New("still registered as connected")
+					}
+					return nil
+				})
+			})
+		}
+
+		t.Run("paho v3 publish above the limit is disconnected", func(t *testing.T) {
+			lostOpt, lost := onLost()
+			c := srv.Connect(t, "alice", "big3", alice, lostOpt)
+			// Under the limit still works.
+			if err := c.Publish("im/u/alice", 1, strings.Repeat("a", 2000)); err != nil {
+				t.Fatal(err)
+			}
+			c.Await(t, wait, map[string]any{"kind": "msg", "from": "alice"})
+			c.Client.Publish("im/u/alice", 1, false, strings.Repeat("b", 10<<10))
+			select {
+			case <-lost:
+			case <-time.After(wait):
+				t.Fatal("v3 client not disconnected after a 10 KB publish")
+			}
+		})
+
+		t.Run("paho v5 publish above the limit is disconnected", func(t *testing.T) {
+			// Mochi v2.7.9 does not advertise Maximum Packet Size in the
+			// CONNACK, so the client sends and the server must refuse.
+			c, _, msgs := v5Dial(t, srv, "alice", "big5", alice)
+			if rc, err := publishV5(c, "im/u/alice", []byte(strings.Repeat("a", 2000))); err != nil || rc != 0 {
+				t.Fatalf("publish under the limit: 0x%02x %v", rc, err)
+			}
+			awaitV5(t, msgs, map[string]any{"kind": "msg", "from": "alice"})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			acked := make(chan error, 1)
+			go func() {
+				pr, err := c.Publish(ctx, &pahov5.Publish{Topic: "im/u/alice", QoS: 1, Payload: []byte(strings.Repeat("b", 10<<10))})
+				if err == nil {
+					err = fmt.Errorf("10 KB publish acknowledged with 0x%02x", pr.ReasonCode)
+					acked <- err
+					return
+				}
+				acked <- nil
+			}()
+			select {
+			case <-c.Done():
+			case <-time.After(wait):
+				cancel()
+				t.Fatalf("v5 client not disconnected after a 10 KB publish (%v)", <-acked)
+			}
+			cancel()
+			if err := <-acked; err != nil {
+				t.Fatal(err)
+			}
+		})
+	})
+}

@@ -1,0 +1,265 @@
+package storetest
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/mqim/mqim/store"
+)
+
+var conversationTests = []test{
+	{"ListNewestFirst", testConversations},
+	{"CursorPaging", testConversationsCursor},
+	{"MarkRead", testMarkRead},
+	{"MarkReadNotFound", testMarkReadNotFound},
+	{"Prefs", testConvPrefs},
+	{"PrefsNotFound", testConvPrefsNotFound},
+	{"NewMessageUnhides", testUnhide},
+}
+
+func (f *fixture) conversations(uid string, q store.ConvQuery) []store.Conversation {
+	f.t.Helper()
+	cs, err := f.st.Conversations(f.ctx, uid, q)
+	if err != nil {
+		f.t.Fatalf("Conversations(%s, %+v): %v", uid, q, err)
+	}
+	return cs
+}
+
+func testConversations(t *testing.T, f *fixture) {
+	ab, ac := directConv("alice", "bob"), directConv("alice", "carol")
+	mAB := dm("m1", 1, "alice", "bob", base+100)
+	f.commit(firstDM(mAB))
+	f.commit(createGroup("g1", "g1", "bob", base+200, "alice"))
+	mG := gm("g2", "g1", 2, "bob", base+250)
+	f.commit(store.Write{Msg: mG})
+	mAC1, mAC2 := dm("m2", 1, "carol", "alice", base+290), dm("m3", 2, "carol", "alice", base+300)
+	f.commit(firstDM(mAC1), store.Write{Msg: mAC2})
+
+	check := func(what string, got []store.Conversation, want ...string) {
+		t.Helper()
+		if !slices.Equal(convIDs(got), want) {
+			t.Errorf("%s = %v, want %v", what, convIDs(got), want)
+		}
+	}
+	all := f.conversations("alice", store.ConvQuery{Limit: 10})
+	check("Conversations(alice)", all, ac, "g:g1", ab)
+	if len(all) == 3 {
+		type view struct {
+			kind            string
+			last, read, upd int64
+			lastMsg         *store.Message
+		}
+		want := []view{
+			{store.KindDirect, 2, 0, base + 300, mAC2},
+			{store.KindGroup, 2, 1, base + 250, mG},
+			{store.KindDirect, 1, 1, base + 100, mAB},
+		}
+		for i, c := range all {
+			w := want[i]
+			if c.Kind != w.kind || c.LastSeq != w.last || c.ReadSeq != w.read || c.UpdatedAt != w.upd || !c.Active {
+				t.Errorf("Conversations(alice)[%d] = %+v, want kind %s last %d read %d updated %d", i, c, w.kind, w.last, w.read, w.upd)
+			}
+			wantMessage(t, "LastMessage of "+c.ID, c.LastMessage, w.lastMsg)
+		}
+	}
+	check("Conversations(alice, limit 2)", f.conversations("alice", store.ConvQuery{Limit: 2}), ac, "g:g1")
+	check("Conversations(alice, limit 1)", f.conversations("alice", store.ConvQuery{Limit: 1}), ac)
+	check("Conversations(alice, after 150)", f.conversations("alice", store.ConvQuery{UpdatedAfter: base + 150, Limit: 10}), ac, "g:g1")
+	check("Conversations(alice, after 250)", f.conversations("alice", store.ConvQuery{UpdatedAfter: base + 250, Limit: 10}), ac)
+	check("Conversations(alice, after 300)", f.conversations("alice", store.ConvQuery{UpdatedAfter: base + 300, Limit: 10}))
+	check("Conversations(bob)", f.conversations("bob", store.ConvQuery{Limit: 10}), "g:g1", ab)
+	check("Conversations(carol)", f.conversations("carol", store.ConvQuery{Limit: 10}), ac)
+	check("Conversations(nobody)", f.conversations("nobody", store.ConvQuery{Limit: 10}))
+
+	// A new message moves its conversation to the front and past the
+	// updated_after cursor.
+	mAB2 := dm("m4", 2, "bob", "alice", base+400)
+	f.commit(store.Write{Msg: mAB2})
+	check("Conversations(alice) after a new message", f.conversations("alice", store.ConvQuery{Limit: 10}), ab, ac, "g:g1")
+	got := f.conversations("alice", store.ConvQuery{UpdatedAfter: base + 300, Limit: 10})
+	check("Conversations(alice, after 300) after a new message", got, ab)
+	if len(got) == 1 {
+		if got[0].UpdatedAt != base+400 || got[0].LastSeq != 2 || got[0].ReadSeq != 1 {
+			t.Errorf("updated conversation = %+v", got[0])
+		}
+		wantMessage(t, "new LastMessage", got[0].LastMessage, mAB2)
+	}
+}
+
+// Pages of a list with ties on updated_at: the cursor (BeforeTS, BeforeID)
+// is the last row of the previous page; the next page starts strictly after
+// it in the list order (updated_at descending, then id ascending).
+func testConversationsCursor(t *testing.T, f *fixture) {
+	// alice talks to p0..p6; p1, p2 and p3 share a timestamp, as do p5, p6.
+	ts := []int64{base + 10, base + 50, base + 50, base + 50, base + 30, base + 20, base + 20}
+	for i, at := range ts {
+		f.commit(firstDM(dm(fmt.Sprintf("m%d", i), 1, fmt.Sprintf("p%d", i), "alice", at)))
+	}
+	want := []string{"d:alice:p1", "d:alice:p2", "d:alice:p3", "d:alice:p4", "d:alice:p5", "d:alice:p6", "d:alice:p0"}
+	if got := convIDs(f.conversations("alice", store.ConvQuery{Limit: 100})); !slices.Equal(got, want) {
+		t.Fatalf("Conversations(alice) = %v, want %v", got, want)
+	}
+	for _, size := range []int{1, 2, 3, 4} {
+		var got []string
+		q := store.ConvQuery{Limit: size}
+		for page := 0; ; page++ {
+			if page > len(want) {
+				t.Fatalf("page size %d: paging does not end: %v", size, got)
+			}
+			cs := f.conversations("alice", q)
+			if len(cs) > size {
+				t.Fatalf("page size %d: got %d rows", size, len(cs))
+			}
+			for _, c := range cs {
+				got = append(got, c.ID)
+			}
+			if len(cs) < size {
+				break
+			}
+			last := cs[len(cs)-1]
+			q.BeforeTS, q.BeforeID = last.UpdatedAt, last.ID
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("pages of %d = %v, want %v", size, got, want)
+		}
+	}
+	// The cursor combines with updated_after.
+	q := store.ConvQuery{UpdatedAfter: base + 20, BeforeTS: base + 50, BeforeID: "d:alice:p2", Limit: 100}
+	if got := convIDs(f.conversations("alice", q)); !slices.Equal(got, []string{"d:alice:p3", "d:alice:p4"}) {
+		t.Errorf("Conversations(alice, %+v) = %v, want [d:alice:p3 d:alice:p4]", q, got)
+	}
+}
+
+func testMarkRead(t *testing.T, f *fixture) {
+	ab := directConv("alice", "bob")
+	f.commit(firstDM(dm("m1", 1, "alice", "bob", base+1)))
+	for i := int64(2); i <= 5; i++ {
+		f.commit(store.Write{Msg: dm(fmt.Sprintf("m%d", i), i, "alice", "bob", base+i)})
+	}
+	f.wantState("bob", ab, 5, 0, 0)
+
+	steps := []struct{ seq, want int64 }{
+		{2, 2},   // raises
+		{2, 2},   // same: no change, no error
+		{1, 2},   // never lowers
+		{0, 2},   // never lowers
+		{4, 4},   // raises again
+		{100, 5}, // capped at last_seq
+		{3, 5},
+	}
+	for _, s := range steps {
+		got, err := f.st.MarkRead(f.ctx, "bob", ab, s.seq)
+		if err != nil || got != s.want {
+			t.Fatalf("MarkRead(bob, %d) = (%d, %v), want (%d, nil)", s.seq, got, err, s.want)
+		}
+		f.wantState("bob", ab, 5, s.want, 0)
+	}
+	// alice's own position is untouched by bob's reads.
+	f.wantState("alice", ab, 5, 5, 0)
+
+	f.commit(store.Write{Msg: dm("m6", 6, "alice", "bob", base+6)})
+	f.wantState("bob", ab, 6, 5, 0)
+	if got, err := f.st.MarkRead(f.ctx, "bob", ab, 6); err != nil || got != 6 {
+		t.Fatalf("MarkRead(bob, 6) = (%d, %v), want (6, nil)", got, err)
+	}
+
+	// Groups too, from the join point.
+	f.commit(createGroup("c1", "g1", "olga", base+10, "bob"))
+	f.commit(store.Write{Msg: gm("g2", "g1", 2, "olga", base+11)}, store.Write{Msg: gm("g3", "g1", 3, "olga", base+12)})
+	if got, err := f.st.MarkRead(f.ctx, "bob", "g:g1", 2); err != nil || got != 2 {
+		t.Fatalf("MarkRead(bob, g:g1, 2) = (%d, %v), want (2, nil)", got, err)
+	}
+	f.wantState("bob", "g:g1", 3, 2, 0)
+}
+
+func testMarkReadNotFound(t *testing.T, f *fixture) {
+	ab := directConv("alice", "bob")
+	f.commit(firstDM(dm("m1", 1, "alice", "bob", base+1)))
+	_, err := f.st.MarkRead(f.ctx, "bob", "d:bob:zed", 1)
+	wantErr(t, "MarkRead of an unknown conversation", err, store.ErrNotFound)
+	_, err = f.st.MarkRead(f.ctx, "carol", ab, 1)
+	wantErr(t, "MarkRead by a user outside the conversation", err, store.ErrNotFound)
+	// Also when the capped seq would change nothing (MySQL reports 0 rows).
+	_, err = f.st.MarkRead(f.ctx, "carol", ab, 0)
+	wantErr(t, "MarkRead(seq 0) by a user outside the conversation", err, store.ErrNotFound)
+	if _, err := f.st.Conversation(f.ctx, "carol", ab); err == nil {
+		t.Error("MarkRead made carol a member")
+	}
+}
+
+type prefs struct{ pinned, muted, hidden bool }
+
+func (f *fixture) wantPrefs(uid, conv string, want prefs) {
+	f.t.Helper()
+	c := f.conv(uid, conv)
+	if got := (prefs{c.Pinned, c.Muted, c.Hidden}); got != want {
+		f.t.Errorf("%s's prefs of %s = %+v, want %+v", uid, conv, got, want)
+	}
+}
+
+func (f *fixture) setPrefs(uid, conv string, p store.ConvPrefs) {
+	f.t.Helper()
+	if err := f.st.SetConvPrefs(f.ctx, uid, conv, p); err != nil {
+		f.t.Fatalf("SetConvPrefs(%s, %s): %v", uid, conv, err)
+	}
+}
+
+func testConvPrefs(t *testing.T, f *fixture) {
+	ab := directConv("alice", "bob")
+	f.commit(firstDM(dm("m1", 1, "alice", "bob", base+1)))
+	f.wantPrefs("bob", ab, prefs{})
+
+	f.setPrefs("bob", ab, store.ConvPrefs{Pinned: ptr(true)})
+	f.wantPrefs("bob", ab, prefs{pinned: true})
+	f.setPrefs("bob", ab, store.ConvPrefs{Muted: ptr(true)}) // pinned stays
+	f.wantPrefs("bob", ab, prefs{pinned: true, muted: true})
+	f.setPrefs("bob", ab, store.ConvPrefs{Hidden: ptr(true), Pinned: ptr(false)})
+	f.wantPrefs("bob", ab, prefs{muted: true, hidden: true})
+	f.setPrefs("bob", ab, store.ConvPrefs{}) // nothing to change
+	f.wantPrefs("bob", ab, prefs{muted: true, hidden: true})
+	f.setPrefs("bob", ab, store.ConvPrefs{Pinned: ptr(true), Muted: ptr(false), Hidden: ptr(false)})
+	f.wantPrefs("bob", ab, prefs{pinned: true})
+	// Per user: alice's are untouched.
+	f.wantPrefs("alice", ab, prefs{})
+	// Prefs do not touch the read position.
+	f.wantState("bob", ab, 1, 0, 0)
+}
+
+func testConvPrefsNotFound(t *testing.T, f *fixture) {
+	ab := directConv("alice", "bob")
+	f.commit(firstDM(dm("m1", 1, "alice", "bob", base+1)))
+	err := f.st.SetConvPrefs(f.ctx, "bob", "d:bob:zed", store.ConvPrefs{Pinned: ptr(true)})
+	wantErr(t, "SetConvPrefs of an unknown conversation", err, store.ErrNotFound)
+	err = f.st.SetConvPrefs(f.ctx, "carol", ab, store.ConvPrefs{Muted: ptr(true)})
+	wantErr(t, "SetConvPrefs by a user outside the conversation", err, store.ErrNotFound)
+	if _, err := f.st.Conversation(f.ctx, "carol", ab); err == nil {
+		t.Error("SetConvPrefs made carol a member")
+	}
+}
+
+func testUnhide(t *testing.T, f *fixture) {
+	ab := directConv("alice", "bob")
+	f.commit(firstDM(dm("m1", 1, "alice", "bob", base+1)))
+	f.setPrefs("bob", ab, store.ConvPrefs{Hidden: ptr(true), Pinned: ptr(true), Muted: ptr(true)})
+	f.setPrefs("alice", ab, store.ConvPrefs{Hidden: ptr(true)})
+	f.wantPrefs("bob", ab, prefs{true, true, true})
+
+	// A message from alice brings the conversation back for both; the other
+	// prefs stay.
+	f.commit(store.Write{Msg: dm("m2", 2, "alice", "bob", base+2)})
+	f.wantPrefs("bob", ab, prefs{pinned: true, muted: true})
+	f.wantPrefs("alice", ab, prefs{})
+
+	// Hiding again, and a message in another conversation changes nothing.
+	f.setPrefs("bob", ab, store.ConvPrefs{Hidden: ptr(true)})
+	f.commit(firstDM(dm("m3", 1, "bob", "carol", base+3)))
+	f.wantPrefs("bob", ab, prefs{pinned: true, muted: true, hidden: true})
+
+	// Groups too.
+	f.commit(createGroup("c1", "g1", "olga", base+4, "bob"))
+	f.setPrefs("bob", "g:g1", store.ConvPrefs{Hidden: ptr(true)})
+	f.commit(store.Write{Msg: gm("g2", "g1", 2, "olga", base+5)})
+	f.wantPrefs("bob", "g:g1", prefs{})
+}

@@ -1,0 +1,152 @@
+package storetest
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mqim/mqim/store"
+)
+
+var deviceTests = []test{
+	{"PutIsUpsert", testPutDevice},
+	{"TokenMovesToNewOwner", testDeviceTokenMoves},
+	{"Delete", testDeleteDevice},
+}
+
+func (f *fixture) putDevice(d store.Device) {
+	f.t.Helper()
+	if err := f.st.PutDevice(f.ctx, &d); err != nil {
+		f.t.Fatalf("PutDevice(%+v): %v", d, err)
+	}
+}
+
+// wantDevices checks a user's devices, ignoring UpdatedAt (which must be
+// set) and order.
+func (f *fixture) wantDevices(uid string, want ...store.Device) {
+	f.t.Helper()
+	got, err := f.st.Devices(f.ctx, uid)
+	if err != nil {
+		f.t.Fatalf("Devices(%s): %v", uid, err)
+	}
+	for i := range got {
+		if got[i].UpdatedAt == 0 {
+			f.t.Errorf("device %+v has no UpdatedAt", got[i])
+		}
+		got[i].UpdatedAt = 0
+	}
+	byID := func(a, b store.Device) int { return strings.Compare(a.DeviceID, b.DeviceID) }
+	slices.SortFunc(got, byID)
+	want = slices.Clone(want)
+	slices.SortFunc(want, byID)
+	if !slices.Equal(got, want) {
+		f.t.Errorf("Devices(%s) = %+v, want %+v", uid, got, want)
+	}
+}
+
+func (f *fixture) tokenRows(platform, token string) int {
+	f.t.Helper()
+	var n int
+	if err := f.st.DB().GetContext(f.ctx, &n, `SELECT COUNT(*) FROM devices WHERE platform = ? AND token = ?`, platform, token); err != nil {
+		f.t.Fatal(err)
+	}
+	return n
+}
+
+func testPutDevice(t *testing.T, f *fixture) {
+	d1 := store.Device{UserID: "alice", DeviceID: "phone", Platform: "ios", Token: "tok-a", Topic: "com.example.app"}
+	arg := d1
+	if err := f.st.PutDevice(f.ctx, &arg); err != nil {
+		t.Fatal(err)
+	}
+	if arg.UpdatedAt == 0 {
+		t.Error("PutDevice did not set UpdatedAt")
+	}
+	f.wantDevices("alice", d1)
+
+	// Same device: new token, no topic.
+	d1b := store.Device{UserID: "alice", DeviceID: "phone", Platform: "ios", Token: "tok-b"}
+	f.putDevice(d1b)
+	f.wantDevices("alice", d1b)
+	if n := f.tokenRows("ios", "tok-a"); n != 0 {
+		t.Errorf("the replaced token is still stored (%d rows)", n)
+	}
+
+	d2 := store.Device{UserID: "alice", DeviceID: "tablet", Platform: "android", Token: "tok-c"}
+	f.putDevice(d2)
+	f.wantDevices("alice", d1b, d2)
+	// Putting the same registration again changes nothing.
+	f.putDevice(d2)
+	f.wantDevices("alice", d1b, d2)
+	// Device ids are per user.
+	d3 := store.Device{UserID: "bob", DeviceID: "phone", Platform: "huawei", Token: "tok-d"}
+	f.putDevice(d3)
+	f.wantDevices("bob", d3)
+	f.wantDevices("alice", d1b, d2)
+	f.wantDevices("nobody")
+}
+
+func testDeviceTokenMoves(t *testing.T, f *fixture) {
+	alice := store.Device{UserID: "alice", DeviceID: "phone", Platform: "android", Token: "tok-1"}
+	keep := store.Device{UserID: "alice", DeviceID: "laptop", Platform: "android", Token: "tok-2"}
+	f.putDevice(alice)
+	f.putDevice(keep)
+
+	// The phone changed hands: its token now belongs to bob.
+	bob := store.Device{UserID: "bob", DeviceID: "phone2", Platform: "android", Token: "tok-1", Topic: "t"}
+	f.putDevice(bob)
+	f.wantDevices("bob", bob)
+	f.wantDevices("alice", keep)
+	if n := f.tokenRows("android", "tok-1"); n != 1 {
+		t.Errorf("token tok-1 is stored %d times, want once", n)
+	}
+
+	// To another device of the same user.
+	moved := store.Device{UserID: "bob", DeviceID: "phone3", Platform: "android", Token: "tok-1"}
+	f.putDevice(moved)
+	f.wantDevices("bob", moved)
+
+	// An existing device taking over a token of another user's device.
+	taker := store.Device{UserID: "alice", DeviceID: "laptop", Platform: "android", Token: "tok-1"}
+	f.putDevice(taker)
+	f.wantDevices("alice", taker)
+	f.wantDevices("bob")
+	if n := f.tokenRows("android", "tok-1"); n != 1 {
+		t.Errorf("token tok-1 is stored %d times, want once", n)
+	}
+	if n := f.tokenRows("android", "tok-2"); n != 0 {
+		t.Errorf("laptop's old token tok-2 is still stored (%d rows)", n)
+	}
+
+	// Long APNs-like tokens.
+	long := store.Device{UserID: "carol", DeviceID: "d", Platform: "ios", Token: strings.Repeat("ab", 100)}
+	f.putDevice(long)
+	f.wantDevices("carol", long)
+}
+
+func testDeleteDevice(t *testing.T, f *fixture) {
+	a1 := store.Device{UserID: "alice", DeviceID: "d1", Platform: "ios", Token: "t1"}
+	a2 := store.Device{UserID: "alice", DeviceID: "d2", Platform: "ios", Token: "t2"}
+	b1 := store.Device{UserID: "bob", DeviceID: "d1", Platform: "ios", Token: "t3"}
+	f.putDevice(a1)
+	f.putDevice(a2)
+	f.putDevice(b1)
+
+	if err := f.st.DeleteDevice(f.ctx, "alice", "d1"); err != nil {
+		t.Fatalf("DeleteDevice(alice, d1): %v", err)
+	}
+	f.wantDevices("alice", a2)
+	f.wantDevices("bob", b1) // same device id, other user: untouched
+
+	err := f.st.DeleteDevice(f.ctx, "alice", "d1")
+	wantErr(t, "DeleteDevice of a deleted device", err, store.ErrNotFound)
+	err = f.st.DeleteDevice(f.ctx, "alice", "nope")
+	wantErr(t, "DeleteDevice of an unknown device", err, store.ErrNotFound)
+	err = f.st.DeleteDevice(f.ctx, "carol", "d1")
+	wantErr(t, "DeleteDevice of another user's device id", err, store.ErrNotFound)
+	f.wantDevices("bob", b1)
+
+	// The token of a deleted device can be registered again.
+	f.putDevice(store.Device{UserID: "carol", DeviceID: "x", Platform: "ios", Token: "t1"})
+	f.wantDevices("carol", store.Device{UserID: "carol", DeviceID: "x", Platform: "ios", Token: "t1"})
+}

@@ -1,0 +1,294 @@
+package storetest
+
+import (
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/mqim/mqim/store"
+)
+
+var groupTests = []test{
+	{"Create", testGroupCreate},
+	{"CreatedByOwner", testGroupCreatedByOwner},
+	{"JoinLater", testGroupJoin},
+	{"LeaveFreezesView", testGroupLeave},
+	{"LeaveThenRejoin", testGroupRejoin},
+	{"NotFound", testGroupNotFound},
+}
+
+func memberIDs(ms []store.Member) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.UserID
+	}
+	return out
+}
+
+func (f *fixture) members(gid string) []store.Member {
+	f.t.Helper()
+	ms, err := f.st.Members(f.ctx, gid)
+	if err != nil {
+		f.t.Fatalf("Members(%s): %v", gid, err)
+	}
+	return ms
+}
+
+func (f *fixture) member(gid, uid string) *store.Member {
+	f.t.Helper()
+	m, err := f.st.Member(f.ctx, gid, uid)
+	if err != nil {
+		f.t.Fatalf("Member(%s, %s): %v", gid, uid, err)
+	}
+	return m
+}
+
+func (f *fixture) userGroups(uid string) []string {
+	f.t.Helper()
+	gs, err := f.st.UserGroups(f.ctx, uid)
+	if err != nil {
+		f.t.Fatalf("UserGroups(%s): %v", uid, err)
+	}
+	return sorted(gs)
+}
+
+func testGroupCreate(t *testing.T, f *fixture) {
+	g := &store.Group{
+		ID: "g1", Name: "Team ✨", Avatar: "https://img/g.png", Notice: "be nice", Owner: "olga",
+		JoinPolicy: "approval", MuteAll: true, Ext: store.JSON(`{"topic":"go","n":[1]}`),
+		CreatedAt: base + 1, UpdatedAt: base + 2,
+	}
+	created := sys("c1", "g1", 1, "created", base+1)
+	// Insertion order deliberately not owner first.
+	f.commit(store.Write{Msg: created, Kind: store.KindGroup, NewGroup: g, AddMembers: []store.Member{
+		{UserID: "bob", Role: store.RoleMember},
+		{UserID: "olga", Role: store.RoleOwner},
+		{UserID: "carol", Role: store.RoleAdmin, MutedUntil: base + 99},
+	}})
+
+	got, err := f.st.Group(f.ctx, "g1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !jsonEqual(got.Ext, g.Ext) {
+		t.Errorf("Group Ext = %s, want %s", showJSON(got.Ext), showJSON(g.Ext))
+	}
+	gg, wg := *got, *g
+	gg.Ext, wg.Ext = nil, nil
+	if !reflect.DeepEqual(gg, wg) {
+		t.Errorf("Group = %+v, want %+v", gg, wg)
+	}
+
+	ms := f.members("g1")
+	if len(ms) != 3 || ms[0].UserID != "olga" {
+		t.Fatalf("Members = %v, want olga (owner) first, then bob and carol", memberIDs(ms))
+	}
+	roles := map[string]string{"olga": store.RoleOwner, "bob": store.RoleMember, "carol": store.RoleAdmin}
+	for _, m := range ms {
+		want := store.Member{GroupID: "g1", UserID: m.UserID, Role: roles[m.UserID], JoinSeq: 1, JoinedAt: base + 1}
+		if m.UserID == "carol" {
+			want.MutedUntil = base + 99
+		}
+		if m != want {
+			t.Errorf("member %+v, want %+v", m, want)
+		}
+		if one := f.member("g1", m.UserID); *one != m {
+			t.Errorf("Member(g1, %s) = %+v, Members has %+v", m.UserID, *one, m)
+		}
+		// Members present at creation have read the "created" message.
+		c := f.wantState(m.UserID, "g:g1", 1, 1, 0)
+		if c.Kind != store.KindGroup || c.UpdatedAt != base+1 {
+			t.Errorf("%s's view of g:g1 = %+v", m.UserID, c)
+		}
+		wantMessage(t, "LastMessage of a new group", c.LastMessage, created)
+		if gs := f.userGroups(m.UserID); !slices.Equal(gs, []string{"g1"}) {
+			t.Errorf("UserGroups(%s) = %v, want [g1]", m.UserID, gs)
+		}
+	}
+	wantMessages(t, "history of g:g1", f.history("g:g1"), created)
+
+	// Messages from members: senders read them, the others have unread.
+	f.commit(store.Write{Msg: gm("m2", "g1", 2, "bob", base+3)}, store.Write{Msg: gm("m3", "g1", 3, "bob", base+4)})
+	f.wantState("bob", "g:g1", 3, 3, 0)
+	f.wantState("olga", "g:g1", 3, 1, 0)
+	f.wantState("carol", "g:g1", 3, 1, 0)
+
+	// A second group: UserGroups lists both.
+	f.commit(createGroup("d1", "g0", "carol", base+5, "olga"))
+	if gs := f.userGroups("olga"); !slices.Equal(gs, []string{"g0", "g1"}) {
+		t.Errorf("UserGroups(olga) = %v, want [g0 g1]", gs)
+	}
+	if gs := f.userGroups("bob"); !slices.Equal(gs, []string{"g1"}) {
+		t.Errorf("UserGroups(bob) = %v, want [g1]", gs)
+	}
+	if ms := f.members("g0"); !slices.Equal(memberIDs(ms), []string{"carol", "olga"}) {
+		t.Errorf("Members(g0) = %v, want [carol olga]", memberIDs(ms))
+	}
+}
+
+// The owner may be the sender of the "created" message: the same state.
+func testGroupCreatedByOwner(t *testing.T, f *fixture) {
+	w := createGroup("c1", "g1", "olga", base+1, "bob")
+	w.Msg.From = "olga"
+	f.commit(w)
+	f.wantState("olga", "g:g1", 1, 1, 0)
+	f.wantState("bob", "g:g1", 1, 1, 0)
+	if m := f.member("g1", "bob"); m.JoinSeq != 1 {
+		t.Errorf("bob's JoinSeq = %d, want 1", m.JoinSeq)
+	}
+}
+
+func testGroupJoin(t *testing.T, f *fixture) {
+	f.commit(createGroup("c1", "g1", "olga", base+1, "bob", "carol"))
+	f.commit(store.Write{Msg: gm("m2", "g1", 2, "bob", base+2)}, store.Write{Msg: gm("m3", "g1", 3, "olga", base+3)})
+
+	joined := sys("c4", "g1", 4, "joined", base+4)
+	f.commit(store.Write{Msg: joined, AddMembers: []store.Member{{UserID: "dave", Role: store.RoleMember}}})
+	if m := f.member("g1", "dave"); m.JoinSeq != 4 || m.JoinedAt != base+4 || m.Role != store.RoleMember {
+		t.Errorf("Member(g1, dave) = %+v, want JoinSeq 4, JoinedAt %d", m, base+4)
+	}
+	// dave starts at his join event: nothing unread, history from it on.
+	c := f.wantState("dave", "g:g1", 4, 4, 3)
+	wantMessage(t, "dave's LastMessage", c.LastMessage, joined)
+	// The others now have the join event unread.
+	f.wantState("carol", "g:g1", 4, 1, 0)
+	f.wantState("olga", "g:g1", 4, 3, 0)
+
+	f.commit(store.Write{Msg: gm("m5", "g1", 5, "carol", base+5)})
+	f.wantState("dave", "g:g1", 5, 4, 3)
+
+	// Two joins in one batch, "aaron" sorting first by id but joining last.
+	f.commit(
+		store.Write{Msg: sys("c6", "g1", 6, "joined", base+6), AddMembers: []store.Member{{UserID: "erin", Role: store.RoleMember}}},
+		store.Write{Msg: sys("c7", "g1", 7, "joined", base+7), AddMembers: []store.Member{{UserID: "aaron", Role: store.RoleMember}}},
+	)
+	f.wantState("erin", "g:g1", 7, 6, 5)
+	f.wantState("aaron", "g:g1", 7, 7, 6)
+	if m := f.member("g1", "aaron"); m.JoinSeq != 7 {
+		t.Errorf("aaron's JoinSeq = %d, want 7", m.JoinSeq)
+	}
+	// Owner first, then by join time.
+	ids := memberIDs(f.members("g1"))
+	if len(ids) != 6 || ids[0] != "olga" || !slices.Equal(ids[3:], []string{"dave", "erin", "aaron"}) ||
+		!slices.Equal(sorted(ids[1:3]), []string{"bob", "carol"}) {
+		t.Errorf("Members = %v, want olga, {bob, carol}, dave, erin, aaron", ids)
+	}
+	if gs := f.userGroups("aaron"); !slices.Equal(gs, []string{"g1"}) {
+		t.Errorf("UserGroups(aaron) = %v", gs)
+	}
+}
+
+// A member who left keeps the history up to the leave event and nothing
+// after: the view stays frozen whatever happens in the group later.
+func testGroupLeave(t *testing.T, f *fixture) {
+	f.commit(createGroup("c1", "g1", "olga", base+1, "bob", "carol"))
+	f.commit(store.Write{Msg: gm("m2", "g1", 2, "olga", base+2)}, store.Write{Msg: gm("m3", "g1", 3, "carol", base+3)})
+
+	left := sys("c4", "g1", 4, "left", base+4)
+	f.commit(store.Write{Msg: left, RemoveMembers: []string{"bob"}})
+	_, err := f.st.Member(f.ctx, "g1", "bob")
+	wantErr(t, "Member(g1, bob) after leaving", err, store.ErrNotFound)
+	if gs := f.userGroups("bob"); len(gs) != 0 {
+		t.Errorf("UserGroups(bob) after leaving = %v, want none", gs)
+	}
+	if ids := memberIDs(f.members("g1")); !slices.Equal(sorted(ids), []string{"carol", "olga"}) {
+		t.Errorf("Members after bob left = %v", ids)
+	}
+
+	wantFrozen := func(when string) {
+		t.Helper()
+		c := f.conv("bob", "g:g1")
+		if c.Active || c.LastSeq != 4 || c.ReadSeq != 4 {
+			t.Errorf("%s: bob's view = Active %v, last_seq %d, read_seq %d; want inactive at 4 with nothing unread",
+				when, c.Active, c.LastSeq, c.ReadSeq)
+		}
+		if c.LastMessage != nil && c.LastMessage.Seq > c.LastSeq {
+			t.Errorf("%s: bob's LastMessage is %s (seq %d), sent after he left at seq %d",
+				when, c.LastMessage.ID, c.LastMessage.Seq, c.LastSeq)
+		}
+		cs, err := f.st.Conversations(f.ctx, "bob", store.ConvQuery{Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs) != 1 || cs[0].ID != "g:g1" || cs[0].Active || cs[0].LastSeq != 4 || cs[0].ReadSeq != 4 {
+			t.Errorf("%s: Conversations(bob) = %+v, want g:g1 inactive at 4", when, cs)
+		}
+	}
+	wantFrozen("right after leaving")
+	wantMessage(t, "bob's LastMessage", f.conv("bob", "g:g1").LastMessage, left)
+
+	f.commit(store.Write{Msg: gm("m5", "g1", 5, "olga", base+5)}, store.Write{Msg: gm("m6", "g1", 6, "carol", base+6)})
+	f.wantLastSeq("g:g1", 6)
+	wantFrozen("after more messages")
+	f.wantState("olga", "g:g1", 6, 5, 0)
+	f.wantState("carol", "g:g1", 6, 6, 0)
+
+	// Marking read cannot move the view past the leave event either.
+	if r, err := f.st.MarkRead(f.ctx, "bob", "g:g1", 6); err != nil || r != 4 {
+		t.Errorf("MarkRead(bob, g:g1, 6) after leaving = (%d, %v), want (4, nil)", r, err)
+	}
+	wantFrozen("after MarkRead")
+
+	// A conversation bob hid after leaving stays hidden: new messages are
+	// not his.
+	if err := f.st.SetConvPrefs(f.ctx, "bob", "g:g1", store.ConvPrefs{Hidden: ptr(true)}); err != nil {
+		t.Fatal(err)
+	}
+	f.commit(store.Write{Msg: gm("m7", "g1", 7, "olga", base+7)})
+	if c := f.conv("bob", "g:g1"); !c.Hidden {
+		t.Error("a new message unhid the conversation of a member who left")
+	}
+	wantFrozen("after hiding")
+
+	// A kick by the owner: the owner's read_seq follows, the kicked is frozen.
+	kick := sys("c8", "g1", 8, "kicked", base+8)
+	kick.From = "olga"
+	f.commit(store.Write{Msg: kick, RemoveMembers: []string{"carol"}})
+	c := f.conv("carol", "g:g1")
+	if c.Active || c.LastSeq != 8 || c.ReadSeq != 8 {
+		t.Errorf("carol's view after kick = %+v, want inactive at 8", c)
+	}
+	f.wantState("olga", "g:g1", 8, 8, 0)
+	if ids := memberIDs(f.members("g1")); !slices.Equal(ids, []string{"olga"}) {
+		t.Errorf("Members after the kick = %v, want [olga]", ids)
+	}
+}
+
+func testGroupRejoin(t *testing.T, f *fixture) {
+	f.commit(createGroup("c1", "g1", "olga", base+1, "bob"))
+	f.commit(store.Write{Msg: sys("c2", "g1", 2, "left", base+2), RemoveMembers: []string{"bob"}})
+	if err := f.st.SetConvPrefs(f.ctx, "bob", "g:g1", store.ConvPrefs{Hidden: ptr(true)}); err != nil {
+		t.Fatal(err)
+	}
+	f.commit(store.Write{Msg: gm("m3", "g1", 3, "olga", base+3)}, store.Write{Msg: gm("m4", "g1", 4, "olga", base+4)})
+
+	f.commit(store.Write{Msg: sys("c5", "g1", 5, "joined", base+5), AddMembers: []store.Member{{UserID: "bob", Role: store.RoleMember}}})
+	if m := f.member("g1", "bob"); m.JoinSeq != 5 || m.JoinedAt != base+5 {
+		t.Errorf("Member(g1, bob) after rejoining = %+v, want JoinSeq 5", m)
+	}
+	c := f.wantState("bob", "g:g1", 5, 5, 4)
+	if c.Hidden {
+		t.Error("rejoined conversation is still hidden")
+	}
+	f.commit(store.Write{Msg: gm("m6", "g1", 6, "olga", base+6)})
+	f.wantState("bob", "g:g1", 6, 5, 4)
+	if gs := f.userGroups("bob"); !slices.Equal(gs, []string{"g1"}) {
+		t.Errorf("UserGroups(bob) after rejoining = %v", gs)
+	}
+}
+
+func testGroupNotFound(t *testing.T, f *fixture) {
+	f.commit(createGroup("c1", "g1", "olga", base+1, "bob"))
+	_, err := f.st.Group(f.ctx, "nope")
+	wantErr(t, "Group(nope)", err, store.ErrNotFound)
+	_, err = f.st.Member(f.ctx, "g1", "dave")
+	wantErr(t, "Member(g1, dave)", err, store.ErrNotFound)
+	_, err = f.st.Member(f.ctx, "nope", "bob")
+	wantErr(t, "Member(nope, bob)", err, store.ErrNotFound)
+	if ms, err := f.st.Members(f.ctx, "nope"); err != nil || len(ms) != 0 {
+		t.Errorf("Members(nope) = %v, %v; want none", memberIDs(ms), err)
+	}
+	if gs, err := f.st.UserGroups(f.ctx, "dave"); err != nil || len(gs) != 0 {
+		t.Errorf("UserGroups(dave) = %v, %v; want none", gs, err)
+	}
+}
