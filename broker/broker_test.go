@@ -3,11 +3,21 @@ package broker_test
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -182,6 +192,62 @@ func overWebSocket(addr string) func(*mqtt.ClientOptions) {
 	}
 }
 
+func overTLS(addr string) func(*mqtt.ClientOptions) {
+	return func(o *mqtt.ClientOptions) {
+		o.Servers = []*url.URL{{Scheme: "ssl", Host: addr}}
+		o.SetTLSConfig(&tls.Config{InsecureSkipVerify: true}) //nolint:gosec // self-signed test certificate
+	}
+}
+
+// selfSigned writes a throwaway certificate and key for 127.0.0.1.
+func selfSigned(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "mqim test"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// awaitListening waits until addr accepts TCP connections. Mochi's WebSocket
+// listener binds in a goroutine started by Serve, so it may not accept yet
+// when the server has just started.
+func awaitListening(t *testing.T, addr string) {
+	t.Helper()
+	testutil.Eventually(t, wait, func() error {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+}
+
 func onLost() (func(*mqtt.ClientOptions), chan error) {
 	ch := make(chan error, 1)
 	return func(o *mqtt.ClientOptions) {
@@ -197,8 +263,14 @@ func onLost() (func(*mqtt.ClientOptions), chan error) {
 func TestConnectDeadline(t *testing.T) {
 	const deadline = 300 * time.Millisecond
 	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend, func(c *configs.Config) { c.MQTT.ConnectTimeout = deadline })
+		cert, key := selfSigned(t)
+		srv := testutil.StartServer(t, backend, func(c *configs.Config) {
+			c.MQTT.ConnectTimeout = deadline
+			c.MQTT.TLSAddr, c.MQTT.TLSCert, c.MQTT.TLSKey = "127.0.0.1:0", cert, key
+		})
 		alice := srv.User(t, "alice")
+		tlsAddr := srv.Broker.Addr("tls")
+		awaitListening(t, srv.WSAddr)
 
 		checkElapsed := func(t *testing.T, d time.Duration) {
 			t.Helper()
@@ -231,6 +303,25 @@ func TestConnectDeadline(t *testing.T) {
 			checkElapsed(t, awaitClosed(t, conn, conn))
 		})
 
+		t.Run("tls silent before handshake", func(t *testing.T) {
+			conn, err := net.DialTimeout("tcp", tlsAddr, wait)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			checkElapsed(t, awaitClosed(t, conn, conn))
+		})
+
+		t.Run("tls silent after handshake", func(t *testing.T) {
+			conn, err := tls.DialWithDialer(&net.Dialer{Timeout: wait}, "tcp", tlsAddr,
+				&tls.Config{InsecureSkipVerify: true}) //nolint:gosec // self-signed test certificate
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			checkElapsed(t, awaitClosed(t, conn, conn))
+		})
+
 		t.Run("websocket silent", func(t *testing.T) {
 			d := websocket.Dialer{Subprotocols: []string{"mqtt"}, HandshakeTimeout: wait}
 			ws, resp, err := d.Dial("ws://"+srv.WSAddr+"/", nil)
@@ -257,6 +348,8 @@ func TestConnectDeadline(t *testing.T) {
 			tcp := srv.Connect(t, "alice", "tcp", alice, tcpLostOpt)
 			wsLostOpt, wsLost := onLost()
 			ws := srv.Connect(t, "alice", "ws", alice, overWebSocket(srv.WSAddr), wsLostOpt)
+			tlsLostOpt, tlsLost := onLost()
+			tlsc := srv.Connect(t, "alice", "tls", alice, overTLS(tlsAddr), tlsLostOpt)
 			v5, _, v5msgs := v5Dial(t, srv, "alice", "v5", alice)
 
 			// Wait well past the CONNECT deadline: a deadline that leaked
@@ -268,18 +361,21 @@ func TestConnectDeadline(t *testing.T) {
 				t.Fatalf("tcp client lost its connection: %v", err)
 			case err := <-wsLost:
 				t.Fatalf("websocket client lost its connection: %v", err)
+			case err := <-tlsLost:
+				t.Fatalf("tls client lost its connection: %v", err)
 			case <-v5.Done():
 				t.Fatal("v5 client lost its connection")
 			default:
 			}
-			for i, c := range []*testutil.Client{tcp, ws} {
-				cid := []string{"tcp", "ws"}[i]
+			for i, c := range []*testutil.Client{tcp, ws, tlsc} {
+				cid := []string{"tcp", "ws", "tls"}[i]
 				if err := c.Publish("im/u/alice", 1, `{"cid":"`+cid+`","type":"text","body":{"text":"still here"}}`); err != nil {
 					t.Fatalf("%s publish: %v", cid, err)
 				}
 				// Every device of alice gets the echo.
 				tcp.Await(t, wait, map[string]any{"kind": "msg", "cid": cid})
 				ws.Await(t, wait, map[string]any{"kind": "msg", "cid": cid})
+				tlsc.Await(t, wait, map[string]any{"kind": "msg", "cid": cid})
 				awaitV5(t, v5msgs, map[string]any{"kind": "msg", "cid": cid})
 			}
 			if rc, err := publishV5(v5, "im/u/alice", []byte(`{"cid":"v5","type":"text","body":{"text":"still here"}}`)); err != nil || rc != 0 {

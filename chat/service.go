@@ -336,7 +336,9 @@ func (s *Service) commitBatch(batch []*pending) {
 	var err error
 	var fresh []*pending
 	for attempt := 0; attempt < 3; attempt++ {
-		fresh, err = s.prepare(ctx, batch)
+		// Resends are rare: the unique (sender, cid) key finds them, and only
+		// then does a retry look the cids up.
+		fresh, err = s.prepare(ctx, batch, attempt > 0)
 		if err != nil {
 			break
 		}
@@ -378,16 +380,16 @@ func (s *Service) commitBatch(batch []*pending) {
 	s.deliver <- batch
 }
 
-// prepare resolves duplicates (by sender and cid, in the store and within
-// the batch), loads the seqs of conversations not yet known in one query,
+// prepare resolves duplicates (by sender and cid: within the batch, and in
+// the store when lookup is set), loads the seqs of conversations not yet known in one query,
 // and assigns seq, id and ts to the rest, in queue order.
-func (s *Service) prepare(ctx context.Context, batch []*pending) ([]*pending, error) {
+func (s *Service) prepare(ctx context.Context, batch []*pending, lookup bool) ([]*pending, error) {
 	var keys [][2]string
 	var unknown []string
 	for _, p := range batch {
 		p.dup = false
 		m := p.w.Msg
-		if m.CID != "" {
+		if m.CID != "" && lookup {
 			keys = append(keys, [2]string{m.From, m.CID})
 		}
 		if _, ok := s.seqs[m.Conv]; !ok {

@@ -28,6 +28,14 @@ var Dialect = sqlstore.Dialect{
 		VALUES (:user_id, :device_id, :platform, :token, :topic, :updated_at)
 		ON DUPLICATE KEY UPDATE platform = VALUES(platform), token = VALUES(token),
 		topic = VALUES(topic), updated_at = VALUES(updated_at)`,
+	// MySQL evaluates assignments left to right with the new values, so
+	// last_seq, which the others compare against, is assigned last.
+	UpsertConvs: `ON DUPLICATE KEY UPDATE
+		last_msg_id = IF(VALUES(last_seq) > last_seq, VALUES(last_msg_id), last_msg_id),
+		updated_at = IF(VALUES(last_seq) > last_seq, VALUES(updated_at), updated_at),
+		last_seq = GREATEST(last_seq, VALUES(last_seq))`,
+	UpsertReads: `ON DUPLICATE KEY UPDATE
+		read_seq = IF(active = 1, GREATEST(read_seq, VALUES(read_seq)), read_seq)`,
 	IsConflict: func(err error) bool {
 		var e *driver.MySQLError
 		return errors.As(err, &e) && e.Number == 1062

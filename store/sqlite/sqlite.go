@@ -32,6 +32,12 @@ var Dialect = sqlstore.Dialect{
 		VALUES (:user_id, :device_id, :platform, :token, :topic, :updated_at)
 		ON CONFLICT (user_id, device_id) DO UPDATE SET platform = excluded.platform, token = excluded.token,
 		topic = excluded.topic, updated_at = excluded.updated_at`,
+	UpsertConvs: `ON CONFLICT (id) DO UPDATE SET
+		last_msg_id = CASE WHEN excluded.last_seq > conversations.last_seq THEN excluded.last_msg_id ELSE conversations.last_msg_id END,
+		updated_at = CASE WHEN excluded.last_seq > conversations.last_seq THEN excluded.updated_at ELSE conversations.updated_at END,
+		last_seq = MAX(conversations.last_seq, excluded.last_seq)`,
+	UpsertReads: `ON CONFLICT (user_id, conv_id) DO UPDATE SET
+		read_seq = CASE WHEN conversation_members.active = 1 THEN MAX(conversation_members.read_seq, excluded.read_seq) ELSE conversation_members.read_seq END`,
 	IsConflict: func(err error) bool {
 		var e *sqlite3.Error
 		if !errors.As(err, &e) {

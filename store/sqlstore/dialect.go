@@ -16,6 +16,14 @@ type Dialect struct {
 	UpsertUser string
 	// UpsertDevice is the device upsert statement (named parameters).
 	UpsertDevice string
+	// UpsertConvs follows a multi-row INSERT INTO conversations (id, kind,
+	// last_seq, last_msg_id, updated_at): on an existing id it moves
+	// last_seq, last_msg_id and updated_at forward, never back.
+	UpsertConvs string
+	// UpsertReads follows a multi-row INSERT INTO conversation_members
+	// (user_id, conv_id, read_seq, min_seq): on an existing row it raises
+	// read_seq (of active members only) and leaves the rest.
+	UpsertReads string
 	// IsConflict tells whether err is a unique-key violation.
 	IsConflict func(err error) bool
 	// MaxParams caps bind parameters per statement.

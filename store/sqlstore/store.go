@@ -297,108 +297,139 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write) er
 			return s.wrap("insert messages", err)
 		}
 	}
-	// Groups first, so that memberships and conversations refer to them.
+	// Group creation and membership changes are rare: a statement each.
 	for _, w := range batch {
-		if g := w.NewGroup; g != nil {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO chat_groups (`+groupCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
-				g.ID, g.Name, g.Avatar, g.Notice, g.Owner, g.JoinPolicy, g.MuteAll, g.Ext, g.Dissolved, g.CreatedAt, g.UpdatedAt); err != nil {
-				return s.wrap("insert group", err)
-			}
+		if err := s.applyGroupChanges(ctx, tx, w); err != nil {
+			return err
 		}
 	}
-	// The last message of each conversation wins; batches are in seq order.
-	last := map[string]*store.Message{}
-	var order []string
+	// Per conversation, the batch's last message (batches are in seq order).
+	// The unique (conv_id, seq) of messages is the arbiter between writers;
+	// the upsert only ever moves last_seq forward.
+	last := map[string]store.Write{}
+	var convIDs []string
 	for _, w := range batch {
 		if _, ok := last[w.Msg.Conv]; !ok {
-			order = append(order, w.Msg.Conv)
+			convIDs = append(convIDs, w.Msg.Conv)
 		}
-		last[w.Msg.Conv] = w.Msg
+		last[w.Msg.Conv] = w
 	}
-	kinds := map[string]string{}
-	for _, w := range batch {
-		if w.Kind != "" {
-			kinds[w.Msg.Conv] = w.Kind
+	for _, part := range chunks(convIDs, s.d.MaxParams/5) {
+		args := make([]any, 0, 5*len(part))
+		for _, id := range part {
+			w := last[id]
+			args = append(args, id, convKind(w), w.Msg.Seq, w.Msg.ID, w.Msg.TS)
 		}
-	}
-	for _, conv := range order {
-		m := last[conv]
-		res, err := tx.ExecContext(ctx, `UPDATE conversations SET last_seq = ?, last_msg_id = ?, updated_at = ? WHERE id = ? AND last_seq < ?`,
-			m.Seq, m.ID, m.TS, conv, m.Seq)
-		if err != nil {
-			return s.wrap("update conversation", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			kind := kinds[conv]
-			if kind == "" {
-				kind = store.KindDirect
-				if strings.HasPrefix(conv, "g:") {
-					kind = store.KindGroup
-				}
-			}
-			// Either new, or someone else wrote a higher seq: the insert then
-			// fails on the primary key and the batch is retried.
-			if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (id, kind, last_seq, last_msg_id, updated_at) VALUES (?,?,?,?,?)`,
-				conv, kind, m.Seq, m.ID, m.TS); err != nil {
-				return s.wrap("insert conversation", err)
-			}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (id, kind, last_seq, last_msg_id, updated_at) VALUES `+
+			placeholders(len(part), 5)+` `+s.d.UpsertConvs, args...); err != nil {
+			return s.wrap("upsert conversations", err)
 		}
 		// A new message brings a hidden conversation back.
-		if _, err := tx.ExecContext(ctx, `UPDATE conversation_members SET hidden = 0 WHERE conv_id = ? AND hidden = 1 AND active = 1`, conv); err != nil {
-			return s.wrap("unhide conversation", err)
+		q, inArgs, err := sqlx.In(`UPDATE conversation_members SET hidden = 0 WHERE conv_id IN (?) AND hidden = 1 AND active = 1`, part)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, q, inArgs...); err != nil {
+			return s.wrap("unhide conversations", err)
 		}
 	}
+	// Participants join (if not members yet) from their message on: in a
+	// direct conversation it is unread, a group join event is not. Then the
+	// senders' own read positions: a sender has read what it sent.
+	type key struct{ user, conv string }
+	var joins []any
+	nJoins := 0
 	for _, w := range batch {
-		m := w.Msg
-		for _, mem := range w.AddMembers {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO group_members (`+memberCols+`) VALUES (?,?,?,?,?,?)`,
-				strings.TrimPrefix(m.Conv, "g:"), mem.UserID, mem.Role, mem.MutedUntil, m.Seq, m.TS); err != nil {
-				return s.wrap("insert member", err)
-			}
-			// Joiners have read up to their join event and see history from it on.
-			if err := s.joinConv(ctx, tx, mem.UserID, m.Conv, m.Seq, m.Seq-1); err != nil {
-				return err
-			}
-		}
-		for _, mem := range w.UpdateMembers {
-			if _, err := tx.ExecContext(ctx, `UPDATE group_members SET role = ?, muted_until = ? WHERE group_id = ? AND user_id = ?`,
-				mem.Role, mem.MutedUntil, strings.TrimPrefix(m.Conv, "g:"), mem.UserID); err != nil {
-				return s.wrap("update member", err)
-			}
-		}
-		for _, uid := range w.RemoveMembers {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM group_members WHERE group_id = ? AND user_id = ?`,
-				strings.TrimPrefix(m.Conv, "g:"), uid); err != nil {
-				return s.wrap("delete member", err)
-			}
-			// The leaver keeps history up to the leave event and has read it.
-			if _, err := tx.ExecContext(ctx, `UPDATE conversation_members SET active = 0, read_seq = ? WHERE user_id = ? AND conv_id = ?`, m.Seq, uid, m.Conv); err != nil {
-				return s.wrap("leave conversation", err)
-			}
-		}
-		start := m.Seq - 1 // direct: from this message on, unread
-		if kinds[m.Conv] == store.KindGroup || (kinds[m.Conv] == "" && strings.HasPrefix(m.Conv, "g:")) {
-			start = m.Seq // group: joins at this message
-		}
 		for _, uid := range w.Participants {
-			if _, err := tx.ExecContext(ctx, s.d.InsertIgnore+` INTO conversation_members (user_id, conv_id, read_seq, min_seq) VALUES (?,?,?,?)`,
-				uid, m.Conv, start, start); err != nil {
-				return s.wrap("insert participant", err)
+			read := w.Msg.Seq - 1
+			if convKind(w) == store.KindGroup {
+				read = w.Msg.Seq
 			}
+			joins = append(joins, uid, w.Msg.Conv, read, w.Msg.Seq-1)
+			nJoins++
 		}
 	}
-	// The sender has read what it sent.
-	type readKey struct{ user, conv string }
-	reads := map[readKey]int64{}
+	for len(joins) > 0 {
+		n := min(nJoins, s.d.MaxParams/4)
+		if _, err := tx.ExecContext(ctx, s.d.InsertIgnore+` INTO conversation_members (user_id, conv_id, read_seq, min_seq) VALUES `+
+			placeholders(n, 4), joins[:4*n]...); err != nil {
+			return s.wrap("insert participants", err)
+		}
+		joins, nJoins = joins[4*n:], nJoins-n
+	}
+	reads := map[key]int64{}
+	var order []key
 	for _, w := range batch {
-		if w.Msg.From != "" && !strings.HasPrefix(w.Msg.From, "$") {
-			reads[readKey{w.Msg.From, w.Msg.Conv}] = w.Msg.Seq
+		if from := w.Msg.From; from != "" && !strings.HasPrefix(from, "$") {
+			k := key{from, w.Msg.Conv}
+			if _, ok := reads[k]; !ok {
+				order = append(order, k)
+			}
+			reads[k] = w.Msg.Seq
 		}
 	}
-	for k, seq := range reads {
-		if _, err := tx.ExecContext(ctx, `UPDATE conversation_members SET read_seq = `+s.d.Greatest+`(read_seq, ?) WHERE user_id = ? AND conv_id = ?`,
-			seq, k.user, k.conv); err != nil {
-			return s.wrap("sender read", err)
+	for _, part := range chunks(order, s.d.MaxParams/4) {
+		args := make([]any, 0, 4*len(part))
+		for _, k := range part {
+			args = append(args, k.user, k.conv, reads[k], reads[k]-1)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO conversation_members (user_id, conv_id, read_seq, min_seq) VALUES `+
+			placeholders(len(part), 4)+` `+s.d.UpsertReads, args...); err != nil {
+			return s.wrap("upsert read positions", err)
+		}
+	}
+	return nil
+}
+
+func convKind(w store.Write) string {
+	if w.Kind != "" {
+		return w.Kind
+	}
+	if strings.HasPrefix(w.Msg.Conv, "g:") {
+		return store.KindGroup
+	}
+	return store.KindDirect
+}
+
+// placeholders returns "(?,?),(?,?)" for rows of n columns.
+func placeholders(rows, n int) string {
+	one := "(" + strings.Repeat("?,", n-1) + "?)"
+	return strings.Repeat(one+",", rows-1) + one
+}
+
+// applyGroupChanges writes a Write's group creation and membership changes.
+func (s *Store) applyGroupChanges(ctx context.Context, tx *sqlx.Tx, w store.Write) error {
+	m := w.Msg
+	gid := strings.TrimPrefix(m.Conv, "g:")
+	if g := w.NewGroup; g != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO chat_groups (`+groupCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+			g.ID, g.Name, g.Avatar, g.Notice, g.Owner, g.JoinPolicy, g.MuteAll, g.Ext, g.Dissolved, g.CreatedAt, g.UpdatedAt); err != nil {
+			return s.wrap("insert group", err)
+		}
+	}
+	for _, mem := range w.AddMembers {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO group_members (`+memberCols+`) VALUES (?,?,?,?,?,?)`,
+			gid, mem.UserID, mem.Role, mem.MutedUntil, m.Seq, m.TS); err != nil {
+			return s.wrap("insert member", err)
+		}
+		// Joiners have read up to their join event and see history from it on.
+		if err := s.joinConv(ctx, tx, mem.UserID, m.Conv, m.Seq, m.Seq-1); err != nil {
+			return err
+		}
+	}
+	for _, mem := range w.UpdateMembers {
+		if _, err := tx.ExecContext(ctx, `UPDATE group_members SET role = ?, muted_until = ? WHERE group_id = ? AND user_id = ?`,
+			mem.Role, mem.MutedUntil, gid, mem.UserID); err != nil {
+			return s.wrap("update member", err)
+		}
+	}
+	for _, uid := range w.RemoveMembers {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM group_members WHERE group_id = ? AND user_id = ?`, gid, uid); err != nil {
+			return s.wrap("delete member", err)
+		}
+		// The leaver keeps history up to the leave event and has read it.
+		if _, err := tx.ExecContext(ctx, `UPDATE conversation_members SET active = 0, read_seq = ? WHERE user_id = ? AND conv_id = ?`, m.Seq, uid, m.Conv); err != nil {
+			return s.wrap("leave conversation", err)
 		}
 	}
 	return nil
