@@ -47,6 +47,10 @@ type Options struct {
 	Sessions       Disconnector
 	// Ready reports whether the broker is listening (for /readyz).
 	Ready func() bool
+	// Presence answers /v1/presence.
+	Presence PresenceReader
+	// Metrics serves /metrics (Prometheus); nil: not served.
+	Metrics http.Handler
 }
 
 type handler struct {
@@ -75,6 +79,14 @@ func New(o Options) http.Handler {
 	mux.Handle("GET /v1/conversations", h.auth(h.listConversations))
 	mux.Handle("GET /v1/conversations/{conv}/messages", h.auth(h.listMessages))
 	mux.Handle("POST /v1/conversations/{conv}/read", h.auth(h.markRead))
+
+	mux.Handle("PUT /v1/devices/{device_id}", h.auth(h.putDevice))
+	mux.Handle("DELETE /v1/devices/{device_id}", h.auth(h.deleteDevice))
+	mux.Handle("GET /v1/devices", h.auth(h.listDevices))
+	mux.Handle("GET /v1/presence", h.auth(h.presence))
+	if o.Metrics != nil {
+		mux.Handle("GET /metrics", o.Metrics)
+	}
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, chat.CodeNotFound, "no such endpoint")

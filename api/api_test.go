@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -191,7 +192,7 @@ var junkBodies = func() []string {
 		`{"name":null,"avatar":null,"ext":null,"password":null,"disabled":null}`,
 		`{"name":1,"avatar":[],"ext":{},"password":{},"disabled":"x"}`,
 		`{"ext":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`,
-		`{"ext":"\xff"}`, `{"ext":{"k":"\u0000"}}`,
+		"{\"ext\":\"\xff\"}", "{\"ext\":{\"\xff\":1}}", "{\"name\":\"g\",\"ext\":[\"\xed\xa0\x80\"]}", `{"ext":{"k":"\u0000"}}`,
 		`{"password":"` + strings.Repeat("p", 100000) + `"}`,
 		`{"name":"` + strings.Repeat("😀", 1000) + `"}`,
 		`{"avatar":"` + strings.Repeat("é", 2000) + `"}`,
@@ -260,100 +261,108 @@ func TestNoInputYields500(t *testing.T) {
 		srv.User(t, "v")
 		srv.MustAPI(t, http.StatusCreated, "POST", "/v1/groups", utok, map[string]any{"id": "g", "name": "G", "members": []string{"v"}}, nil)
 		auths := map[string]*string{"none": nil, "service": bearer(serviceKey), "user": bearer(utok), "junk": bearer("x.y.z")}
-		n := 0
-
-		t.Run("bodies", func(t *testing.T) {
-			for _, e := range endpoints {
-				if e.body == "" {
-					continue
-				}
-				for _, b := range junkBodies {
-					for _, an := range []string{"service", "user"} {
-						// Target a user other than the token's, so that junk
-						// (e.g. "disabled":true) does not lock the test out.
-						c := call{method: e.method, path: e.at("v", "g"), auth: auths[an], body: []byte(b)}
-						st, hdr, body := do(t, srv, c)
-						n++
-						checkNo500(t, fmt.Sprintf("%s %s as %s, body %.60q", c.method, c.path, an, b), c.method, st, hdr, body)
+		var n atomic.Int64
+		t.Run("junk", func(t *testing.T) {
+			t.Run("bodies", func(t *testing.T) {
+				t.Parallel()
+				for _, e := range endpoints {
+					if e.body == "" {
+						continue
 					}
-				}
-			}
-		})
-
-		t.Run("paths", func(t *testing.T) {
-			for _, e := range endpoints {
-				var paths []string
-				for _, id := range junkIDs {
-					if strings.Contains(e.path, "{uid}") && !(id == "u" && e.method == "PUT") { // keep the token's user as it is
-						paths = append(paths, e.at(id, "g"))
-					}
-					if strings.Contains(e.path, "{gid}") {
-						paths = append(paths, e.at("v", id))
-					}
-				}
-				for _, p := range paths {
-					for an, auth := range auths {
-						c := call{method: e.method, path: p, auth: auth}
-						if e.body != "" {
-							c.body = []byte(e.body)
+					for _, b := range junkBodies {
+						for _, an := range []string{"service", "user"} {
+							// Target a user other than the token's, so that junk
+							// (e.g. "disabled":true) does not lock the test out.
+							c := call{method: e.method, path: e.at("v", "g"), auth: auths[an], body: []byte(b)}
+							st, hdr, body := do(t, srv, c)
+							n.Add(1)
+							checkNo500(t, fmt.Sprintf("%s %s as %s, body %.60q", c.method, c.path, an, b), c.method, st, hdr, body)
 						}
-						st, hdr, body := do(t, srv, c)
-						n++
-						checkNo500(t, fmt.Sprintf("%s %s as %s", c.method, c.path, an), c.method, st, hdr, body)
 					}
 				}
-			}
-		})
+			})
 
-		t.Run("methods", func(t *testing.T) {
-			for _, e := range endpoints {
-				for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "PROPFIND", "FOO", "get", "CONNECT"} {
-					for an, auth := range auths {
-						c := call{method: m, path: e.at("v", "g"), auth: auth, body: []byte(e.body)}
-						st, hdr, body := do(t, srv, c)
-						n++
-						checkNo500(t, fmt.Sprintf("%s %s as %s", c.method, c.path, an), c.method, st, hdr, body)
+			t.Run("paths", func(t *testing.T) {
+				t.Parallel()
+				for _, e := range endpoints {
+					var paths []string
+					for _, id := range junkIDs {
+						if strings.Contains(e.path, "{uid}") && !(id == "u" && e.method == "PUT") { // keep the token's user as it is
+							paths = append(paths, e.at(id, "g"))
+						}
+						if strings.Contains(e.path, "{gid}") {
+							paths = append(paths, e.at("v", id))
+						}
+					}
+					for _, p := range paths {
+						for an, auth := range auths {
+							c := call{method: e.method, path: p, auth: auth}
+							if e.body != "" {
+								c.body = []byte(e.body)
+							}
+							st, hdr, body := do(t, srv, c)
+							n.Add(1)
+							checkNo500(t, fmt.Sprintf("%s %s as %s", c.method, c.path, an), c.method, st, hdr, body)
+						}
 					}
 				}
-			}
-		})
+			})
 
-		t.Run("headers", func(t *testing.T) {
-			headers := []map[string]string{
-				{"Content-Type": "text/plain"},
-				{"Content-Type": "application/x-www-form-urlencoded"},
-				{"Content-Type": "multipart/form-data; boundary=xyz"},
-				{"Content-Type": "application/json; charset=latin1"},
-				{"Content-Encoding": "gzip"},
-				{"Accept": "text/html"},
-				{"Accept-Encoding": "br"},
-				{"Expect": "100-continue"},
-				{"X-Forwarded-For": "not an ip"},
-				{"Cookie": strings.Repeat("a=b; ", 1000)},
-				{"Range": "bytes=0-1"},
-				{"If-None-Match": "*"},
-			}
-			creds := badCreds(t, srv, "hdrcred")
-			for _, e := range endpoints {
-				for _, h := range headers {
-					c := call{method: e.method, path: e.at("v", "g"), auth: bearer(serviceKey), header: h, body: []byte(e.body)}
-					st, hdr, body := do(t, srv, c)
-					n++
-					checkNo500(t, fmt.Sprintf("%s %s with %v", c.method, c.path, h), c.method, st, hdr, body)
+			t.Run("methods", func(t *testing.T) {
+				t.Parallel()
+				for _, e := range endpoints {
+					for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "PROPFIND", "FOO", "get", "CONNECT"} {
+						for an, auth := range auths {
+							c := call{method: m, path: e.at("v", "g"), auth: auth, body: []byte(e.body)}
+							st, hdr, body := do(t, srv, c)
+							n.Add(1)
+							checkNo500(t, fmt.Sprintf("%s %s as %s", c.method, c.path, an), c.method, st, hdr, body)
+						}
+					}
 				}
-				for _, cr := range creds {
-					c := call{method: e.method, path: e.at("v", "g"), auth: cr.auth, body: []byte(e.body)}
-					st, hdr, body := do(t, srv, c)
-					n++
-					checkNo500(t, fmt.Sprintf("%s %s with %s credentials", c.method, c.path, cr.name), c.method, st, hdr, body)
-				}
-			}
-		})
+			})
 
+			t.Run("headers", func(t *testing.T) {
+				t.Parallel()
+				headers := []map[string]string{
+					{"Content-Type": "text/plain"},
+					{"Content-Type": "application/x-www-form-urlencoded"},
+					{"Content-Type": "multipart/form-data; boundary=xyz"},
+					{"Content-Type": "application/json; charset=latin1"},
+					{"Content-Encoding": "gzip"},
+					{"Accept": "text/html"},
+					{"Accept-Encoding": "br"},
+					{"Expect": "100-continue"},
+					{"X-Forwarded-For": "not an ip"},
+					{"Cookie": strings.Repeat("a=b; ", 1000)},
+					{"Range": "bytes=0-1"},
+					{"If-None-Match": "*"},
+				}
+				creds := badCreds(t, srv, "hdrcred")
+				for _, e := range endpoints {
+					for _, h := range headers {
+						c := call{method: e.method, path: e.at("v", "g"), auth: bearer(serviceKey), header: h, body: []byte(e.body)}
+						st, hdr, body := do(t, srv, c)
+						n.Add(1)
+						checkNo500(t, fmt.Sprintf("%s %s with %v", c.method, c.path, h), c.method, st, hdr, body)
+					}
+					if e.path == "/v1/login" || !strings.HasPrefix(e.path, "/v1/") {
+						continue // no credentials needed
+					}
+					for _, cr := range creds {
+						c := call{method: e.method, path: e.at("v", "g"), auth: cr.auth, body: []byte(e.body)}
+						st, hdr, body := do(t, srv, c)
+						n.Add(1)
+						checkNo500(t, fmt.Sprintf("%s %s with %s credentials", c.method, c.path, cr.name), c.method, st, hdr, body)
+					}
+				}
+			})
+
+		}) // the group returns when its parallel subtests are done
 		// The server is still well.
 		srv.MustAPI(t, http.StatusOK, "GET", "/readyz", "", nil, nil)
 		srv.MustAPI(t, http.StatusOK, "GET", "/v1/groups/g", serviceKey, nil, nil)
-		t.Logf("%d requests", n)
+		t.Logf("%d requests", n.Load())
 	})
 }
 
@@ -388,7 +397,7 @@ func TestMalformedRequests(t *testing.T) {
 			"GET /v1/users/u HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 100<<10) + "\r\n\r\n",
 			"GET /v1/users/u HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n",
 			"GET /v1/users/u HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-A: b\r\n", 5000) + "\r\n",
-			"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", // a TLS hello
+			"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n", // a TLS hello (ended, so it is read)
 			"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
 		} {
 			conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
@@ -400,8 +409,10 @@ func TestMalformedRequests(t *testing.T) {
 				conn.Close()
 				t.Fatalf("write: %v", err)
 			}
-			if cw, ok := conn.(*net.TCPConn); ok {
-				_ = cw.CloseWrite() // no more is coming
+			if cw, ok := conn.(*net.TCPConn); ok && strings.Contains(raw, "Content-Length: 100\r\n") {
+				// The body is short: end it. (Only here: net/http takes a
+				// half-close for a client gone and cancels the request.)
+				_ = cw.CloseWrite()
 			}
 			line, err := bufio.NewReader(conn).ReadString('\n')
 			conn.Close()

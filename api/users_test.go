@@ -26,10 +26,13 @@ type userResp struct {
 var badJSONBodies = []string{
 	`{"name":`, `{`, `}`, `[]`, `[{}]`, `"str"`, `5`, `true`, `{"a":1}}`, `{"a":1}]`, `{} {}`, `{}x`,
 	`{'a':1}`, `{"a":1,}`, "\xff\xfe{}", "{\"name\":\"\xff\"}", "\ufeff{}", `{"a":01}`, `{"a":NaN}`,
+	// Not UTF-8 inside raw JSON fields (MySQL refuses such text: was a 503).
+	"{\"ext\":\"\xff\"}", "{\"ext\":{\"\xc3\x28\":1}}", "{\"name\":\"x\",\"ext\":[\"\xed\xa0\x80\"]}",
 	strings.Repeat("[", 20000) + strings.Repeat("]", 20000),
 }
 
 func TestPutUser(t *testing.T) {
+	t.Parallel()
 	testutil.EachBackend(t, func(t *testing.T, backend string) {
 		srv := testutil.StartServer(t, backend)
 
@@ -229,6 +232,7 @@ func TestPutUser(t *testing.T) {
 }
 
 func TestGetUser(t *testing.T) {
+	t.Parallel()
 	testutil.EachBackend(t, func(t *testing.T, backend string) {
 		srv := testutil.StartServer(t, backend)
 		alice := srv.User(t, "alice")
@@ -280,6 +284,7 @@ func TestGetUser(t *testing.T) {
 }
 
 func TestMintToken(t *testing.T) {
+	t.Parallel()
 	testutil.EachBackend(t, func(t *testing.T, backend string) {
 		srv := testutil.StartServer(t, backend)
 		srv.User(t, "alice")
@@ -369,6 +374,7 @@ func TestMintToken(t *testing.T) {
 }
 
 func TestLogin(t *testing.T) {
+	t.Parallel()
 	testutil.EachBackend(t, func(t *testing.T, backend string) {
 		srv := testutil.StartServer(t, backend)
 		srv.MustAPI(t, http.StatusCreated, "PUT", "/v1/users/pat", serviceKey, map[string]string{"name": "Pat", "password": "correct horse"}, nil)
@@ -396,14 +402,20 @@ func TestLogin(t *testing.T) {
 		})
 
 		t.Run("wrong credentials look alike", func(t *testing.T) {
-			var msgs []string
-			for _, c := range [][2]string{
+			cases := [][2]string{
 				{"pat", "wrong horse"}, {"pat", ""}, {"pat", "correct horse "}, {"pat", "Correct horse"},
 				{"pat", strings.Repeat("x", 100)}, {"nobody", "correct horse"}, {"nopass", ""}, {"nopass", "anything at all"},
-			} {
-				st, body := login(c[0], c[1])
-				msgs = append(msgs, wantError(t, fmt.Sprintf("login %s/%q", c[0], c[1]), st, body, http.StatusUnauthorized, "unauthorized"))
 			}
+			msgs := make([]string, len(cases))
+			t.Run("cases", func(t *testing.T) { // returns when its parallel cases are done
+				for i, c := range cases {
+					t.Run(fmt.Sprint(i), func(t *testing.T) {
+						t.Parallel() // bcrypt is slow
+						st, body := login(c[0], c[1])
+						msgs[i] = wantError(t, fmt.Sprintf("login %s/%q", c[0], c[1]), st, body, http.StatusUnauthorized, "unauthorized")
+					})
+				}
+			})
 			for _, m := range msgs[1:] {
 				if m != msgs[0] {
 					t.Errorf("messages differ: %q vs %q", m, msgs[0])
@@ -455,6 +467,7 @@ func TestLogin(t *testing.T) {
 }
 
 func TestDisabledUser(t *testing.T) {
+	t.Parallel()
 	testutil.EachBackend(t, func(t *testing.T, backend string) {
 		srv := testutil.StartServer(t, backend)
 		srv.MustAPI(t, http.StatusCreated, "PUT", "/v1/users/dan", serviceKey, map[string]string{"password": "dans password"}, nil)

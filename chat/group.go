@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/mqim/mqim/store"
@@ -58,6 +59,8 @@ func (s *Service) CreateGroup(ctx context.Context, a Actor, ng NewGroup) (*store
 		return nil, nil, errorf(CodeInvalid, "invalid group id")
 	case !validID(ng.Owner):
 		return nil, nil, errorf(CodeInvalid, "owner is required and must be a user id")
+	case strings.TrimSpace(ng.Name) == "":
+		return nil, nil, errorf(CodeInvalid, "name is required")
 	case len([]rune(ng.Name)) > 100:
 		return nil, nil, errorf(CodeInvalid, "name longer than 100 characters")
 	case len(ng.Avatar) > 1024: // the column's size (MySQL refuses more)
@@ -98,9 +101,13 @@ func (s *Service) CreateGroup(ctx context.Context, a Actor, ng NewGroup) (*store
 	}
 	w := s.systemWrite(g.ID, a, systemBody{Event: "created", By: actorName(a), Users: uids})
 	w.NewGroup, w.AddMembers = g, members
+	snapshot := make(map[string]store.Member, len(members))
+	for _, m := range members {
+		snapshot[m.UserID] = m
+	}
 	p, err := s.submitPending(ctx, &pending{w: w,
 		after: func() { s.subscribe(g.ID, uids, nil) },
-		info:  &CommitInfo{Group: g, Members: uids},
+		info:  &CommitInfo{Group: g, Members: snapshot},
 		events: []outEvent{{GroupTopic(g.ID), mustJSON(GroupEvent{Kind: "group", Group: g.ID, Event: "created", By: actorName(a),
 			Data: map[string]any{"name": g.Name, "owner": g.Owner, "members": uids}})}},
 	})

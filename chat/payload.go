@@ -41,11 +41,11 @@ func Decode(payload []byte, limits configs.Chat) (*Input, error) {
 	if len(payload) > limits.MaxPayload {
 		return nil, errorf(CodeTooLarge, "payload is %d bytes, limit %d", len(payload), limits.MaxPayload)
 	}
+	if !utf8.Valid(payload) {
+		return nil, errorf(CodeInvalid, "payload is not valid UTF-8")
+	}
 	trimmed := bytes.TrimLeft(payload, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		if !utf8.Valid(payload) {
-			return nil, errorf(CodeInvalid, "text is not valid UTF-8")
-		}
 		body, _ := json.Marshal(map[string]string{"text": string(payload)})
 		return &Input{Kind: KindMsg, Type: "text", Body: body}, nil
 	}
@@ -134,6 +134,9 @@ func validateMessage(d *Draft, limits configs.Chat, system bool) error {
 	}
 	if d.Type == "system" && !system {
 		return errorf(CodeForbidden, "system messages are sent by the server only")
+	}
+	if !utf8.Valid(d.Body) || !utf8.Valid(d.Ext) {
+		return errorf(CodeInvalid, "body and ext must be valid UTF-8")
 	}
 	if len(d.Ext) > limits.MaxExt {
 		return errorf(CodeTooLarge, "ext is %d bytes, limit %d", len(d.Ext), limits.MaxExt)

@@ -46,10 +46,11 @@ type Committed interface {
 }
 
 // CommitInfo carries what listeners of Committed may need besides the
-// message: for groups, the members after the change.
+// message: for a group message, the group and its members at send time (a
+// shared snapshot: read it, never modify it). Nil for 1:1 messages.
 type CommitInfo struct {
 	Group   *store.Group
-	Members []string
+	Members map[string]store.Member
 }
 
 // Service is the chat service. Create it with New, start it with Start, and
@@ -158,11 +159,11 @@ func (s *Service) Send(ctx context.Context, d *Draft) (*SendResult, error) {
 	if err := validateMessage(d, s.cfg, d.System); err != nil {
 		return nil, err
 	}
-	w, err := s.authorize(ctx, d)
+	w, info, err := s.authorize(ctx, d)
 	if err != nil {
 		return nil, AsError(err)
 	}
-	p, err := s.submit(ctx, w)
+	p, err := s.submitPending(ctx, &pending{w: w, info: info})
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +172,7 @@ func (s *Service) Send(ctx context.Context, d *Draft) (*SendResult, error) {
 
 // authorize checks that d.From may send to its destination and builds the
 // write.
-func (s *Service) authorize(ctx context.Context, d *Draft) (*store.Write, error) {
+func (s *Service) authorize(ctx context.Context, d *Draft) (*store.Write, *CommitInfo, error) {
 	m := &store.Message{From: d.From, CID: d.CID, Type: d.Type, Body: store.JSON(d.Body), ReplyTo: d.ReplyTo,
 		Mentions: dedupe(d.Mentions), Ext: store.JSON(d.Ext)}
 	if len(m.Ext) == 0 || string(m.Ext) == "null" {
@@ -179,54 +180,54 @@ func (s *Service) authorize(ctx context.Context, d *Draft) (*store.Write, error)
 	}
 	switch {
 	case d.Group != "" && d.To != "":
-		return nil, errorf(CodeInvalid, "give either a user or a group, not both")
+		return nil, nil, errorf(CodeInvalid, "give either a user or a group, not both")
 	case d.Group != "":
 		if !validID(d.Group) {
-			return nil, errorf(CodeInvalid, "invalid group id")
+			return nil, nil, errorf(CodeInvalid, "invalid group id")
 		}
 		g, err := s.groups.get(ctx, d.Group)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				return nil, errorf(CodeNotFound, "no group %s", d.Group)
+				return nil, nil, errorf(CodeNotFound, "no group %s", d.Group)
 			}
-			return nil, err
+			return nil, nil, err
 		}
 		if g.group.Dissolved {
-			return nil, errorf(CodeNotFound, "group %s was dissolved", d.Group)
+			return nil, nil, errorf(CodeNotFound, "group %s was dissolved", d.Group)
 		}
 		if !d.System {
 			mem, ok := g.members[d.From]
 			if !ok {
-				return nil, errorf(CodeNotMember, "not a member of %s", d.Group)
+				return nil, nil, errorf(CodeNotMember, "not a member of %s", d.Group)
 			}
 			admin := mem.Role == store.RoleOwner || mem.Role == store.RoleAdmin
 			if mem.MutedUntil > time.Now().UnixMilli() || (g.group.MuteAll && !admin) {
-				return nil, errorf(CodeMuted, "muted in %s", d.Group)
+				return nil, nil, errorf(CodeMuted, "muted in %s", d.Group)
 			}
 		}
 		m.Conv, m.To = GroupConv(d.Group), d.Group
-		return &store.Write{Msg: m, Kind: store.KindGroup}, nil
+		return &store.Write{Msg: m, Kind: store.KindGroup}, &CommitInfo{Group: &g.group, Members: g.members}, nil
 	case d.To != "":
 		if !validID(d.To) {
-			return nil, errorf(CodeInvalid, "invalid user id")
+			return nil, nil, errorf(CodeInvalid, "invalid user id")
 		}
 		if d.System {
-			return nil, errorf(CodeInvalid, "system messages go to groups")
+			return nil, nil, errorf(CodeInvalid, "system messages go to groups")
 		}
 		if err := s.users.exists(ctx, d.To); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				return nil, errorf(CodeNotFound, "no user %s", d.To)
+				return nil, nil, errorf(CodeNotFound, "no user %s", d.To)
 			}
-			return nil, err
+			return nil, nil, err
 		}
 		m.Conv, m.To = DirectConv(d.From, d.To), d.To
 		parts := []string{d.From}
 		if d.To != d.From {
 			parts = append(parts, d.To)
 		}
-		return &store.Write{Msg: m, Kind: store.KindDirect, Participants: parts}, nil
+		return &store.Write{Msg: m, Kind: store.KindDirect, Participants: parts}, nil, nil
 	default:
-		return nil, errorf(CodeInvalid, "a destination (user or group) is required")
+		return nil, nil, errorf(CodeInvalid, "a destination (user or group) is required")
 	}
 }
 
@@ -250,6 +251,8 @@ type pending struct {
 	w    *store.Write
 	done chan error
 	dup  bool
+	// dupOf is the write of the same sender and cid earlier in the batch.
+	dupOf *pending
 	// after runs on the delivery goroutine, before the message is
 	// delivered (membership changes update subscriptions there).
 	after func()
@@ -261,11 +264,6 @@ type pending struct {
 type outEvent struct {
 	topic   string
 	payload []byte
-}
-
-// submit queues a write and waits for its commit.
-func (s *Service) submit(ctx context.Context, w *store.Write) (*pending, error) {
-	return s.submitPending(ctx, &pending{w: w})
 }
 
 func (s *Service) submitPending(ctx context.Context, p *pending) (*pending, error) {
@@ -333,12 +331,27 @@ func (s *Service) commitLoop() {
 func (s *Service) commitBatch(batch []*pending) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CommitTimeout)
 	defer cancel()
+	if err := s.commitWith(ctx, batch, false); err != nil && len(batch) > 1 && ctx.Err() == nil && !errors.Is(err, store.ErrConflict) {
+		// One write the database refuses must not fail everyone else's: the
+		// batch is retried one write at a time. (With the database down, each
+		// of these fails fast too.)
+		s.log.Warn("batch commit failed, retrying its writes one by one", "messages", len(batch), "error", err)
+		for _, p := range batch {
+			_ = s.commitWith(ctx, []*pending{p}, true)
+		}
+	}
+}
+
+// commitWith writes one batch (retrying seq conflicts), then wakes its
+// waiters and hands it to delivery. It reports the error only when the
+// waiters have not been told yet (the caller may retry the writes).
+func (s *Service) commitWith(ctx context.Context, batch []*pending, alone bool) error {
 	var err error
 	var fresh []*pending
 	for attempt := 0; attempt < 3; attempt++ {
 		// Resends are rare: the unique (sender, cid) key finds them, and only
-		// then does a retry look the cids up.
-		fresh, err = s.prepare(ctx, batch, attempt > 0)
+		// then (or when a write is retried alone) does prepare look cids up.
+		fresh, err = s.prepare(ctx, batch, attempt > 0 || alone)
 		if err != nil {
 			break
 		}
@@ -360,11 +373,14 @@ func (s *Service) commitBatch(batch []*pending) {
 		}
 	}
 	if err != nil {
+		if !alone && len(batch) > 1 && ctx.Err() == nil && !errors.Is(err, store.ErrConflict) {
+			return err // the caller retries the writes one by one
+		}
 		s.log.Error("commit failed", "messages", len(batch), "error", err)
 		for _, p := range batch {
 			p.done <- err
 		}
-		return
+		return nil
 	}
 	if len(fresh) > 0 {
 		s.commits.Add(1)
@@ -374,10 +390,14 @@ func (s *Service) commitBatch(batch []*pending) {
 		s.afterCommit(p)
 	}
 	for _, p := range batch {
+		if p.dupOf != nil {
+			*p.w.Msg = *p.dupOf.w.Msg
+		}
 		p.done <- nil
 	}
 	// Duplicates go along: their echo tells the sender the original id and seq.
 	s.deliver <- batch
+	return nil
 }
 
 // prepare resolves duplicates (by sender and cid: within the batch, and in
@@ -387,7 +407,7 @@ func (s *Service) prepare(ctx context.Context, batch []*pending, lookup bool) ([
 	var keys [][2]string
 	var unknown []string
 	for _, p := range batch {
-		p.dup = false
+		p.dup, p.dupOf = false, nil
 		m := p.w.Msg
 		if m.CID != "" && lookup {
 			keys = append(keys, [2]string{m.From, m.CID})
@@ -428,8 +448,7 @@ func (s *Service) prepare(ctx context.Context, batch []*pending, lookup bool) ([
 				continue
 			}
 			if first, ok := inBatch[key]; ok {
-				p.w.Msg = first.w.Msg
-				p.dup = true
+				p.dup, p.dupOf = true, first // gets first's id and seq once committed
 				continue
 			}
 			inBatch[key] = p

@@ -148,7 +148,7 @@ func Default() Config {
 			CommitTimeout:  5 * time.Second,
 			MaxGroupMember: 2000,
 		},
-		Push:    Push{Timeout: 10 * time.Second, Queue: 10000, Workers: 4},
+		Push:    Push{Timeout: 30 * time.Second, Queue: 10000, Workers: 4},
 		Log:     Log{Level: "info", Format: "text"},
 		Webhook: []Webhook{},
 	}

@@ -3,6 +3,8 @@ package hooks
 import (
 	"bytes"
 	"context"
+	"errors"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,6 +43,8 @@ type Sessions struct {
 	// byUser indexes the client ids of each user's sessions (live or
 	// persistent), so membership changes do not walk every client.
 	byUser map[string]map[string]struct{}
+	// lastSeen is when each user was last connected (Unix ms).
+	lastSeen map[string]int64
 }
 
 var (
@@ -64,6 +68,7 @@ func (h *Sessions) Init(config any) error {
 	}
 	h.srv, h.groups = o.Server, o.Groups
 	h.byUser = map[string]map[string]struct{}{}
+	h.lastSeen = map[string]int64{}
 	return nil
 }
 
@@ -97,6 +102,7 @@ func (h *Sessions) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		h.byUser[uid] = set
 	}
 	set[cl.ID] = struct{}{}
+	h.lastSeen[uid] = time.Now().UnixMilli()
 	for f := range cl.State.Subscriptions.GetAll() {
 		if strings.HasPrefix(f, "im/g/") && !want[f] {
 			h.unsubscribe(cl, f)
@@ -108,11 +114,56 @@ func (h *Sessions) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 }
 
 // OnDisconnect implements mqtt.Hook: a session that ends with the
-// connection leaves the index; a persistent one stays until it expires.
+// connection leaves the index; a persistent one stays until it expires. A
+// connection taken over by a reconnect of the same device changes nothing:
+// the device is still online through the new connection (Mochi #483).
 func (h *Sessions) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
-	if expire && !cl.IsTakenOver() {
+	if cl.Net.Inline || cl.IsTakenOver() || errors.Is(cl.StopCause(), packets.ErrSessionTakenOver) {
+		return
+	}
+	h.mu.Lock()
+	h.lastSeen[string(cl.Properties.Username)] = time.Now().UnixMilli()
+	h.mu.Unlock()
+	if expire {
 		h.forget(cl)
 	}
+}
+
+// Online tells whether a device (client id) has a live connection. It reads
+// Mochi's client map, where a reconnect replaces the old connection before
+// that one is closed, so a takeover never shows the device offline.
+func (h *Sessions) Online(clientID string) bool {
+	cl, ok := h.srv.Clients.Get(clientID)
+	return ok && !cl.Closed() && !cl.Net.Inline
+}
+
+// Presence is a user's connection state.
+type Presence struct {
+	Online   bool     `json:"online"`
+	Devices  []string `json:"devices"`   // device ids connected now
+	LastSeen int64    `json:"last_seen"` // Unix ms of the last connect or disconnect; 0 if never seen by this server
+}
+
+// Presence reports the connection state of each user.
+func (h *Sessions) Presence(uids []string) map[string]Presence {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[string]Presence, len(uids))
+	now := time.Now().UnixMilli()
+	for _, uid := range uids {
+		p := Presence{Devices: []string{}, LastSeen: h.lastSeen[uid]}
+		for id := range h.byUser[uid] {
+			if h.Online(id) {
+				p.Devices = append(p.Devices, DeviceID(id, uid))
+			}
+		}
+		sort.Strings(p.Devices)
+		if p.Online = len(p.Devices) > 0; p.Online {
+			p.LastSeen = now
+		}
+		out[uid] = p
+	}
+	return out
 }
 
 // OnClientExpired implements mqtt.Hook.

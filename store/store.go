@@ -223,6 +223,16 @@ type Messages interface {
 	MarkRead(ctx context.Context, userID, conv string, seq int64) (int64, error)
 	// SetConvPrefs changes pinned/muted/hidden.
 	SetConvPrefs(ctx context.Context, userID, conv string, p ConvPrefs) error
+	// PushStates returns, for each of userIDs, whether conv is muted for
+	// them and their total unread over unmuted conversations they are
+	// active in (the push badge).
+	PushStates(ctx context.Context, conv string, userIDs []string) (map[string]PushState, error)
+}
+
+// PushState is what a push decision needs about one recipient.
+type PushState struct {
+	Muted  bool
+	Unread int64
 }
 
 // Devices is the push-registration aggregate.
@@ -230,8 +240,14 @@ type Devices interface {
 	// PutDevice registers or updates a device. A token already registered to
 	// another user or device moves to this one.
 	PutDevice(ctx context.Context, d *Device) error
+	// DeleteDevice removes one device or returns ErrNotFound.
 	DeleteDevice(ctx context.Context, userID, deviceID string) error
+	// Devices lists a user's devices by device id.
 	Devices(ctx context.Context, userID string) ([]Device, error)
+	// DevicesOf lists the devices of several users (push fan-out).
+	DevicesOf(ctx context.Context, userIDs []string) ([]Device, error)
+	// DeleteToken removes a token reported dead by the push service.
+	DeleteToken(ctx context.Context, platform, token string) error
 }
 
 // Store is everything mqim persists.

@@ -17,9 +17,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mqim/mqim/api"
 	"github.com/mqim/mqim/broker"
@@ -27,6 +31,8 @@ import (
 	"github.com/mqim/mqim/configs"
 	"github.com/mqim/mqim/hooks"
 	"github.com/mqim/mqim/internal/token"
+	"github.com/mqim/mqim/push"
+	"github.com/mqim/mqim/push/gorush"
 	"github.com/mqim/mqim/store/mysql"
 	"github.com/mqim/mqim/store/sqlite"
 	"github.com/mqim/mqim/store/sqlstore"
@@ -48,6 +54,12 @@ type App struct {
 	NewServiceKey string
 	// Migrated counts the migrations applied at open.
 	Migrated int
+
+	// Push is nil when no gorush URL is configured.
+	Push     *push.Dispatcher
+	Planner  *push.Planner
+	Sessions *hooks.Sessions
+	Registry *prometheus.Registry
 
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -122,13 +134,29 @@ func New(ctx context.Context, cfg configs.Config, log *slog.Logger) (*App, error
 	if err != nil {
 		return nil, err
 	}
-	a.Chat = chat.New(chat.Options{Store: a.Store, Log: log, Config: cfg.Chat, CacheTTL: cfg.MQTT.ACLCacheTTL})
 	if a.Broker, err = broker.New(cfg.MQTT, log); err != nil {
 		a.Store.Close()
 		return nil, err
 	}
 	srv := a.Broker.Server()
 	sessions := new(hooks.Sessions)
+	a.Sessions = sessions
+	a.Registry = prometheus.NewRegistry()
+	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var committed []chat.Committed
+	if cfg.Push.GorushURL != "" {
+		a.Push = push.NewDispatcher(gorush.New(cfg.Push.GorushURL, cfg.Push.Timeout, nil), push.DispatcherOptions{
+			Queue: cfg.Push.Queue, Workers: cfg.Push.Workers, Log: log, Metrics: push.NewMetrics(a.Registry),
+			Prune: a.Store.DeleteToken,
+		})
+		a.Planner = push.NewPlanner(push.PlannerOptions{Store: a.Store, Presence: sessions, Out: a.Push, Log: log,
+			IOSTopic: cfg.Push.IOSTopic, Queue: cfg.Push.Queue, Workers: 2})
+		committed = append(committed, a.Planner)
+	} else {
+		log.Info("push is off: no push.gorush_url configured")
+	}
+	a.Chat = chat.New(chat.Options{Store: a.Store, Log: log, Config: cfg.Chat, CacheTTL: cfg.MQTT.ACLCacheTTL, Committed: committed})
+	a.registerMetrics()
 	for _, h := range []struct {
 		hook mqtt.Hook
 		cfg  any
@@ -145,7 +173,8 @@ func New(ctx context.Context, cfg configs.Config, log *slog.Logger) (*App, error
 	a.Chat.SetBroker(a.Broker, sessions)
 	a.httpSrv = &http.Server{
 		Handler: api.New(api.Options{Store: a.Store, Chat: a.Chat, Tokens: signer, ServiceKeyHash: keyHash,
-			Auth: cfg.Auth, HTTP: cfg.HTTP, Log: log, Sessions: a.Broker, Ready: a.Broker.Listening}),
+			Auth: cfg.Auth, HTTP: cfg.HTTP, Log: log, Sessions: a.Broker, Ready: a.Broker.Listening,
+			Presence: sessions, Metrics: promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{})}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       cfg.HTTP.ReadTimeout,
 		WriteTimeout:      cfg.HTTP.WriteTimeout,
@@ -156,8 +185,13 @@ func New(ctx context.Context, cfg configs.Config, log *slog.Logger) (*App, error
 	return a, nil
 }
 
-// Start opens the listeners: the chat service first, then MQTT, then HTTP.
+// Start opens the listeners: push and the chat service first, then MQTT,
+// then HTTP.
 func (a *App) Start() error {
+	if a.Push != nil {
+		a.Push.Start()
+		a.Planner.Start()
+	}
 	a.Chat.Start()
 	if err := a.Broker.Start(); err != nil {
 		return err
@@ -191,7 +225,28 @@ func (a *App) Close() error {
 	_ = a.httpSrv.Shutdown(ctx)
 	_ = a.Broker.Close()
 	a.Chat.Close()
+	if a.Push != nil {
+		a.Planner.Close()
+		_ = a.Push.Close(ctx)
+	}
 	return a.Store.Close()
+}
+
+// registerMetrics exposes the chat service's counters.
+func (a *App) registerMetrics() {
+	a.Registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_messages_stored_total", Help: "Messages stored (group commits included)."},
+			func() float64 { _, n := a.Chat.Stats(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_commits_total", Help: "Transactions that stored messages."},
+			func() float64 { n, _ := a.Chat.Stats(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mqim_mqtt_clients_connected", Help: "Connected MQTT clients."},
+			func() float64 { return float64(atomic.LoadInt64(&a.Broker.Server().Info.ClientsConnected)) }),
+	)
+	if a.Planner != nil {
+		a.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_push_decisions_dropped_total",
+			Help: "Messages whose push decision was dropped because the planner queue was full."},
+			func() float64 { return float64(a.Planner.Dropped.Load()) }))
+	}
 }
 
 // jwtSecret returns the configured key, or reads or generates

@@ -669,3 +669,64 @@ func (s *Store) Devices(ctx context.Context, userID string) ([]store.Device, err
 	err := s.db.SelectContext(ctx, &ds, `SELECT `+deviceCols+` FROM devices WHERE user_id = ? ORDER BY device_id`, userID)
 	return ds, s.wrap("devices", err)
 }
+
+// DevicesOf implements store.Devices.
+func (s *Store) DevicesOf(ctx context.Context, userIDs []string) ([]store.Device, error) {
+	out := []store.Device{}
+	for _, chunk := range chunks(userIDs, s.d.MaxParams) {
+		q, args, err := sqlx.In(`SELECT `+deviceCols+` FROM devices WHERE user_id IN (?)`, chunk)
+		if err != nil {
+			return nil, err
+		}
+		var ds []store.Device
+		if err := s.db.SelectContext(ctx, &ds, q, args...); err != nil {
+			return nil, s.wrap("devices", err)
+		}
+		out = append(out, ds...)
+	}
+	return out, nil
+}
+
+// DeleteToken implements store.Devices.
+func (s *Store) DeleteToken(ctx context.Context, platform, token string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM devices WHERE platform = ? AND token = ?`, platform, token)
+	return s.wrap("delete token", err)
+}
+
+// PushStates implements store.Messages: two queries for any number of users.
+func (s *Store) PushStates(ctx context.Context, conv string, userIDs []string) (map[string]store.PushState, error) {
+	out := make(map[string]store.PushState, len(userIDs))
+	for _, chunk := range chunks(userIDs, s.d.MaxParams-1) {
+		q, args, err := sqlx.In(`SELECT cm.user_id, SUM(c.last_seq - cm.read_seq) AS unread
+			FROM conversation_members cm JOIN conversations c ON c.id = cm.conv_id
+			WHERE cm.user_id IN (?) AND cm.muted = 0 AND cm.active = 1 AND c.last_seq > cm.read_seq
+			GROUP BY cm.user_id`, chunk)
+		if err != nil {
+			return nil, err
+		}
+		var rows []struct {
+			UserID string `db:"user_id"`
+			Unread int64  `db:"unread"`
+		}
+		if err := s.db.SelectContext(ctx, &rows, q, args...); err != nil {
+			return nil, s.wrap("unread totals", err)
+		}
+		for _, r := range rows {
+			out[r.UserID] = store.PushState{Unread: r.Unread}
+		}
+		q, args, err = sqlx.In(`SELECT user_id FROM conversation_members WHERE conv_id = ? AND muted = 1 AND user_id IN (?)`, conv, chunk)
+		if err != nil {
+			return nil, err
+		}
+		var muted []string
+		if err := s.db.SelectContext(ctx, &muted, q, args...); err != nil {
+			return nil, s.wrap("muted members", err)
+		}
+		for _, uid := range muted {
+			st := out[uid]
+			st.Muted = true
+			out[uid] = st
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,798 @@
+package push_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mqim/mqim/push"
+	"github.com/mqim/mqim/push/gorush"
+	"github.com/mqim/mqim/push/gorush/gorushtest"
+)
+
+// eventually polls f until it returns nil or within passes.
+func eventually(t testing.TB, within time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not true within %v: %v", within, err)
+		}
+		<-tick.C
+	}
+}
+
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type harness struct {
+	fake   *gorushtest.Server
+	client *gorush.Client
+	d      *push.Dispatcher
+	m      *push.Metrics
+	logs   *logBuf
+}
+
+// newHarness wires a dispatcher to a fake gorush. Unset options get test
+// values: millisecond backoffs, 2 workers.
+func newHarness(t *testing.T, o push.DispatcherOptions, clientTimeout time.Duration) *harness {
+	t.Helper()
+	h := &harness{fake: gorushtest.Start(t), logs: &logBuf{}}
+	if clientTimeout == 0 {
+		clientTimeout = 5 * time.Second
+	}
+	h.client = gorush.New(h.fake.URL, clientTimeout, nil)
+	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h.client.Log = log
+	if o.Workers == 0 {
+		o.Workers = 2
+	}
+	if o.BaseBackoff == 0 {
+		o.BaseBackoff = time.Millisecond
+	}
+	if o.MaxBackoff == 0 {
+		o.MaxBackoff = 4 * time.Millisecond
+	}
+	o.Log = log
+	h.m = push.NewMetrics(prometheus.NewRegistry())
+	o.Metrics = h.m
+	h.d = push.NewDispatcher(h.client, o)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = h.d.Close(ctx)
+		h.client.CloseIdleConnections()
+	})
+	return h
+}
+
+func (h *harness) close(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.d.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
+
+type counts struct{ queued, sent, failed, retried, dropped, pruned, uncertain, tokenFailed uint64 }
+
+func (h *harness) counts() counts {
+	return counts{h.m.Queued(), h.m.Sent(), h.m.Failed(), h.m.Retried(), h.m.Dropped(), h.m.Pruned(), h.m.Uncertain(), h.m.TokenFailed()}
+}
+
+func note(i int, platform string) push.Notification {
+	return push.Notification{
+		UserID: fmt.Sprintf("u%d", i), Platform: platform, Tokens: []string{fmt.Sprintf("tok-%d", i)},
+		Title: "t", Body: "b", Badge: i, ThreadID: "c1", Data: map[string]any{"conv": "c1", "seq": i},
+	}
+}
+
+func enqueueAll(t *testing.T, d *push.Dispatcher, ns ...push.Notification) {
+	t.Helper()
+	for _, n := range ns {
+		if !d.Enqueue(n) {
+			t.Fatalf("Enqueue(%s) refused", n.UserID)
+		}
+	}
+}
+
+func TestBatchingQueued(t *testing.T) {
+	h := newHarness(t, push.DispatcherOptions{Queue: 1000, Workers: 3, BatchMax: 50}, 0)
+	for i := range 450 {
+		enqueueAll(t, h.d, note(i, push.Android))
+	}
+	h.d.Start()
+	h.close(t)
+	if got := h.fake.Requests(); got != 9 {
+		t.Fatalf("%d requests, want 9", got)
+	}
+	toks := h.fake.Tokens()
+	seen := map[string]bool{}
+	for _, tok := range toks {
+		seen[tok] = true
+	}
+	if len(toks) != 450 || len(seen) != 450 {
+		t.Fatalf("received %d tokens (%d distinct), want 450", len(toks), len(seen))
+	}
+	if c := h.counts(); c != (counts{queued: 450, sent: 450}) {
+		t.Fatalf("counts %+v", c)
+	}
+}
+
+func TestBatchingLive(t *testing.T) {
+	const workers, batchMax = 4, 50
+	h := newHarness(t, push.DispatcherOptions{Queue: 1000, Workers: workers, BatchMax: batchMax}, 0)
+	h.fake.SetDelay(20 * time.Millisecond)
+	h.d.Start()
+	for i := range 450 {
+		enqueueAll(t, h.d, note(i, push.IOS))
+	}
+	eventually(t, 10*time.Second, func() error {
+		if s := h.m.Sent(); s != 450 {
+			return fmt.Errorf("sent %d", s)
+		}
+		return nil
+	})
+	// Each worker may take a small first batch before the rest is queued.
+	if got, max := h.fake.Requests(), (450+batchMax-1)/batchMax+workers; got > max {
+		t.Fatalf("%d requests, want <= %d", got, max)
+	}
+	if len(h.fake.Tokens()) != 450 {
+		t.Fatalf("received %d tokens", len(h.fake.Tokens()))
+	}
+}
+
+func TestBatchMaxClampedToGorushLimit(t *testing.T) {
+	h := newHarness(t, push.DispatcherOptions{Queue: 300, Workers: 1, BatchMax: 500}, 0)
+	for i := range 250 {
+		enqueueAll(t, h.d, note(i, push.Android))
+	}
+	h.d.Start()
+	h.close(t)
+	if h.fake.Requests() != 3 || h.m.Sent() != 250 || h.m.Failed() != 0 {
+		t.Fatalf("requests %d counts %+v", h.fake.Requests(), h.counts())
+	}
+}
+
+func Test4xxNotRetried(t *testing.T) {
+	t.Run("over limit", func(t *testing.T) {
+		h := newHarness(t, push.DispatcherOptions{Workers: 1, BatchMax: 10}, 0)
+		h.fake.SetMaxNotification(5)
+		for i := range 8 {
+			enqueueAll(t, h.d, note(i, push.Android))
+		}
+		h.d.Start()
+		h.close(t)
+		if h.fake.Requests() != 1 {
+			t.Fatalf("%d requests, want 1", h.fake.Requests())
+		}
+		if c := h.counts(); c != (counts{queued: 8, failed: 8}) {
+			t.Fatalf("counts %+v", c)
+		}
+	})
+	for _, code := range []int{400, 401, 404, 413, 429} {
+		t.Run(fmt.Sprint(code), func(t *testing.T) {
+			h := newHarness(t, push.DispatcherOptions{Workers: 1}, 0)
+			h.fake.FailNext(1, code, `{"code":400,"message":"Missing notifications field."}`)
+			enqueueAll(t, h.d, note(1, push.IOS), note(2, push.IOS))
+			h.d.Start()
+			h.close(t)
+			if h.fake.Requests() != 1 || len(h.fake.Received()) != 0 {
+				t.Fatalf("requests %d received %d", h.fake.Requests(), len(h.fake.Received()))
+			}
+			if c := h.counts(); c != (counts{queued: 2, failed: 2}) {
+				t.Fatalf("counts %+v", c)
+			}
+		})
+	}
+}
+
+func Test5xxRetried(t *testing.T) {
+	t.Run("then succeeds", func(t *testing.T) {
+		h := newHarness(t, push.DispatcherOptions{Workers: 1, MaxRetries: 3}, 0)
+		h.fake.FailNext(1, 502, "<html>bad gateway</html>")
+		h.fake.FailNext(1, 503, "")
+		enqueueAll(t, h.d, note(1, push.IOS), note(2, push.Android))
+		h.d.Start()
+		eventually(t, 5*time.Second, func() error {
+			if h.m.Sent() != 2 {
+				return fmt.Errorf("counts %+v", h.counts())
+			}
+			return nil
+		})
+		h.close(t)
+		if h.fake.Requests() != 3 || len(h.fake.Received()) != 2 {
+			t.Fatalf("requests %d received %d", h.fake.Requests(), len(h.fake.Received()))
+		}
+		if c := h.counts(); c != (counts{queued: 2, sent: 2, retried: 4}) {
+			t.Fatalf("counts %+v", c)
+		}
+	})
+	t.Run("until MaxRetries then failed", func(t *testing.T) {
+		h := newHarness(t, push.DispatcherOptions{Workers: 1, MaxRetries: 3}, 0)
+		h.fake.FailNext(100, 503, `{"code":503,"message":"unavailable"}`)
+		enqueueAll(t, h.d, note(1, push.IOS))
+		h.d.Start()
+		eventually(t, 5*time.Second, func() error {
+			if h.m.Failed() != 1 {
+				return fmt.Errorf("counts %+v", h.counts())
+			}
+			return nil
+		})
+		h.close(t)
+		if h.fake.Requests() != 4 {
+			t.Fatalf("%d requests, want 1+3", h.fake.Requests())
+		}
+		if c := h.counts(); c != (counts{queued: 1, failed: 1, retried: 3}) {
+			t.Fatalf("counts %+v", c)
+		}
+	})
+	t.Run("backoff is observed", func(t *testing.T) {
+		// With full jitter a single wait may be ~0, but 4 retries over
+		// windows of 40, 80, 80, 80ms wait 140ms on average, and the
+		// maximum wait bounds the total from above.
+		h := newHarness(t, push.DispatcherOptions{Workers: 1, MaxRetries: 4, BaseBackoff: 40 * time.Millisecond, MaxBackoff: 80 * time.Millisecond}, 0)
+		h.fake.FailNext(100, 500, "x")
+		enqueueAll(t, h.d, note(1, push.IOS))
+		start := time.Now()
+		h.d.Start()
+		eventually(t, 5*time.Second, func() error {
+			if h.m.Failed() != 1 {
+				return errors.New("not failed yet")
+			}
+			return nil
+		})
+		if el := time.Since(start); el > 2*time.Second {
+			t.Fatalf("retries took %v, backoff cap is 80ms", el)
+		}
+		if h.fake.Requests() != 5 || h.m.Retried() != 4 {
+			t.Fatalf("requests %d counts %+v", h.fake.Requests(), h.counts())
+		}
+	})
+}
+
+func TestEmpty500(t *testing.T) {
+	t.Run("multi-notification batch not resent", func(t *testing.T) {
+		h := newHarness(t, push.DispatcherOptions{Workers: 1, BatchMax: 10}, 0)
+		h.fake.QueueFullNext(1, 1) // gorush queues the first, then fails
+		enqueueAll(t, h.d, note(1, push.IOS), note(2, push.IOS), note(3, push.Android))
+		h.d.Start()
+		h.close(t)
+		if h.fake.Requests() != 1 {
+			t.Fatalf("%d requests, want 1 (no resend)", h.fake.Requests())
+		}
+		if r := h.fake.Received(); len(r) != 1 || r[0].Tokens[0] != "tok-1" {
+			t.Fatalf("received %+v", r)
+		}
+		if c := h.counts(); c != (counts{queued: 3, failed: 3, uncertain: 3}) {
+			t.Fatalf("counts %+v", c)
+		}
+		if !strings.Contains(h.logs.String(), "partly queued") {
+			t.Fatalf("no warning logged:\n%s", h.logs.String())
+		}
+	})
+	t.Run("single notification resent", func(t *testing.T) {
+		h := newHarness(t, push.DispatcherOptions{Workers: 1, BatchMax: 10}, 0)
+		h.fake.QueueFullNext(1, 0)
+		enqueueAll(t, h.d, note(1, push.IOS))
+		h.d.Start()
+		eventually(t, 5*time.Second, func() error {
+			if h.m.Sent() != 1 {
+				return fmt.Errorf("counts %+v", h.counts())
+			}
+			return nil
+		})
+		h.close(t)
+		if h.fake.Requests() != 2 || len(h.fake.Received()) != 1 {
+			t.Fatalf("requests %d received %d, want 2 and exactly 1", h.fake.Requests(), len(h.fake.Received()))
+		}
+		if c := h.counts(); c != (counts{queued: 1, sent: 1, retried: 1}) {
+			t.Fatalf("counts %+v", c)
+		}
+	})
+	t.Run("500 with a body resent whole", func(t *testing.T) {
+		h := newHarness(t, push.DispatcherOptions{Workers: 1, BatchMax: 10}, 0)
+		h.fake.FailNext(1, 500, `{"code":500,"message":"oops"}`)
+		enqueueAll(t, h.d, note(1, push.IOS), note(2, push.IOS))
+		h.d.Start()
+		eventually(t, 5*time.Second, func() error {
+			if h.m.Sent() != 2 {
+				return fmt.Errorf("counts %+v", h.counts())
+			}
+			return nil
+		})
+		h.close(t)
+		if c := h.counts(); c != (counts{queued: 2, sent: 2, retried: 2}) {
+			t.Fatalf("counts %+v", c)
+		}
+	})
+}
+
+func TestGorushDown(t *testing.T) {
+	h := newHarness(t, push.DispatcherOptions{Queue: 50, Workers: 2, BatchMax: 5, MaxRetries: 2}, 0)
+	h.fake.Down()
+	h.d.Start()
+	var slowest time.Duration
+	accepted := 0
+	for i := range 200 {
+		start := time.Now()
+		if h.d.Enqueue(note(i, push.Android)) {
+			accepted++
+		}
+		slowest = max(slowest, time.Since(start))
+	}
+	if slowest > 100*time.Millisecond {
+		t.Fatalf("an Enqueue took %v", slowest)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if c := h.counts(); c.failed != uint64(accepted) {
+			return fmt.Errorf("accepted %d, counts %+v", accepted, c)
+		}
+		return nil
+	})
+	c := h.counts()
+	if c.sent != 0 || c.queued != uint64(accepted) || c.dropped != uint64(200-accepted) || c.pruned != 0 {
+		t.Fatalf("counts %+v", c)
+	}
+	if c.retried == 0 || c.retried > 2*c.queued {
+		t.Fatalf("retried %d for %d queued with MaxRetries 2", c.retried, c.queued)
+	}
+	if h.fake.Requests() != 0 {
+		t.Fatalf("%d requests reached a down server", h.fake.Requests())
+	}
+	h.fake.Up()
+	enqueueAll(t, h.d, note(1000, push.Android))
+	eventually(t, 5*time.Second, func() error {
+		if h.m.Sent() != 1 {
+			return fmt.Errorf("counts %+v", h.counts())
+		}
+		return nil
+	})
+	h.close(t)
+}
+
+func TestSlowGorushNeverBlocksEnqueue(t *testing.T) {
+	h := newHarness(t, push.DispatcherOptions{Queue: 100, Workers: 2, BatchMax: 10}, time.Minute)
+	h.fake.SetDelay(time.Minute)
+	h.d.Start()
+	start := time.Now()
+	accepted := 0
+	for i := range 5000 {
+		if h.d.Enqueue(note(i, push.IOS)) {
+			accepted++
+		}
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Fatalf("5000 Enqueue calls took %v", el)
+	}
+	c := h.counts()
+	if c.dropped == 0 || c.queued+c.dropped != 5000 || c.queued != uint64(accepted) {
+		t.Fatalf("counts %+v", c)
+	}
+	// Close gives up at its deadline: in-flight requests are cancelled and
+	// what is queued is dropped; every notification is accounted for.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	if err := h.d.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close: %v", err)
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Fatalf("Close took %v", el)
+	}
+	c = h.counts()
+	if c.sent+c.failed+c.dropped != 5000 || c.sent != 0 {
+		t.Fatalf("counts %+v do not add up to 5000", c)
+	}
+	if h.d.Len() != 0 {
+		t.Fatalf("%d left in queue", h.d.Len())
+	}
+}
+
+func TestFullQueueDropsAndNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	func() {
+		fake := gorushtest.New()
+		defer fake.Close()
+		client := gorush.New(fake.URL, 5*time.Second, nil)
+		defer client.CloseIdleConnections()
+		m := push.NewMetrics(nil)
+		d := push.NewDispatcher(client, push.DispatcherOptions{Queue: 10, Workers: 8, BatchMax: 3, Metrics: m,
+			BaseBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond, Log: slog.New(slog.DiscardHandler)})
+		accepted := 0
+		for i := range 50 {
+			if d.Enqueue(note(i, push.IOS)) {
+				accepted++
+			}
+		}
+		if accepted != 10 || m.Dropped() != 40 || m.Queued() != 10 {
+			t.Fatalf("accepted %d queued %d dropped %d", accepted, m.Queued(), m.Dropped())
+		}
+		d.Start()
+		fake.FailNext(2, 503, "") // some retries in flight too
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := d.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if m.Sent()+m.Failed() != 10 {
+			t.Fatalf("sent %d failed %d", m.Sent(), m.Failed())
+		}
+		if d.Enqueue(note(99, push.IOS)) || m.Dropped() != 41 {
+			t.Fatal("Enqueue after Close must be refused and counted")
+		}
+	}()
+	eventually(t, 5*time.Second, func() error {
+		if n := runtime.NumGoroutine(); n > before+2 {
+			return fmt.Errorf("%d goroutines, %d before", n, before)
+		}
+		return nil
+	})
+}
+
+func TestCloseBeforeStart(t *testing.T) {
+	m := push.NewMetrics(nil)
+	d := push.NewDispatcher(push.NotifierFunc(func(context.Context, []push.Notification) (push.Result, error) {
+		t.Error("Send called")
+		return push.Result{}, nil
+	}), push.DispatcherOptions{Metrics: m})
+	for i := range 3 {
+		d.Enqueue(note(i, push.IOS))
+	}
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	d.Start() // no-op after Close
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if m.Queued() != 3 || m.Dropped() != 3 {
+		t.Fatalf("queued %d dropped %d", m.Queued(), m.Dropped())
+	}
+}
+
+func TestCloseInterruptsBackoff(t *testing.T) {
+	h := newHarness(t, push.DispatcherOptions{Workers: 1, BaseBackoff: time.Hour, MaxBackoff: time.Hour}, 0)
+	h.fake.FailNext(1, 503, "")
+	enqueueAll(t, h.d, note(1, push.IOS))
+	h.d.Start()
+	eventually(t, 5*time.Second, func() error {
+		if h.fake.Requests() != 1 {
+			return errors.New("no request yet")
+		}
+		return nil
+	})
+	start := time.Now()
+	h.close(t)
+	if el := time.Since(start); el > 3*time.Second {
+		t.Fatalf("Close took %v with an hour-long backoff", el)
+	}
+	// Close interrupts the wait and makes one last attempt, which the fake
+	// accepts (if Close won the race against the worker entering its wait,
+	// the batch is failed without the attempt).
+	c := h.counts()
+	if c.sent+c.failed != 1 || c.queued != 1 {
+		t.Fatalf("counts %+v", c)
+	}
+	if c.sent == 1 && (h.fake.Requests() != 2 || c.retried != 1) {
+		t.Fatalf("requests %d counts %+v", h.fake.Requests(), c)
+	}
+}
+
+func TestDrainOnClose(t *testing.T) {
+	h := newHarness(t, push.DispatcherOptions{Queue: 500, Workers: 2, BatchMax: 7}, 0)
+	h.fake.SetDelay(2 * time.Millisecond)
+	h.d.Start()
+	for i := range 300 {
+		enqueueAll(t, h.d, note(i, push.Android))
+	}
+	h.close(t)
+	if c := h.counts(); c != (counts{queued: 300, sent: 300}) {
+		t.Fatalf("counts %+v", c)
+	}
+	if len(h.fake.Tokens()) != 300 {
+		t.Fatalf("received %d", len(h.fake.Tokens()))
+	}
+}
+
+// pruner records Prune calls.
+type pruner struct {
+	mu    sync.Mutex
+	calls []string
+	err   error
+}
+
+func (p *pruner) prune(_ context.Context, platform, token string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, platform+"/"+token)
+	return p.err
+}
+
+func (p *pruner) got() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := append([]string(nil), p.calls...)
+	sort.Strings(out)
+	return out
+}
+
+func TestPrune(t *testing.T) {
+	cases := []struct {
+		name, platform, errText string
+		prune                   bool
+	}{
+		{"Unregistered", push.IOS, "Unregistered", true},
+		{"BadDeviceToken", push.IOS, "BadDeviceToken", true},
+		{"DeviceTokenNotForTopic", push.IOS, "DeviceTokenNotForTopic", true},
+		{"ExpiredToken", push.IOS, "ExpiredToken", true},
+		{"FCM not found", push.Android, "Requested entity was not found.", true},
+		{"DNS", push.IOS, "dial tcp: lookup api.push.apple.com: no such host", false},
+		{"DNS full", push.IOS, `Post "https://api.push.apple.com/3/device/x": dial tcp: lookup api.push.apple.com: no such host`, false},
+		{"timeout", push.IOS, `Post "https://api.push.apple.com/3/device/x": context deadline exceeded (Client.Timeout exceeded while awaiting headers)`, false},
+		{"i/o timeout", push.Android, "dial tcp 142.250.0.95:443: i/o timeout", false},
+		{"FCM auth", push.Android, "auth: cannot fetch token: Post \"https://oauth2.googleapis.com/token\": dial tcp: lookup oauth2.googleapis.com: no such host", false},
+		{"APNs config", push.IOS, "TopicDisallowed", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &pruner{}
+			h := newHarness(t, push.DispatcherOptions{Workers: 1, Prune: p.prune}, 0)
+			const dead = "secret-token-0123456789abcdef"
+			h.fake.FailToken(dead, tc.errText)
+			n := note(1, tc.platform)
+			n.Tokens = []string{"fine-token", dead}
+			enqueueAll(t, h.d, n)
+			h.d.Start()
+			h.close(t)
+			var want []string
+			wantCounts := counts{queued: 1, sent: 1, tokenFailed: 1}
+			if tc.prune {
+				want = []string{tc.platform + "/" + dead}
+				wantCounts = counts{queued: 1, sent: 1, pruned: 1}
+			}
+			if got := p.got(); !equal(got, want) {
+				t.Fatalf("pruned %v, want %v", got, want)
+			}
+			if c := h.counts(); c != wantCounts {
+				t.Fatalf("counts %+v, want %+v", c, wantCounts)
+			}
+			if strings.Contains(h.logs.String(), dead) {
+				t.Fatalf("token logged:\n%s", h.logs.String())
+			}
+		})
+	}
+}
+
+func TestPruneAll(t *testing.T) {
+	p := &pruner{}
+	h := newHarness(t, push.DispatcherOptions{Workers: 2, Prune: p.prune}, 0)
+	h.fake.SetAndroidMaxRetry(1) // duplicate log entries: prune once
+	var want []string
+	var notes []push.Notification
+	for i, tc := range []struct{ platform, errText string }{
+		{push.IOS, "Unregistered"}, {push.IOS, "BadDeviceToken"}, {push.IOS, "DeviceTokenNotForTopic"},
+		{push.IOS, "ExpiredToken"}, {push.Android, "Requested entity was not found."},
+		{push.IOS, "dial tcp: lookup api.push.apple.com: no such host"}, {push.Android, "context deadline exceeded"},
+	} {
+		tok := fmt.Sprintf("tok-%s-%d", tc.platform, i)
+		h.fake.FailToken(tok, tc.errText)
+		if i < 5 {
+			want = append(want, tc.platform+"/"+tok)
+		}
+		n := note(i, tc.platform)
+		n.Tokens = []string{tok}
+		notes = append(notes, n)
+	}
+	enqueueAll(t, h.d, notes...)
+	h.d.Start()
+	h.close(t)
+	sort.Strings(want)
+	if got := p.got(); !equal(got, want) {
+		t.Fatalf("pruned %v, want %v", got, want)
+	}
+	if c := h.counts(); c != (counts{queued: 7, sent: 7, pruned: 5, tokenFailed: 2}) {
+		t.Fatalf("counts %+v", c)
+	}
+}
+
+func TestPruneErrorNotCounted(t *testing.T) {
+	p := &pruner{err: errors.New("db down")}
+	h := newHarness(t, push.DispatcherOptions{Workers: 1, Prune: p.prune}, 0)
+	h.fake.FailToken("tok-1", "Unregistered")
+	enqueueAll(t, h.d, note(1, push.IOS))
+	h.d.Start()
+	h.close(t)
+	if len(p.got()) != 1 || h.m.Pruned() != 0 {
+		t.Fatalf("calls %v pruned %d", p.got(), h.m.Pruned())
+	}
+	if !strings.Contains(h.logs.String(), "db down") || strings.Contains(h.logs.String(), "tok-1") {
+		t.Fatalf("logs:\n%s", h.logs.String())
+	}
+}
+
+func TestNetworkFailureNeverPrunes(t *testing.T) {
+	p := &pruner{}
+	h := newHarness(t, push.DispatcherOptions{Workers: 1, MaxRetries: 1, Prune: p.prune}, 30*time.Millisecond)
+	h.fake.FailToken("tok-1", "Unregistered") // would be dead, if gorush answered
+	h.fake.SetDelay(time.Minute)              // it never does: client timeouts
+	enqueueAll(t, h.d, note(1, push.IOS))
+	h.d.Start()
+	eventually(t, 5*time.Second, func() error {
+		if h.m.Failed() != 1 {
+			return fmt.Errorf("counts %+v", h.counts())
+		}
+		return nil
+	})
+	if len(p.got()) != 0 || h.m.Pruned() != 0 || h.fake.Requests() != 2 {
+		t.Fatalf("prune calls %v requests %d", p.got(), h.fake.Requests())
+	}
+}
+
+func TestDisabledPlatformDroppedByGorush(t *testing.T) {
+	h := newHarness(t, push.DispatcherOptions{Workers: 1}, 0)
+	enqueueAll(t, h.d, note(1, push.Huawei), note(2, push.Huawei))
+	h.d.Start()
+	h.close(t)
+	// The dispatcher cannot tell: gorush answered 200 (counts 0).
+	if h.fake.Counts() != 0 || len(h.fake.Received()) != 0 || h.fake.Dropped() != 2 {
+		t.Fatalf("counts %d received %d dropped %d", h.fake.Counts(), len(h.fake.Received()), h.fake.Dropped())
+	}
+	if c := h.counts(); c != (counts{queued: 2, sent: 2}) {
+		t.Fatalf("counts %+v", c)
+	}
+	if !strings.Contains(h.logs.String(), "counted fewer tokens") {
+		t.Fatal("no warning about gorush dropping notifications")
+	}
+}
+
+func TestNotifierPanicAndGenericErrors(t *testing.T) {
+	m := push.NewMetrics(nil)
+	var mu sync.Mutex
+	calls := 0
+	d := push.NewDispatcher(push.NotifierFunc(func(context.Context, []push.Notification) (push.Result, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		switch calls {
+		case 1:
+			return push.Result{}, errors.New("some transport error") // retried
+		case 2:
+			return push.Result{}, nil
+		default:
+			panic("boom")
+		}
+	}), push.DispatcherOptions{Workers: 1, Metrics: m, BaseBackoff: time.Millisecond, Log: slog.New(slog.DiscardHandler)})
+	enqueueAll(t, d, note(1, push.IOS))
+	d.Start()
+	eventually(t, 5*time.Second, func() error {
+		if m.Sent() != 1 {
+			return fmt.Errorf("sent %d", m.Sent())
+		}
+		return nil
+	})
+	enqueueAll(t, d, note(2, push.IOS))
+	eventually(t, 5*time.Second, func() error {
+		if m.Failed() != 1 {
+			return fmt.Errorf("failed %d", m.Failed())
+		}
+		return nil
+	})
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if m.Retried() != 1 {
+		t.Fatalf("retried %d", m.Retried())
+	}
+}
+
+func TestEnqueueIgnoresEmpty(t *testing.T) {
+	m := push.NewMetrics(nil)
+	d := push.NewDispatcher(push.NotifierFunc(func(context.Context, []push.Notification) (push.Result, error) {
+		return push.Result{}, nil
+	}), push.DispatcherOptions{Metrics: m})
+	if d.Enqueue(push.Notification{Platform: push.IOS}) || m.Queued() != 0 || m.Dropped() != 0 {
+		t.Fatal("empty notification queued or counted")
+	}
+	_ = d.Close(context.Background())
+}
+
+func TestNilMetrics(t *testing.T) {
+	var m *push.Metrics
+	if m.Queued()+m.Sent()+m.Failed()+m.Retried()+m.Dropped()+m.Pruned()+m.Uncertain()+m.TokenFailed() != 0 {
+		t.Fatal("nil metrics not zero")
+	}
+	h := newHarness(t, push.DispatcherOptions{}, 0)
+	d := push.NewDispatcher(h.client, push.DispatcherOptions{Queue: 1, Log: slog.New(slog.DiscardHandler)})
+	d.Start()
+	d.Enqueue(note(1, push.IOS))
+	d.Enqueue(note(2, push.IOS))
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMetricsRegistered(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := push.NewMetrics(reg)
+	m2 := push.NewMetrics(reg) // same registry: shared, no panic
+	d := push.NewDispatcher(push.NotifierFunc(func(context.Context, []push.Notification) (push.Result, error) {
+		return push.Result{}, nil
+	}), push.DispatcherOptions{Queue: 1, Metrics: m, Log: slog.New(slog.DiscardHandler)})
+	d.Enqueue(note(1, push.IOS))
+	d.Enqueue(note(2, push.IOS))
+	_ = d.Close(context.Background())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		got[mf.GetName()] = mf.GetMetric()[0].GetCounter().GetValue()
+	}
+	for _, name := range []string{"mqim_push_queued_total", "mqim_push_sent_total", "mqim_push_failed_total",
+		"mqim_push_retried_total", "mqim_push_dropped_total", "mqim_push_pruned_total"} {
+		if _, ok := got[name]; !ok {
+			t.Errorf("%s not registered (have %v)", name, got)
+		}
+	}
+	if got["mqim_push_queued_total"] != 1 || got["mqim_push_dropped_total"] != 2 || m.Dropped() != 2 || m2.Dropped() != 0 {
+		t.Fatalf("values %v dropped %d", got, m.Dropped())
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestNoRetryOnceClosing(t *testing.T) {
+	// Batches sent during Close's drain get a single attempt.
+	h := newHarness(t, push.DispatcherOptions{Workers: 1, BatchMax: 1}, 0)
+	h.fake.FailNext(100, 503, "")
+	enqueueAll(t, h.d, note(1, push.IOS), note(2, push.IOS))
+	h.d.Start()
+	h.close(t)
+	c := h.counts()
+	if c.failed != 2 || c.sent != 0 || c.retried > 1 || h.fake.Requests() > 3 {
+		t.Fatalf("requests %d counts %+v", h.fake.Requests(), c)
+	}
+}
