@@ -79,6 +79,7 @@ func New(o Options) http.Handler {
 	mux.Handle("GET /v1/conversations", h.auth(h.listConversations))
 	mux.Handle("GET /v1/conversations/{conv}/messages", h.auth(h.listMessages))
 	mux.Handle("POST /v1/conversations/{conv}/read", h.auth(h.markRead))
+	mux.Handle("PATCH /v1/conversations/{conv}", h.auth(h.patchConversation))
 
 	mux.Handle("PUT /v1/devices/{device_id}", h.auth(h.putDevice))
 	mux.Handle("DELETE /v1/devices/{device_id}", h.auth(h.deleteDevice))

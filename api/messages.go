@@ -232,3 +232,34 @@ func (h *handler) markRead(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"conv": conv, "read_seq": read})
 }
+
+// patchConversation changes the caller's pinned, muted and hidden flags.
+func (h *handler) patchConversation(w http.ResponseWriter, r *http.Request) {
+	uid, ok := actingUser(w, r, "")
+	if !ok {
+		return
+	}
+	conv := r.PathValue("conv")
+	if _, _, err := chat.ConvTarget(conv, uid); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var in struct {
+		Pinned *bool `json:"pinned"`
+		Muted  *bool `json:"muted"`
+		Hidden *bool `json:"hidden"`
+	}
+	if !h.decode(w, r, &in, false) {
+		return
+	}
+	if err := h.Store.SetConvPrefs(r.Context(), uid, conv, store.ConvPrefs{Pinned: in.Pinned, Muted: in.Muted, Hidden: in.Hidden}); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	c, err := h.Store.Conversation(r.Context(), uid, conv)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toConvJSON(uid, c))
+}

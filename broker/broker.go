@@ -63,7 +63,7 @@ func New(cfg configs.MQTT, log *slog.Logger) (*Broker, error) {
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	add := func(l listeners.Listener) {
-		b.lns = append(b.lns, &deadlineListener{Listener: l, timeout: cfg.ConnectTimeout})
+		b.lns = append(b.lns, &deadlineListener{Listener: l, timeout: cfg.ConnectTimeout, srv: b.srv})
 	}
 	if cfg.Addr != "" {
 		add(listeners.NewTCP(listeners.Config{ID: "tcp", Address: cfg.Addr}))
@@ -153,6 +153,21 @@ func (b *Broker) Disconnect(userID string) {
 type deadlineListener struct {
 	listeners.Listener
 	timeout time.Duration
+	srv     *mqtt.Server
+}
+
+// Close closes the listener and disconnects its clients. It ignores the
+// CloseFn Mochi passes, which lists clients with Clients.GetByListener: that
+// takes the read lock twice and deadlocks Server.Close against a concurrent
+// connect or disconnect (mochi-mqtt/server#488).
+func (l *deadlineListener) Close(_ listeners.CloseFn) {
+	l.Listener.Close(func(id string) {
+		for _, cl := range l.srv.Clients.GetAll() {
+			if cl.Net.Listener == id && !cl.Closed() {
+				_ = l.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+		}
+	})
 }
 
 func (l *deadlineListener) Serve(establish listeners.EstablishFn) {

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/url"
@@ -20,13 +21,16 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	pahov5 "github.com/eclipse/paho.golang/paho"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/gorilla/websocket"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
 
+	"github.com/mqim/mqim/broker"
 	"github.com/mqim/mqim/configs"
 	"github.com/mqim/mqim/internal/testutil"
 )
@@ -505,4 +509,69 @@ func TestMaxPacketSize(t *testing.T) {
 			}
 		})
 	})
+}
+
+// TestCloseWhileClientsLeave closes the broker while its clients
+// disconnect. Mochi's own listener close path (Clients.GetByListener) takes
+// the clients read lock twice and deadlocks against a concurrent Delete
+// (mochi-mqtt/server#488); Close must always return. The race is narrow, so
+// this catches a regression often rather than always.
+func TestCloseWhileClientsLeave(t *testing.T) {
+	cfg := configs.Default().MQTT
+	cfg.Addr, cfg.WSAddr = "127.0.0.1:0", ""
+	const clients = 64
+	for round := 0; round < 20; round++ {
+		b, err := broker.New(cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.AddHook(new(auth.AllowHook), nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Start(); err != nil {
+			t.Fatal(err)
+		}
+		conns := make([]net.Conn, clients)
+		for i := range conns {
+			conn, err := net.DialTimeout("tcp", b.Addr("tcp"), wait)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(wait))
+			if _, err := conn.Write(connectPacket(4, fmt.Sprintf("c%d", i), "u", "p")); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := readPacket(bufio.NewReader(conn)); err != nil {
+				t.Fatalf("CONNACK: %v", err)
+			}
+			conns[i] = conn
+		}
+		// Every client leaves at once while the broker closes.
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, c := range conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				c.Close()
+			}()
+		}
+		closed := make(chan error, 1)
+		go func() {
+			<-start
+			closed <- b.Close()
+		}()
+		close(start)
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Fatalf("close: %v", err)
+			}
+		case <-time.After(wait):
+			t.Fatalf("round %d: Close did not return while clients disconnected", round)
+		}
+		wg.Wait()
+	}
 }

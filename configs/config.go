@@ -98,6 +98,10 @@ type Push struct {
 	Queue     int           `yaml:"queue"`
 	Workers   int           `yaml:"workers"`
 	IOSTopic  string        `yaml:"ios_topic"`
+	// Retries of a failed gorush request (network error, 5xx), with
+	// exponential backoff from Backoff, full jitter, capped at 30s.
+	MaxRetries int           `yaml:"max_retries"`
+	Backoff    time.Duration `yaml:"backoff"`
 }
 
 // Webhook is one receiver of signed events.
@@ -148,7 +152,7 @@ func Default() Config {
 			CommitTimeout:  5 * time.Second,
 			MaxGroupMember: 2000,
 		},
-		Push:    Push{Timeout: 30 * time.Second, Queue: 10000, Workers: 4},
+		Push:    Push{Timeout: 30 * time.Second, Queue: 10000, Workers: 4, MaxRetries: 5, Backoff: 500 * time.Millisecond},
 		Log:     Log{Level: "info", Format: "text"},
 		Webhook: []Webhook{},
 	}
@@ -335,8 +339,11 @@ func (c *Config) Validate() error {
 	if c.Chat.BatchMax < 1 || c.Chat.CommitTimeout <= 0 || c.Chat.MaxGroupMember < 2 {
 		bad("chat.batch_max", "batch_max, commit_timeout and max_group_members must be positive")
 	}
-	if c.Push.Queue < 1 || c.Push.Workers < 1 || c.Push.Timeout <= 0 {
-		bad("push.queue", "queue, workers and timeout must be positive")
+	if c.Push.Queue < 1 || c.Push.Workers < 1 || c.Push.Timeout <= 0 || c.Push.MaxRetries < 0 || c.Push.Backoff <= 0 {
+		bad("push.queue", "queue, workers, timeout and backoff must be positive, max_retries not negative")
+	}
+	if c.Push.GorushURL != "" && !strings.HasPrefix(c.Push.GorushURL, "http://") && !strings.HasPrefix(c.Push.GorushURL, "https://") {
+		bad("push.gorush_url", "must be an http(s) URL")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

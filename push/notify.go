@@ -55,6 +55,9 @@ type Planner struct {
 	names sync.Map // user id -> cachedName
 	// Dropped counts messages whose push decision was dropped (queue full).
 	Dropped atomic.Int64
+	// Planned counts messages whose push decision is made (notifications
+	// handed to the dispatcher, or none needed).
+	Planned atomic.Int64
 }
 
 var _ chat.Committed = (*Planner)(nil)
@@ -88,6 +91,7 @@ func (p *Planner) Start() {
 			defer p.wg.Done()
 			for j := range p.jobs {
 				p.plan(j)
+				p.Planned.Add(1)
 			}
 		}()
 	}

@@ -147,6 +147,7 @@ func New(ctx context.Context, cfg configs.Config, log *slog.Logger) (*App, error
 	if cfg.Push.GorushURL != "" {
 		a.Push = push.NewDispatcher(gorush.New(cfg.Push.GorushURL, cfg.Push.Timeout, nil), push.DispatcherOptions{
 			Queue: cfg.Push.Queue, Workers: cfg.Push.Workers, Log: log, Metrics: push.NewMetrics(a.Registry),
+			MaxRetries: noneIsNegative(cfg.Push.MaxRetries), BaseBackoff: cfg.Push.Backoff,
 			Prune: a.Store.DeleteToken,
 		})
 		a.Planner = push.NewPlanner(push.PlannerOptions{Store: a.Store, Presence: sessions, Out: a.Push, Log: log,
@@ -230,6 +231,15 @@ func (a *App) Close() error {
 		_ = a.Push.Close(ctx)
 	}
 	return a.Store.Close()
+}
+
+// noneIsNegative maps "0 retries" to the dispatcher's "never" (its zero
+// means "the default").
+func noneIsNegative(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // registerMetrics exposes the chat service's counters.
