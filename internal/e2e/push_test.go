@@ -402,4 +402,3 @@ func TestComposeFile(t *testing.T) {
 		t.Fatalf("gorush.yml: sync %v hide_token %v", gcfg.Core.Sync, gcfg.Log.HideToken)
 	}
 }
-
