@@ -511,16 +511,83 @@ func TestMaxPacketSize(t *testing.T) {
 	})
 }
 
-// TestCloseWhileClientsLeave closes the broker while its clients
-// disconnect. Mochi's own listener close path (Clients.GetByListener) takes
-// the clients read lock twice and deadlocks against a concurrent Delete
-// (mochi-mqtt/server#488); Close must always return. The race is narrow, so
-// this catches a regression often rather than always.
-func TestCloseWhileClientsLeave(t *testing.T) {
+// TestCloseWithWriterQueued closes the broker while a writer is queued on
+// Mochi's client map, deterministically: Mochi's own listener close path
+// (Clients.GetByListener) takes the map's read lock twice, so a writer that
+// queues between the two deadlocks Server.Close for good
+// (mochi-mqtt/server#488; in real life a client connecting or leaving at
+// shutdown). Go's RWMutex makes the interleaving forcible: while a first
+// writer holds the lock, Close queues as a reader and a second writer queues
+// behind the first; when the first unlocks, Close's reader is admitted and
+// the second writer is then pending before Close asks for the lock again.
+// With one P the woken writer runs before the woken reader (it takes the
+// scheduler's next slot last), which makes the interleaving reliable.
+func TestCloseWithWriterQueued(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	cfg := configs.Default().MQTT
+	cfg.Addr, cfg.WSAddr = "127.0.0.1:0", ""
+	// The race detector randomises the scheduler, so a few rounds.
+	for round := 0; round < 30; round++ {
+		b, err := broker.New(cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.AddHook(new(auth.AllowHook), nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Start(); err != nil {
+			t.Fatal(err)
+		}
+		clients := b.Server().Clients
+
+		clients.Lock() // first writer
+		closed := make(chan error, 1)
+		go func() { closed <- b.Close() }()
+		secondDone := make(chan struct{})
+		go func() { // second writer
+			defer close(secondDone)
+			clients.Lock()
+			clients.Unlock() //nolint:staticcheck // an empty critical section is the point
+		}()
+		// Wait until Close is blocked on the read lock and the second writer
+		// on the lock, as goroutine stacks show.
+		testutil.Eventually(t, wait, func() error {
+			buf := make([]byte, 1<<20)
+			var reader, writer bool
+			for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+				if strings.Contains(g, "(*Server).Close(") && strings.Contains(g, "sync.(*RWMutex).RLock(") {
+					reader = true
+				}
+				if strings.Contains(g, "TestCloseWithWriterQueued.func2") && strings.Contains(g, "sync.(*RWMutex).Lock(") {
+					writer = true
+				}
+			}
+			if !reader || !writer {
+				return fmt.Errorf("close blocked on the read lock: %v, second writer queued: %v", reader, writer)
+			}
+			return nil
+		})
+		clients.Unlock()
+
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Fatalf("close: %v", err)
+			}
+		case <-time.After(wait):
+			t.Fatalf("round %d: Server.Close deadlocked with a writer queued on the client map (mochi-mqtt/server#488)", round)
+		}
+		<-secondDone
+	}
+}
+
+// TestCloseDisconnectsClients closes the broker while half of its clients
+// leave on their own: Close returns, and disconnects those that stayed.
+func TestCloseDisconnectsClients(t *testing.T) {
 	cfg := configs.Default().MQTT
 	cfg.Addr, cfg.WSAddr = "127.0.0.1:0", ""
 	const clients = 64
-	for round := 0; round < 20; round++ {
+	for round := 0; round < 5; round++ {
 		b, err := broker.New(cfg, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
@@ -547,10 +614,15 @@ func TestCloseWhileClientsLeave(t *testing.T) {
 			}
 			conns[i] = conn
 		}
-		// Every client leaves at once while the broker closes.
+		testutil.Eventually(t, wait, func() error {
+			if !b.Connected(fmt.Sprintf("c%d", clients-1)) {
+				return errors.New("last client not registered yet")
+			}
+			return nil
+		})
 		start := make(chan struct{})
 		var wg sync.WaitGroup
-		for _, c := range conns {
+		for _, c := range conns[:clients/2] {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -570,8 +642,11 @@ func TestCloseWhileClientsLeave(t *testing.T) {
 				t.Fatalf("close: %v", err)
 			}
 		case <-time.After(wait):
-			t.Fatalf("round %d: Close did not return while clients disconnected", round)
+			t.Fatalf("round %d: Close did not return", round)
 		}
 		wg.Wait()
+		for _, c := range conns[clients/2:] {
+			awaitClosed(t, c, c)
+		}
 	}
 }

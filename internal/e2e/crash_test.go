@@ -87,7 +87,7 @@ func TestAckedMessagesSurviveSIGKILL(t *testing.T) {
 			uid := fmt.Sprintf("s%d", i)
 			toks[uid] = p.srv.User(t, uid)
 		}
-		p.srv.MustAPI(t, 201, "POST", "/v1/groups", testutil.ServiceKey, map[string]any{"id": "crash", "owner": "sink", "members": []string{"s0", "s1", "s2", "s3"}}, nil)
+		p.srv.MustAPI(t, 201, "POST", "/v1/groups", testutil.ServiceKey, map[string]any{"id": "crash", "name": "Crash", "owner": "sink", "members": []string{"s0", "s1", "s2", "s3"}}, nil)
 
 		var acked sync.Map // cid -> conv
 		var total atomic.Int64
