@@ -19,8 +19,8 @@ all: build
 # The outage pass kills and restarts that MariaDB, so it runs alone, after
 # the main pass, against the same server.
 test: vet
-	bash scripts/test-mysql.sh bash -c '$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS) && \
-		MQIM_TEST_OUTAGE=1 $(GO) test -race -count=1 -timeout 10m -run Outage -v ./internal/e2e/'
+	bash scripts/test-mysql.sh bash -c 'bash scripts/gotest.sh -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS) && \
+		MQIM_TEST_OUTAGE=1 bash scripts/gotest.sh -race -count=1 -timeout 10m -run Outage ./internal/e2e/'
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(CI_FUZZTIME)
 
 # Same, without MySQL.

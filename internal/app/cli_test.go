@@ -1,0 +1,51 @@
+package app_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/mqim/mqim/internal/app"
+	"github.com/mqim/mqim/internal/testutil"
+)
+
+func TestMigrateTwiceIsNoop(t *testing.T) {
+	testutil.EachBackend(t, func(t *testing.T, backend string) {
+		drv, dsn := testutil.FreshDSN(t, backend)
+		env := []string{"MQIM_STORE_DRIVER=" + drv, "MQIM_STORE_DSN=" + dsn}
+		run := func() string {
+			var out, errb bytes.Buffer
+			if code := app.Main([]string{"migrate", "--data", t.TempDir()}, &out, &errb, env); code != 0 {
+				t.Fatalf("migrate exit %d: %s", code, errb.String())
+			}
+			return out.String()
+		}
+		if first := run(); !strings.Contains(first, "applied 1 migration") {
+			t.Fatalf("first migrate: %q", first)
+		}
+		for i := 0; i < 2; i++ {
+			if again := run(); !strings.Contains(again, "up to date") {
+				t.Fatalf("migrate on an up-to-date store: %q", again)
+			}
+		}
+	})
+}
+
+func TestCLI(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := app.Main([]string{"version"}, &out, &errb, nil); code != 0 || !strings.HasPrefix(out.String(), "mqim ") {
+		t.Fatalf("version: %d %q", code, out.String())
+	}
+	out.Reset()
+	if code := app.Main([]string{"frobnicate"}, &out, &errb, nil); code != 2 || !strings.Contains(errb.String(), "unknown command") {
+		t.Fatalf("unknown command: %d %q", code, errb.String())
+	}
+	errb.Reset()
+	if code := app.Main([]string{"serve", "--http", "nocolon"}, &out, &errb, nil); code != 1 || !strings.Contains(errb.String(), "http.addr") {
+		t.Fatalf("bad flag value: %d %q", code, errb.String())
+	}
+	errb.Reset()
+	if code := app.Main([]string{"migrate", "--data", t.TempDir()}, &out, &errb, []string{"MQIM_STORE_DRIVER=postgres"}); code != 1 || !strings.Contains(errb.String(), "store.driver") {
+		t.Fatalf("bad env: %d %q", code, errb.String())
+	}
+}
