@@ -94,7 +94,7 @@ func (h *handler) putUser(w http.ResponseWriter, r *http.Request) {
 		u.Disabled = *in.Disabled
 	}
 	if disabling {
-		u.TokensAfter = time.Now().UnixMilli()
+		u.TokensAfter = time.Now().UnixMilli() + 1 // revokes even a token minted this millisecond
 	}
 	created, err := h.Store.UpsertUser(r.Context(), u)
 	if err != nil {

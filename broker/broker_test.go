@@ -360,6 +360,20 @@ func TestConnectDeadline(t *testing.T) {
 			// into the session would have closed these connections by now.
 			<-time.After(3 * deadline)
 
+			// Sessions are set up after CONNACK; all four devices must be
+			// subscribed to the inbox before the echoes below can be awaited.
+			testutil.Eventually(t, wait, func() error {
+				for _, id := range []string{"alice/tcp", "alice/ws", "alice/tls", "alice/v5"} {
+					cl, ok := srv.Broker.Server().Clients.Get(id)
+					if !ok {
+						return fmt.Errorf("%s not connected", id)
+					}
+					if _, ok := cl.State.Subscriptions.Get("im/u/alice"); !ok {
+						return fmt.Errorf("%s not subscribed yet", id)
+					}
+				}
+				return nil
+			})
 			select {
 			case err := <-tcpLost:
 				t.Fatalf("tcp client lost its connection: %v", err)

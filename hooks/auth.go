@@ -118,8 +118,7 @@ func (h *Auth) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		return false
 	case u.Disabled:
 		return refuse("user disabled")
-	case claims.IssuedAt.UnixMilli() < u.TokensAfter-999:
-		// iat has second precision; TokensAfter is in milliseconds.
+	case claims.IssuedAt.UnixMilli() < u.TokensAfter:
 		return refuse("token revoked")
 	}
 	return true

@@ -17,7 +17,8 @@ import (
 // badly signed, expired, or of another algorithm.
 var ErrInvalid = errors.New("invalid token")
 
-// Claims are what a verified token says.
+// Claims are what a verified token says. IssuedAt has millisecond
+// precision for tokens minted by mqim.
 type Claims struct {
 	UserID   string
 	IssuedAt time.Time
@@ -47,13 +48,24 @@ func NewSigner(key []byte) (*Signer, error) {
 	}, nil
 }
 
+// claims are the standard ones plus iat in milliseconds: a user's tokens are
+// revoked by time (store.User.TokensAfter, in ms), and iat's whole seconds
+// would let a token minted in the same second as the revocation survive it.
+type claims struct {
+	jwt.RegisteredClaims
+	IssuedAtMs int64 `json:"iat_ms,omitempty"`
+}
+
 // Mint returns a token for userID valid for ttl from now.
 func (s *Signer) Mint(userID string, now time.Time, ttl time.Duration) (string, time.Time, error) {
 	exp := now.Add(ttl)
-	t := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{
-		Subject:   userID,
-		IssuedAt:  jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(exp),
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   userID,
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(exp),
+		},
+		IssuedAtMs: now.UnixMilli(),
 	})
 	signed, err := t.SignedString(s.key)
 	return signed, exp.Truncate(time.Second), err
@@ -61,14 +73,18 @@ func (s *Signer) Mint(userID string, now time.Time, ttl time.Duration) (string, 
 
 // Verify checks a token's signature, algorithm and expiry.
 func (s *Signer) Verify(raw string) (Claims, error) {
-	var rc jwt.RegisteredClaims
-	if _, err := s.parser.ParseWithClaims(raw, &rc, func(*jwt.Token) (any, error) { return s.key, nil }); err != nil {
+	var c claims
+	if _, err := s.parser.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return s.key, nil }); err != nil {
 		return Claims{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	if rc.Subject == "" || rc.IssuedAt == nil {
+	if c.Subject == "" || c.IssuedAt == nil {
 		return Claims{}, fmt.Errorf("%w: missing sub or iat", ErrInvalid)
 	}
-	return Claims{UserID: rc.Subject, IssuedAt: rc.IssuedAt.Time, Expires: rc.ExpiresAt.Time}, nil
+	iat := c.IssuedAt.Time
+	if ms := time.UnixMilli(c.IssuedAtMs); c.IssuedAtMs != 0 && ms.Unix() == iat.Unix() {
+		iat = ms // the same instant, to the millisecond
+	}
+	return Claims{UserID: c.Subject, IssuedAt: iat, Expires: c.ExpiresAt.Time}, nil
 }
 
 // ValidID tells whether s is a valid user, group or device id:

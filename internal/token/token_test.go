@@ -26,6 +26,10 @@ func TestMintVerify(t *testing.T) {
 	if err != nil || c.UserID != "alice" {
 		t.Fatalf("verify: %+v %v", c, err)
 	}
+	// iat keeps milliseconds, so revocation by time is exact.
+	if c.IssuedAt.UnixMilli() != now.UnixMilli() {
+		t.Fatalf("iat %v, want %v", c.IssuedAt.UnixMilli(), now.UnixMilli())
+	}
 
 	expired, _, _ := s.Mint("alice", now.Add(-2*time.Hour), time.Hour)
 	other, _ := NewSigner([]byte(strings.Repeat("x", 32)))
