@@ -21,11 +21,7 @@ var platforms = map[string]bool{"ios": true, "android": true, "huawei": true}
 // device id is the part after "/" in the device's MQTT client id. A token
 // registered before to another user or device moves here.
 func (h *handler) putDevice(w http.ResponseWriter, r *http.Request) {
-	uid, ok := actingUser(w, r, "")
-	if !ok {
-		return
-	}
-	dev, ok := pathID(w, r, "device_id")
+	uid, dev, ok := deviceFor(w, r)
 	if !ok {
 		return
 	}
@@ -61,11 +57,7 @@ func (h *handler) putDevice(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) deleteDevice(w http.ResponseWriter, r *http.Request) {
-	uid, ok := actingUser(w, r, "")
-	if !ok {
-		return
-	}
-	dev, ok := pathID(w, r, "device_id")
+	uid, dev, ok := deviceFor(w, r)
 	if !ok {
 		return
 	}
@@ -87,6 +79,17 @@ func (h *handler) listDevices(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, ds)
+}
+
+// deviceFor returns the acting user and the {device_id} path value.
+func deviceFor(w http.ResponseWriter, r *http.Request) (uid, dev string, ok bool) {
+	if uid, ok = actingUser(w, r, ""); !ok {
+		return "", "", false
+	}
+	if dev, ok = pathID(w, r, "device_id"); !ok {
+		return "", "", false
+	}
+	return uid, dev, true
 }
 
 // presence answers GET /v1/presence?user_ids=a,b (at most 200 ids).

@@ -85,11 +85,7 @@ func (h *handler) addMembers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) removeMember(w http.ResponseWriter, r *http.Request) {
-	gid, ok := pathID(w, r, "gid")
-	if !ok {
-		return
-	}
-	uid, ok := pathID(w, r, "uid")
+	gid, uid, ok := memberPath(w, r)
 	if !ok {
 		return
 	}
@@ -101,11 +97,7 @@ func (h *handler) removeMember(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) updateMember(w http.ResponseWriter, r *http.Request) {
-	gid, ok := pathID(w, r, "gid")
-	if !ok {
-		return
-	}
-	uid, ok := pathID(w, r, "uid")
+	gid, uid, ok := memberPath(w, r)
 	if !ok {
 		return
 	}
@@ -122,4 +114,15 @@ func (h *handler) updateMember(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, m)
+}
+
+// memberPath returns the {gid} and {uid} path values.
+func memberPath(w http.ResponseWriter, r *http.Request) (gid, uid string, ok bool) {
+	if gid, ok = pathID(w, r, "gid"); !ok {
+		return "", "", false
+	}
+	if uid, ok = pathID(w, r, "uid"); !ok {
+		return "", "", false
+	}
+	return gid, uid, true
 }

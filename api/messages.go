@@ -163,13 +163,8 @@ func (h *handler) listConversations(w http.ResponseWriter, r *http.Request) {
 // ?before_seq= (descending, newest first), &limit= up to 200. A member sees
 // messages after their join point; a former member, up to their leave.
 func (h *handler) listMessages(w http.ResponseWriter, r *http.Request) {
-	uid, ok := actingUser(w, r, "")
+	uid, conv, ok := h.convFor(w, r)
 	if !ok {
-		return
-	}
-	conv := r.PathValue("conv")
-	if _, _, err := chat.ConvTarget(conv, uid); err != nil {
-		h.fail(w, r, err)
 		return
 	}
 	after, ok := queryInt(w, r, "after_seq", 0, 0, 1<<62)
@@ -206,13 +201,8 @@ func (h *handler) listMessages(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) markRead(w http.ResponseWriter, r *http.Request) {
-	uid, ok := actingUser(w, r, "")
+	uid, conv, ok := h.convFor(w, r)
 	if !ok {
-		return
-	}
-	conv := r.PathValue("conv")
-	if _, _, err := chat.ConvTarget(conv, uid); err != nil {
-		h.fail(w, r, err)
 		return
 	}
 	var in struct {
@@ -235,13 +225,8 @@ func (h *handler) markRead(w http.ResponseWriter, r *http.Request) {
 
 // patchConversation changes the caller's pinned, muted and hidden flags.
 func (h *handler) patchConversation(w http.ResponseWriter, r *http.Request) {
-	uid, ok := actingUser(w, r, "")
+	uid, conv, ok := h.convFor(w, r)
 	if !ok {
-		return
-	}
-	conv := r.PathValue("conv")
-	if _, _, err := chat.ConvTarget(conv, uid); err != nil {
-		h.fail(w, r, err)
 		return
 	}
 	var in struct {
@@ -262,4 +247,18 @@ func (h *handler) patchConversation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, toConvJSON(uid, c))
+}
+
+// convFor returns the acting user and the {conv} path value, checking that
+// the id names a conversation that user could be in.
+func (h *handler) convFor(w http.ResponseWriter, r *http.Request) (uid, conv string, ok bool) {
+	if uid, ok = actingUser(w, r, ""); !ok {
+		return "", "", false
+	}
+	conv = r.PathValue("conv")
+	if _, _, err := chat.ConvTarget(conv, uid); err != nil {
+		h.fail(w, r, err)
+		return "", "", false
+	}
+	return uid, conv, true
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -60,17 +59,7 @@ func startProcess(t *testing.T, cfg configs.Config, httpPort, mqttPort int) *pro
 		MQTTAddr: "127.0.0.1:" + strconv.Itoa(mqttPort),
 	}}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	testutil.Eventually(t, 30*time.Second, func() error {
-		resp, err := http.Get(p.srv.HTTPURL + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("readyz %d", resp.StatusCode)
-		}
-		return nil
-	})
+	p.srv.WaitReady(t, 30*time.Second)
 	return p
 }
 

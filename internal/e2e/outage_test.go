@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -121,17 +120,7 @@ func TestStoreOutage(t *testing.T) {
 		}
 
 		restore()
-		testutil.Eventually(t, 60*time.Second, func() error {
-			resp, err := http.Get(srv.HTTPURL + "/readyz")
-			if err != nil {
-				return err
-			}
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				return fmt.Errorf("readyz %d", resp.StatusCode)
-			}
-			return nil
-		})
+		srv.WaitReady(t, 60*time.Second)
 		// The clients retransmit (same cid), as MQTT clients do after a
 		// reconnect or a refused PUBACK.
 		a2 := srv.Connect(t, "alice", "v3", ta)

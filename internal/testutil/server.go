@@ -127,6 +127,22 @@ func (s *Server) API(t testing.TB, method, path, bearer string, body any) (int, 
 	return resp.StatusCode, out
 }
 
+// WaitReady polls /readyz until it answers 200.
+func (s *Server) WaitReady(t testing.TB, within time.Duration) {
+	t.Helper()
+	Eventually(t, within, func() error {
+		resp, err := http.Get(s.HTTPURL + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("readyz %d", resp.StatusCode)
+		}
+		return nil
+	})
+}
+
 // MustAPI is API that fails the test unless the status is want, and
 // decodes the response into v when v is not nil.
 func (s *Server) MustAPI(t testing.TB, want int, method, path, bearer string, body, v any) {
