@@ -72,7 +72,7 @@ func New(cfg configs.MQTT, log *slog.Logger) (*Broker, error) {
 		add(listeners.NewTCP(listeners.Config{ID: "tls", Address: cfg.TLSAddr, TLSConfig: tlsCfg}))
 	}
 	if cfg.WSAddr != "" {
-		add(listeners.NewWebsocket(listeners.Config{ID: "ws", Address: cfg.WSAddr}))
+		add(newWebsocket("ws", cfg.WSAddr, nil, cfg.ConnectTimeout, cfg.MaxPacketSize))
 	}
 	return b, nil
 }
@@ -150,28 +150,67 @@ func (b *Broker) Disconnect(userID string) {
 // It wraps the Mochi listener rather than the net.Listener because the
 // WebSocket upgrade clears deadlines set on the raw socket; Mochi replaces
 // the deadline with the keepalive once CONNECT is read.
+//
+// It also owns closing its connections, working around two Mochi v2.7.9
+// shutdown bugs: the CloseFn Mochi passes lists clients with
+// Clients.GetByListener, which takes the read lock twice and deadlocks
+// Server.Close against a concurrent connect or disconnect
+// (mochi-mqtt/server#488); and Mochi counts connections with a WaitGroup
+// whose Add runs on the connection's goroutine, racing with the Wait in
+// Server.Close. Close therefore disconnects the clients itself, closes the
+// connections still before CONNECT, and returns only when every connection
+// it let through has ended, so Mochi's Wait finds nothing left to wait for.
 type deadlineListener struct {
 	listeners.Listener
 	timeout time.Duration
 	srv     *mqtt.Server
+
+	mu      sync.Mutex
+	closing bool
+	conns   map[net.Conn]struct{}
+	active  sync.WaitGroup // Add under mu while !closing, so before Wait
 }
 
-// Close closes the listener and disconnects its clients. It ignores the
-// CloseFn Mochi passes, which lists clients with Clients.GetByListener: that
-// takes the read lock twice and deadlocks Server.Close against a concurrent
-// connect or disconnect (mochi-mqtt/server#488).
+// Close implements listeners.Listener.
 func (l *deadlineListener) Close(_ listeners.CloseFn) {
+	l.mu.Lock()
+	l.closing = true
+	l.mu.Unlock()
 	l.Listener.Close(func(id string) {
 		for _, cl := range l.srv.Clients.GetAll() {
-			if cl.Net.Listener == id && !cl.Closed() {
+			if cl.Net.Listener == id && !cl.Net.Inline && !cl.Closed() {
 				_ = l.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
 			}
 		}
 	})
+	l.mu.Lock()
+	for c := range l.conns {
+		_ = c.Close()
+	}
+	l.mu.Unlock()
+	l.active.Wait()
 }
 
+// Serve implements listeners.Listener.
 func (l *deadlineListener) Serve(establish listeners.EstablishFn) {
 	l.Listener.Serve(func(id string, c net.Conn) error {
+		l.mu.Lock()
+		if l.closing {
+			l.mu.Unlock()
+			return c.Close()
+		}
+		if l.conns == nil {
+			l.conns = map[net.Conn]struct{}{}
+		}
+		l.conns[c] = struct{}{}
+		l.active.Add(1)
+		l.mu.Unlock()
+		defer func() {
+			l.mu.Lock()
+			delete(l.conns, c)
+			l.mu.Unlock()
+			l.active.Done()
+		}()
 		_ = c.SetDeadline(time.Now().Add(l.timeout))
 		err := establish(id, c)
 		if isTimeout(err) {

@@ -326,6 +326,27 @@ func TestConnectDeadline(t *testing.T) {
 			checkElapsed(t, awaitClosed(t, conn, conn))
 		})
 
+		t.Run("websocket port silent before the upgrade", func(t *testing.T) {
+			conn, err := net.DialTimeout("tcp", srv.WSAddr, wait)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			checkElapsed(t, awaitClosed(t, conn, conn))
+		})
+
+		t.Run("websocket port partial upgrade request", func(t *testing.T) {
+			conn, err := net.DialTimeout("tcp", srv.WSAddr, wait)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := conn.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			checkElapsed(t, awaitClosed(t, conn, conn))
+		})
+
 		t.Run("websocket silent", func(t *testing.T) {
 			d := websocket.Dialer{Subprotocols: []string{"mqtt"}, HandshakeTimeout: wait}
 			ws, resp, err := d.Dial("ws://"+srv.WSAddr+"/", nil)

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -43,7 +42,7 @@ func TestConfig(t testing.TB, backend string) configs.Config {
 	cfg.Store.Driver, cfg.Store.DSN = FreshDSN(t, backend)
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.MQTT.Addr = "127.0.0.1:0"
-	cfg.MQTT.WSAddr = "127.0.0.1:" + strconv.Itoa(FreePort(t))
+	cfg.MQTT.WSAddr = "127.0.0.1:0"
 	cfg.Auth.ServiceKey = ServiceKey
 	cfg.Auth.JWTSecret = "test-jwt-secret-0123456789abcdef0123456789"
 	cfg.Log.Level = "error"
