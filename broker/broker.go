@@ -54,6 +54,9 @@ func New(cfg configs.MQTT, log *slog.Logger) (*Broker, error) {
 		ClientNetWriteBufferSize: 4096,
 		ClientNetReadBufferSize:  4096,
 	})
+	if err := b.srv.AddHook(&limitsHook{maxPacket: cfg.MaxPacketSize}, nil); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	var tlsCfg *tls.Config
 	if cfg.TLSAddr != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)

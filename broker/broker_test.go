@@ -513,9 +513,12 @@ func TestMaxPacketSize(t *testing.T) {
 		})
 
 		t.Run("paho v5 publish above the limit is disconnected", func(t *testing.T) {
-			// Mochi v2.7.9 does not advertise Maximum Packet Size in the
-			// CONNACK, so the client sends and the server must refuse.
-			c, _, msgs := v5Dial(t, srv, "alice", "big5", alice)
+			// The CONNACK advertises the limit (Mochi alone does not); a
+			// client that sends more anyway is refused by the server.
+			c, ca, msgs := v5Dial(t, srv, "alice", "big5", alice)
+			if ca.Properties == nil || ca.Properties.MaximumPacketSize == nil || *ca.Properties.MaximumPacketSize != 4096 {
+				t.Fatalf("CONNACK does not advertise Maximum Packet Size 4096: %+v", ca.Properties)
+			}
 			if rc, err := publishV5(c, "im/u/alice", []byte(strings.Repeat("a", 2000))); err != nil || rc != 0 {
 				t.Fatalf("publish under the limit: 0x%02x %v", rc, err)
 			}

@@ -135,6 +135,10 @@ func validateMessage(d *Draft, limits configs.Chat, system bool) error {
 	if d.Type == "system" && !system {
 		return errorf(CodeForbidden, "system messages are sent by the server only")
 	}
+	// The same bound as an MQTT payload, so the HTTP door accepts no more.
+	if len(d.Body)+len(d.Ext) > limits.MaxPayload {
+		return errorf(CodeTooLarge, "message is %d bytes, limit %d", len(d.Body)+len(d.Ext), limits.MaxPayload)
+	}
 	if !utf8.Valid(d.Body) || !utf8.Valid(d.Ext) {
 		return errorf(CodeInvalid, "body and ext must be valid UTF-8")
 	}

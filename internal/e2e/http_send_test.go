@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -89,4 +90,19 @@ func TestSessionSubscriptionsFollowMembership(t *testing.T) {
 		a.Await(t, wait, map[string]any{"conv": "g:old", "type": "text"}) // delivery to the old group has happened
 		b2.Quiet(t, 200*time.Millisecond, map[string]any{"conv": "g:old", "type": "text"})
 	})
+}
+
+// The HTTP door has the MQTT payload bound too.
+func TestHTTPSendSizeLimit(t *testing.T) {
+	srv := testutil.StartServer(t, "sqlite")
+	ta := srv.User(t, "alice")
+	srv.User(t, "bob")
+	big := map[string]any{"to": "bob", "type": "custom", "body": map[string]string{"blob": strings.Repeat("x", 70<<10)}}
+	var e struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	srv.MustAPI(t, 413, "POST", "/v1/messages", ta, big, &e)
+	if e.Error.Code != "too_large" {
+		t.Fatalf("code %q", e.Error.Code)
+	}
 }
