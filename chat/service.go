@@ -159,6 +159,18 @@ func (s *Service) Send(ctx context.Context, d *Draft) (*SendResult, error) {
 	if err := validateMessage(d, s.cfg, d.System); err != nil {
 		return nil, err
 	}
+	if d.From != "" || !d.System {
+		// The MQTT door's sender is authenticated; the service key names one.
+		if !validID(d.From) {
+			return nil, errorf(CodeInvalid, "invalid sender id")
+		}
+		if err := s.users.exists(ctx, d.From); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return nil, errorf(CodeNotFound, "no user %s", d.From)
+			}
+			return nil, AsError(err)
+		}
+	}
 	w, info, err := s.authorize(ctx, d)
 	if err != nil {
 		return nil, AsError(err)
