@@ -36,6 +36,10 @@ var Dialect = sqlstore.Dialect{
 		last_seq = GREATEST(last_seq, VALUES(last_seq))`,
 	UpsertReads: `ON DUPLICATE KEY UPDATE
 		read_seq = IF(active = 1, GREATEST(read_seq, VALUES(read_seq)), read_seq)`,
+	IsAlreadyApplied: func(err error) bool {
+		var e *driver.MySQLError
+		return errors.As(err, &e) && e.Number == 1060 // ER_DUP_FIELDNAME
+	},
 	IsConflict: func(err error) bool {
 		var e *driver.MySQLError
 		return errors.As(err, &e) && e.Number == 1062

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/jmoiron/sqlx"
 	sqlite3 "modernc.org/sqlite"
@@ -38,6 +39,9 @@ var Dialect = sqlstore.Dialect{
 		last_seq = MAX(conversations.last_seq, excluded.last_seq)`,
 	UpsertReads: `ON CONFLICT (user_id, conv_id) DO UPDATE SET
 		read_seq = CASE WHEN conversation_members.active = 1 THEN MAX(conversation_members.read_seq, excluded.read_seq) ELSE conversation_members.read_seq END`,
+	IsAlreadyApplied: func(err error) bool {
+		return err != nil && strings.Contains(err.Error(), "duplicate column name")
+	},
 	IsConflict: func(err error) bool {
 		var e *sqlite3.Error
 		if !errors.As(err, &e) {

@@ -24,6 +24,10 @@ type Dialect struct {
 	// (user_id, conv_id, read_seq, min_seq): on an existing row it raises
 	// read_seq (of active members only) and leaves the rest.
 	UpsertReads string
+	// IsAlreadyApplied tells whether a migration statement failed only
+	// because what it adds exists (a duplicate column): ALTER TABLE has no
+	// IF NOT EXISTS in MySQL 8 or SQLite, and migrations stay re-runnable.
+	IsAlreadyApplied func(err error) bool
 	// IsConflict tells whether err is a unique-key violation.
 	IsConflict func(err error) bool
 	// MaxParams caps bind parameters per statement.

@@ -52,10 +52,11 @@ func Migrate(ctx context.Context, db *sqlx.DB, d Dialect) (applied int, err erro
 			return applied, fmt.Errorf("migrate: %w", err)
 		}
 		// Statements are applied one by one so no driver needs multi-statement
-		// support; they use IF NOT EXISTS, so a migration interrupted halfway
-		// (MySQL DDL is not transactional) completes when run again.
+		// support; they use IF NOT EXISTS (or add columns, whose duplicate
+		// is ignored), so a migration interrupted halfway (MySQL DDL is not
+		// transactional) completes when run again.
 		for _, stmt := range splitStatements(string(body)) {
-			if _, err := db.ExecContext(ctx, stmt); err != nil {
+			if _, err := db.ExecContext(ctx, stmt); err != nil && (d.IsAlreadyApplied == nil || !d.IsAlreadyApplied(err)) {
 				return applied, fmt.Errorf("migrate: %s: %w", name, err)
 			}
 		}

@@ -428,7 +428,7 @@ func (s *Store) applyGroupChanges(ctx context.Context, tx *sqlx.Tx, w store.Writ
 			return s.wrap("delete member", err)
 		}
 		// The leaver keeps history up to the leave event and has read it.
-		if _, err := tx.ExecContext(ctx, `UPDATE conversation_members SET active = 0, read_seq = ? WHERE user_id = ? AND conv_id = ?`, m.Seq, uid, m.Conv); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE conversation_members SET active = 0, read_seq = ?, left_at = ? WHERE user_id = ? AND conv_id = ?`, m.Seq, m.TS, uid, m.Conv); err != nil {
 			return s.wrap("leave conversation", err)
 		}
 	}
@@ -438,7 +438,7 @@ func (s *Store) applyGroupChanges(ctx context.Context, tx *sqlx.Tx, w store.Writ
 // joinConv makes the user an active member of the conversation, reading from
 // minSeq on, with read_seq at readSeq.
 func (s *Store) joinConv(ctx context.Context, tx *sqlx.Tx, uid, conv string, readSeq, minSeq int64) error {
-	res, err := tx.ExecContext(ctx, `UPDATE conversation_members SET read_seq = ?, min_seq = ?, active = 1, hidden = 0 WHERE user_id = ? AND conv_id = ?`,
+	res, err := tx.ExecContext(ctx, `UPDATE conversation_members SET read_seq = ?, min_seq = ?, active = 1, hidden = 0, left_at = 0 WHERE user_id = ? AND conv_id = ?`,
 		readSeq, minSeq, uid, conv)
 	if err != nil {
 		return s.wrap("join conversation", err)
@@ -490,20 +490,24 @@ type convRow struct {
 	Active    bool   `db:"active"`
 }
 
-const convSelect = `SELECT c.id, c.kind, c.last_seq, c.last_msg_id, c.updated_at, cm.read_seq, cm.min_seq, cm.pinned, cm.muted, cm.hidden, cm.active
+// convUpdated is when a conversation last changed for its member: for a
+// former member, when they left.
+const convUpdated = `(CASE WHEN cm.active = 1 THEN c.updated_at ELSE cm.left_at END)`
+
+const convSelect = `SELECT c.id, c.kind, c.last_seq, c.last_msg_id, ` + convUpdated + ` AS updated_at, cm.read_seq, cm.min_seq, cm.pinned, cm.muted, cm.hidden, cm.active
 	FROM conversation_members cm JOIN conversations c ON c.id = cm.conv_id `
 
 // Conversations implements store.Messages.
 func (s *Store) Conversations(ctx context.Context, userID string, q store.ConvQuery) ([]store.Conversation, error) {
-	where := `WHERE cm.user_id = ? AND c.updated_at > ?`
+	where := `WHERE cm.user_id = ? AND ` + convUpdated + ` > ?`
 	args := []any{userID, q.UpdatedAfter}
 	if q.BeforeTS > 0 {
-		where += ` AND (c.updated_at < ? OR (c.updated_at = ? AND c.id > ?))`
+		where += ` AND (` + convUpdated + ` < ? OR (` + convUpdated + ` = ? AND c.id > ?))`
 		args = append(args, q.BeforeTS, q.BeforeTS, q.BeforeID)
 	}
 	args = append(args, q.Limit)
 	var rows []convRow
-	if err := s.db.SelectContext(ctx, &rows, convSelect+where+` ORDER BY c.updated_at DESC, c.id LIMIT ?`, args...); err != nil {
+	if err := s.db.SelectContext(ctx, &rows, convSelect+where+` ORDER BY `+convUpdated+` DESC, c.id LIMIT ?`, args...); err != nil {
 		return nil, s.wrap("conversations", err)
 	}
 	return s.convs(ctx, rows)

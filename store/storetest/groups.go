@@ -213,6 +213,14 @@ func testGroupLeave(t *testing.T, f *fixture) {
 		if len(cs) != 1 || cs[0].ID != "g:g1" || cs[0].Active || cs[0].LastSeq != 4 || cs[0].ReadSeq != 4 {
 			t.Errorf("%s: Conversations(bob) = %+v, want g:g1 inactive at 4", when, cs)
 		}
+		// For bob the conversation last changed when he left: later messages
+		// do not bring it back into his updated_after syncs.
+		if len(cs) == 1 && cs[0].UpdatedAt != base+4 {
+			t.Errorf("%s: bob's updated_at = %d, want his leave time %d", when, cs[0].UpdatedAt, base+4)
+		}
+		if cs, err := f.st.Conversations(f.ctx, "bob", store.ConvQuery{UpdatedAfter: base + 4, Limit: 10}); err != nil || len(cs) != 0 {
+			t.Errorf("%s: Conversations(bob, updated after his leave) = %+v, %v; want none", when, cs, err)
+		}
 	}
 	wantFrozen("right after leaving")
 	wantMessage(t, "bob's LastMessage", f.conv("bob", "g:g1").LastMessage, left)
