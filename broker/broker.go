@@ -35,6 +35,9 @@ type Broker struct {
 func New(cfg configs.MQTT, log *slog.Logger) (*Broker, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = cfg.MaxPacketSize
+	// Chat needs nothing above QoS 1, and Mochi answers a refused QoS 2
+	// publish with a PUBACK (mochi-mqtt/server#510).
+	caps.MaximumQos = 1
 	caps.MaximumClientWritesPending = int32(cfg.MaxWritesPending)
 	caps.MaximumInflight = cfg.MaxInflight
 	caps.ReceiveMaximum = cfg.ReceiveMaximum

@@ -25,10 +25,14 @@ type groupCache struct {
 	ttl time.Duration
 	mu  sync.RWMutex
 	m   map[string]*groupEntry
+	// gen counts the changes applied to each group; a load that raced a
+	// change (the counter moved while it read the store) is not cached, or a
+	// kicked member could come back for a whole TTL.
+	gen map[string]uint64
 }
 
 func newGroupCache(st store.Store, ttl time.Duration) *groupCache {
-	return &groupCache{st: st, ttl: ttl, m: map[string]*groupEntry{}}
+	return &groupCache{st: st, ttl: ttl, m: map[string]*groupEntry{}, gen: map[string]uint64{}}
 }
 
 func (c *groupCache) get(ctx context.Context, gid string) (*groupEntry, error) {
@@ -38,6 +42,9 @@ func (c *groupCache) get(ctx context.Context, gid string) (*groupEntry, error) {
 	if e != nil && time.Since(e.loaded) < c.ttl {
 		return e, nil
 	}
+	c.mu.RLock()
+	gen := c.gen[gid]
+	c.mu.RUnlock()
 	g, err := c.st.Group(ctx, gid)
 	if err != nil {
 		return nil, err
@@ -51,11 +58,17 @@ func (c *groupCache) get(ctx context.Context, gid string) (*groupEntry, error) {
 		e.members[m.UserID] = m
 	}
 	c.mu.Lock()
-	if len(c.m) > 50_000 {
+	defer c.mu.Unlock()
+	if c.gen[gid] != gen {
+		// Changed while we read: what we read may predate the change. Use it
+		// for this one answer only; the next get reads the committed state.
+		return e, nil
+	}
+	if len(c.m) > 50_000 || len(c.gen) > 200_000 {
 		c.m = map[string]*groupEntry{}
+		c.gen = map[string]uint64{}
 	}
 	c.m[gid] = e
-	c.mu.Unlock()
 	return e, nil
 }
 
@@ -63,6 +76,7 @@ func (c *groupCache) get(ctx context.Context, gid string) (*groupEntry, error) {
 func (c *groupCache) apply(gid string, w *store.Write) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen[gid]++
 	old := c.m[gid]
 	if old == nil && w.NewGroup == nil {
 		return // not cached: the next get loads the committed state
@@ -95,6 +109,7 @@ func (c *groupCache) apply(gid string, w *store.Write) {
 // forget drops a group so the next get reloads it.
 func (c *groupCache) forget(gid string) {
 	c.mu.Lock()
+	c.gen[gid]++
 	delete(c.m, gid)
 	c.mu.Unlock()
 }

@@ -177,6 +177,11 @@ func (s *Service) Send(ctx context.Context, d *Draft) (*SendResult, error) {
 	}
 	p, err := s.submitPending(ctx, &pending{w: w, info: info})
 	if err != nil {
+		if e := AsError(err); e.Code == CodeConflict {
+			// Seqs still taken after retries: another writer is busy on this
+			// conversation. Transient, so MQTT 3.1.1 senders retransmit.
+			return nil, errorf(CodeUnavailable, "conversation busy, try again")
+		}
 		return nil, err
 	}
 	return &SendResult{Msg: p.w.Msg, Duplicate: p.dup}, nil
@@ -265,6 +270,9 @@ type pending struct {
 	dup  bool
 	// dupOf is the write of the same sender and cid earlier in the batch.
 	dupOf *pending
+	// opens: this write is the first of its conversation (its Participants
+	// join); set by prepare for each attempt.
+	opens bool
 	// after runs on the delivery goroutine, before the message is
 	// delivered (membership changes update subscriptions there).
 	after func()
@@ -343,10 +351,10 @@ func (s *Service) commitLoop() {
 func (s *Service) commitBatch(batch []*pending) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CommitTimeout)
 	defer cancel()
-	if err := s.commitWith(ctx, batch, false); err != nil && len(batch) > 1 && ctx.Err() == nil && !errors.Is(err, store.ErrConflict) {
-		// One write the database refuses must not fail everyone else's: the
-		// batch is retried one write at a time. (With the database down, each
-		// of these fails fast too.)
+	if err := s.commitWith(ctx, batch, false); err != nil && len(batch) > 1 && ctx.Err() == nil {
+		// One write the database refuses (a duplicate member, a bad row) must
+		// not fail everyone else's: the batch is retried one write at a time.
+		// (With the database down, each of these fails fast too.)
 		s.log.Warn("batch commit failed, retrying its writes one by one", "messages", len(batch), "error", err)
 		for _, p := range batch {
 			_ = s.commitWith(ctx, []*pending{p}, true)
@@ -370,6 +378,9 @@ func (s *Service) commitWith(ctx context.Context, batch []*pending, alone bool) 
 		writes := make([]store.Write, len(fresh))
 		for i, p := range fresh {
 			writes[i] = *p.w
+			if !p.opens {
+				writes[i].Participants = nil // the conversation and its members exist
+			}
 		}
 		err = s.st.Commit(ctx, writes)
 		if err == nil {
@@ -385,7 +396,7 @@ func (s *Service) commitWith(ctx context.Context, batch []*pending, alone bool) 
 		}
 	}
 	if err != nil {
-		if !alone && len(batch) > 1 && ctx.Err() == nil && !errors.Is(err, store.ErrConflict) {
+		if !alone && len(batch) > 1 && ctx.Err() == nil {
 			return err // the caller retries the writes one by one
 		}
 		s.log.Error("commit failed", "messages", len(batch), "error", err)
@@ -416,6 +427,9 @@ func (s *Service) commitWith(ctx context.Context, batch []*pending, alone bool) 
 // the store when lookup is set), loads the seqs of conversations not yet known in one query,
 // and assigns seq, id and ts to the rest, in queue order.
 func (s *Service) prepare(ctx context.Context, batch []*pending, lookup bool) ([]*pending, error) {
+	if len(s.seqs) > 100_000 {
+		s.seqs = map[string]int64{} // bounded memory; reloads are one query per batch
+	}
 	var keys [][2]string
 	var unknown []string
 	for _, p := range batch {
@@ -440,9 +454,6 @@ func (s *Service) prepare(ctx context.Context, batch []*pending, lookup bool) ([
 		if err != nil {
 			return nil, err
 		}
-		if len(s.seqs) > 100_000 {
-			s.seqs = map[string]int64{} // bounded memory; reloads are one query per batch
-		}
 		for _, c := range unknown {
 			s.seqs[c] = last[c] // 0 for a new conversation
 		}
@@ -465,9 +476,8 @@ func (s *Service) prepare(ctx context.Context, batch []*pending, lookup bool) ([
 			}
 			inBatch[key] = p
 		}
-		if p.w.Kind == store.KindDirect && s.seqs[m.Conv] > 0 {
-			p.w.Participants = nil // the conversation and its members exist
-		}
+		// Decided per attempt: a retry after a failure may open it again.
+		p.opens = s.seqs[m.Conv] == 0
 		s.seqs[m.Conv]++
 		m.Seq = s.seqs[m.Conv]
 		m.TS = now.UnixMilli()
@@ -539,6 +549,9 @@ func (s *Service) send(topic string, payload []byte, qos byte) {
 		s.log.Warn("deliver failed", "topic", topic, "error", err)
 	}
 }
+
+// QueueLen is how many writes wait for the committer.
+func (s *Service) QueueLen() int { return len(s.queue) }
 
 // Stats reports how many transactions committed messages and how many
 // messages they stored, since start.

@@ -23,8 +23,9 @@ type GroupLister interface {
 
 // SessionOptions configure the Sessions hook.
 type SessionOptions struct {
-	Server *mqtt.Server
-	Groups GroupLister
+	Server  *mqtt.Server
+	Groups  GroupLister
+	Members MemberChecker
 }
 
 // Sessions subscribes every device, at session establishment, to its inbox
@@ -34,8 +35,9 @@ type SessionOptions struct {
 // subscriptions to im/ topics are raised to QoS 1.
 type Sessions struct {
 	mqtt.HookBase
-	srv    *mqtt.Server
-	groups GroupLister
+	srv     *mqtt.Server
+	groups  GroupLister
+	members MemberChecker
 
 	// mu serialises subscription changes: a session being set up and a
 	// membership change for the same user must not interleave.
@@ -45,6 +47,9 @@ type Sessions struct {
 	byUser map[string]map[string]struct{}
 	// lastSeen is when each user was last connected (Unix ms).
 	lastSeen map[string]int64
+	// settled holds, per client id, the connection whose subscriptions are
+	// in place.
+	settled map[string]*mqtt.Client
 }
 
 var (
@@ -63,12 +68,13 @@ func (h *Sessions) Provides(b byte) bool {
 // Init implements mqtt.Hook.
 func (h *Sessions) Init(config any) error {
 	o, ok := config.(*SessionOptions)
-	if !ok || o == nil || o.Server == nil || o.Groups == nil {
+	if !ok || o == nil || o.Server == nil || o.Groups == nil || o.Members == nil {
 		return mqtt.ErrInvalidConfigType
 	}
-	h.srv, h.groups = o.Server, o.Groups
+	h.srv, h.groups, h.members = o.Server, o.Groups, o.Members
 	h.byUser = map[string]map[string]struct{}{}
 	h.lastSeen = map[string]int64{}
+	h.settled = map[string]*mqtt.Client{}
 	return nil
 }
 
@@ -80,6 +86,18 @@ func (h *Sessions) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		return
 	}
 	uid := string(cl.Properties.Username)
+	// Indexed first, so that a join committed while the groups are read
+	// below subscribes this client too (Joined walks the index).
+	h.mu.Lock()
+	set := h.byUser[uid]
+	if set == nil {
+		set = map[string]struct{}{}
+		h.byUser[uid] = set
+	}
+	set[cl.ID] = struct{}{}
+	h.lastSeen[uid] = time.Now().UnixMilli()
+	h.mu.Unlock()
+
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	gids, err := h.groups.UserGroups(ctx, uid)
@@ -96,21 +114,38 @@ func (h *Sessions) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	set := h.byUser[uid]
-	if set == nil {
-		set = map[string]struct{}{}
-		h.byUser[uid] = set
-	}
-	set[cl.ID] = struct{}{}
-	h.lastSeen[uid] = time.Now().UnixMilli()
 	for f := range cl.State.Subscriptions.GetAll() {
-		if strings.HasPrefix(f, "im/g/") && !want[f] {
-			h.unsubscribe(cl, f)
+		gid, stale := strings.CutPrefix(f, "im/g/")
+		if !stale || want[f] {
+			continue
 		}
+		// The list may predate a join that Joined has applied meanwhile:
+		// the membership cache, updated at commit, has the last word.
+		if ok, err := h.members.IsMember(ctx, gid, uid); err == nil && ok {
+			continue
+		}
+		h.unsubscribe(cl, f)
 	}
 	for f := range want {
+		// Likewise a leave applied meanwhile (the read ACL would stop
+		// delivery anyway).
+		if gid, ok := strings.CutPrefix(f, "im/g/"); ok {
+			if member, err := h.members.IsMember(ctx, gid, uid); err == nil && !member {
+				continue
+			}
+		}
 		h.subscribe(cl, f)
 	}
+	h.settled[cl.ID] = cl
+}
+
+// Settled tells whether the live connection of a client id has its
+// subscriptions in place (they are made just after CONNACK).
+func (h *Sessions) Settled(clientID string) bool {
+	cl, ok := h.srv.Clients.Get(clientID)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return ok && h.settled[clientID] == cl
 }
 
 // OnDisconnect implements mqtt.Hook: a session that ends with the
@@ -179,6 +214,7 @@ func (h *Sessions) forget(cl *mqtt.Client) {
 			return
 		}
 		delete(set, cl.ID)
+		delete(h.settled, cl.ID)
 		if len(set) == 0 {
 			delete(h.byUser, uid)
 		}

@@ -163,7 +163,7 @@ func New(ctx context.Context, cfg configs.Config, log *slog.Logger) (*App, error
 		cfg  any
 	}{
 		{new(hooks.Auth), &hooks.AuthOptions{Tokens: signer, Users: a.Store, Members: a.Chat, OpenTopics: cfg.MQTT.OpenTopics}},
-		{sessions, &hooks.SessionOptions{Server: srv, Groups: a.Store}},
+		{sessions, &hooks.SessionOptions{Server: srv, Groups: a.Store, Members: a.Chat}},
 		{new(hooks.Chat), &hooks.ChatOptions{Server: srv, Chat: a.Chat, Config: cfg.Chat}},
 	} {
 		if err := a.Broker.AddHook(h.hook, h.cfg); err != nil {
@@ -249,6 +249,8 @@ func (a *App) registerMetrics() {
 			func() float64 { _, n := a.Chat.Stats(); return float64(n) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_commits_total", Help: "Transactions that stored messages."},
 			func() float64 { n, _ := a.Chat.Stats(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mqim_commit_queue", Help: "Writes waiting for the group committer."},
+			func() float64 { return float64(a.Chat.QueueLen()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mqim_mqtt_clients_connected", Help: "Connected MQTT clients."},
 			func() float64 { return float64(atomic.LoadInt64(&a.Broker.Server().Info.ClientsConnected)) }),
 	)

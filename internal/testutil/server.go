@@ -205,6 +205,16 @@ func (s *Server) Connect(t testing.TB, uid, device, token string, opts ...func(*
 		t.Fatalf("connect %s/%s: %v", uid, device, err)
 	}
 	t.Cleanup(func() { c.Disconnect(50) })
+	if s.App != nil {
+		// The server subscribes the device just after CONNACK; a test that
+		// publishes right away must not race that.
+		Eventually(t, 10*time.Second, func() error {
+			if !s.Sessions.Settled(c.ID) {
+				return fmt.Errorf("%s: session not set up", c.ID)
+			}
+			return nil
+		})
+	}
 	return c
 }
 

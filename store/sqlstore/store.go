@@ -360,13 +360,25 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write) er
 	reads := map[key]int64{}
 	var order []key
 	for _, w := range batch {
-		if from := w.Msg.From; from != "" && !strings.HasPrefix(from, "$") {
-			k := key{from, w.Msg.Conv}
-			if _, ok := reads[k]; !ok {
-				order = append(order, k)
-			}
-			reads[k] = w.Msg.Seq
+		from := w.Msg.From
+		if from == "" || strings.HasPrefix(from, "$") {
+			continue
 		}
+		if w.Msg.Type == "system" {
+			// A system message may be attributed to someone who is not a
+			// member (the service key names anyone): raise only an existing
+			// member's position, never create one.
+			if _, err := tx.ExecContext(ctx, `UPDATE conversation_members SET read_seq = `+s.d.Greatest+`(read_seq, ?) WHERE user_id = ? AND conv_id = ? AND active = 1`,
+				w.Msg.Seq, from, w.Msg.Conv); err != nil {
+				return s.wrap("system read position", err)
+			}
+			continue
+		}
+		k := key{from, w.Msg.Conv}
+		if _, ok := reads[k]; !ok {
+			order = append(order, k)
+		}
+		reads[k] = w.Msg.Seq
 	}
 	for _, part := range chunks(order, s.d.MaxParams/4) {
 		args := make([]any, 0, 4*len(part))
