@@ -145,9 +145,3 @@ func (c *userCache) exists(ctx context.Context, uid string) error {
 	c.mu.Unlock()
 	return nil
 }
-
-func (c *userCache) forget(uid string) {
-	c.mu.Lock()
-	delete(c.m, uid)
-	c.mu.Unlock()
-}

@@ -651,9 +651,6 @@ func (s *Service) IsMember(ctx context.Context, gid, uid string) (bool, error) {
 	return ok && !g.group.Dissolved, nil
 }
 
-// ForgetUser drops the cached existence of a user (after a profile change).
-func (s *Service) ForgetUser(uid string) { s.users.forget(uid) }
-
 func idOrNew(id string) string {
 	if id != "" {
 		return id
