@@ -313,7 +313,7 @@ func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (chat.Act
 		}
 		return chat.Actor{}, false
 	}
-	if u.Disabled || claims.IssuedAt.UnixMilli() < u.TokensAfter {
+	if !u.AcceptsToken(claims.IssuedAt) {
 		invalidToken(w, "user disabled or token revoked")
 		return chat.Actor{}, false
 	}

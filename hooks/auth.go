@@ -116,10 +116,8 @@ func (h *Auth) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	case err != nil:
 		h.Log.Error("connect: user lookup failed", "user_id", uid, "error", err)
 		return false
-	case u.Disabled:
-		return refuse("user disabled")
-	case claims.IssuedAt.UnixMilli() < u.TokensAfter:
-		return refuse("token revoked")
+	case !u.AcceptsToken(claims.IssuedAt):
+		return refuse("user disabled or token revoked")
 	}
 	return true
 }

@@ -11,6 +11,7 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Sentinel errors. Implementations wrap them with %w; callers test with errors.Is.
@@ -34,6 +35,13 @@ type User struct {
 	TokensAfter  int64  `db:"tokens_after" json:"-"`
 	CreatedAt    int64  `db:"created_at" json:"created_at"`
 	UpdatedAt    int64  `db:"updated_at" json:"updated_at"`
+}
+
+// AcceptsToken tells whether a token issued at issuedAt may act as u: the
+// user is enabled and the token was not revoked (issued before
+// TokensAfter). Both doors, MQTT connect and HTTP, ask this.
+func (u *User) AcceptsToken(issuedAt time.Time) bool {
+	return !u.Disabled && issuedAt.UnixMilli() >= u.TokensAfter
 }
 
 // Group roles.
