@@ -51,7 +51,7 @@ const (
 	RoleMember = "member"
 )
 
-// Group is a chat group. Its conversation id is "g:"+ID.
+// Group is a chat group. Its conversation id is built by chat.GroupConv.
 type Group struct {
 	ID         string `db:"id" json:"id"`
 	Name       string `db:"name" json:"name"`
@@ -101,21 +101,26 @@ const (
 	KindGroup  = "group"
 )
 
-// Conversation is one user's view of a conversation: shared state (LastSeq,
-// LastMessage) joined with the user's own (ReadSeq, Pinned, ...).
+// Conversation is one user's row of a conversation, as stored: the shared
+// state (LastSeq, LastMessage) joined with the user's own (ReadSeq, Pinned,
+// ...). What the user may see of it is decided by package chat.
 type Conversation struct {
 	ID      string
-	Kind    string
-	LastSeq int64
+	Kind    string // KindDirect or KindGroup
+	LastSeq int64  // the conversation's last seq
+	// ReadSeq is the user's read position. For a former member (Active
+	// false) it is the seq of their leave event, and stays there.
 	ReadSeq int64
-	MinSeq  int64 // the first seq this user may see is MinSeq+1
+	MinSeq  int64 // the user's join point: seqs above it are theirs to see
 	Pinned  bool
 	Muted   bool
 	Hidden  bool
-	// Active is false once the user left the group: LastSeq then stays at
-	// the leave event, the last message the user may read.
-	Active      bool
-	UpdatedAt   int64
+	// Active is false once the user left the group.
+	Active bool
+	// UpdatedAt is when the conversation last changed for this user: its
+	// last message, or for a former member the leave.
+	UpdatedAt int64
+	// LastMessage is the conversation's last message (nil if none).
 	LastMessage *Message
 }
 
@@ -144,6 +149,13 @@ type ConvPrefs struct {
 	Hidden *bool
 }
 
+// Device platforms.
+const (
+	PlatformIOS     = "ios"
+	PlatformAndroid = "android"
+	PlatformHuawei  = "huawei"
+)
+
 // Device is a push registration.
 type Device struct {
 	UserID    string `db:"user_id" json:"user_id"`
@@ -159,8 +171,14 @@ type Device struct {
 // applies every Write of a batch in one transaction.
 type Write struct {
 	Msg *Message
-	// Kind of the conversation, used when Commit creates it.
+	// Kind of the conversation (KindDirect or KindGroup); required. For a
+	// group, Msg.To is the group id.
 	Kind string
+	// Reader is the user whose read position moves up to this message (a
+	// sender has read what it sent); empty for none. The caller names only
+	// a member of the conversation (a Participant of this or an earlier
+	// write, or a group member): a former member's position never moves.
+	Reader string
 	// Participants are made conversation members (if not already), seeing
 	// history from this message on: used for the two users of a direct
 	// conversation on its first message. Group joins use AddMembers.
@@ -194,8 +212,6 @@ type Users interface {
 type Groups interface {
 	// Group returns one group (dissolved ones too) or ErrNotFound.
 	Group(ctx context.Context, id string) (*Group, error)
-	// Member returns one membership or ErrNotFound.
-	Member(ctx context.Context, groupID, userID string) (*Member, error)
 	// Members lists a group's members: the owner, then admins, then the
 	// rest, each by join time.
 	Members(ctx context.Context, groupID string) ([]Member, error)
@@ -219,8 +235,6 @@ type Messages interface {
 	// (Before 0: no upper bound), ascending, or descending when Desc, at
 	// most Limit.
 	Messages(ctx context.Context, conv string, q MsgQuery) ([]*Message, error)
-	// Message returns one message by id or ErrNotFound.
-	Message(ctx context.Context, id string) (*Message, error)
 	// Conversations lists a user's conversations, newest first (ties by id),
 	// filtered and paged by q.
 	Conversations(ctx context.Context, userID string, q ConvQuery) ([]Conversation, error)
