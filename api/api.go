@@ -1,7 +1,8 @@
 // Package api is mqim's HTTP API (/v1, JSON) for the product backend and for
 // clients: plain net/http routing, bearer-token authentication (a user's
-// access token or the service key), and one error format. Handlers are thin:
-// the rules live in package chat and the store.
+// access token or the service key), and one error format. It is a door:
+// handlers translate requests into chat.Service calls and answers into JSON;
+// the rules live in package chat.
 package api
 
 import (
@@ -19,9 +20,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/mqim/mqim/chat"
-	"github.com/mqim/mqim/configs"
+	"github.com/mqim/mqim/internal/config"
 	"github.com/mqim/mqim/internal/token"
-	"github.com/mqim/mqim/store"
 )
 
 // Signer mints and verifies access tokens.
@@ -30,25 +30,25 @@ type Signer interface {
 	Verify(raw string) (token.Claims, error)
 }
 
-// Disconnector closes a user's live MQTT sessions (when the user is disabled).
-type Disconnector interface {
-	Disconnect(userID string)
+// Presence tells which devices of a user are connected (broker.Broker does).
+type Presence interface {
+	// Presence returns the MQTT client ids of uid connected now and when uid
+	// was last connected (Unix ms, 0 if never).
+	Presence(uid string) (clientIDs []string, lastSeen int64)
 }
 
-// Options are the handler's collaborators.
+// Options are the handler's collaborators; all are required but Metrics.
 type Options struct {
-	Store          store.Store
 	Chat           *chat.Service
 	Tokens         Signer
 	ServiceKeyHash string // hex SHA-256 of the service key
-	Auth           configs.Auth
-	HTTP           configs.HTTP
+	Auth           config.Auth
+	HTTP           config.HTTP
 	Log            *slog.Logger
-	Sessions       Disconnector
-	// Ready reports whether the broker is listening (for /readyz).
-	Ready func() bool
-	// Presence answers /v1/presence.
-	Presence PresenceReader
+	Presence       Presence
+	// Ready tells whether the server can serve (store reachable, broker
+	// listening), for /readyz; the error says what is not.
+	Ready func(ctx context.Context) error
 	// Metrics serves /metrics (Prometheus); nil: not served.
 	Metrics http.Handler
 }
@@ -90,16 +90,16 @@ func New(o Options) http.Handler {
 	}
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, chat.CodeNotFound, "no such endpoint")
+		h.fail(w, r, chat.Errorf(chat.CodeNotFound, "no such endpoint"))
 	})
-	return h.recoverer(canonical(mux))
+	return h.recoverer(h.canonical(mux))
 }
 
 // canonical answers a path that net/http's mux would redirect to its cleaned
 // form (empty, "." or ".." segments) with an error instead: the 307 keeps the
 // method, so "DELETE /v1/groups/g/members/.." would land on
 // "DELETE /v1/groups/g". Ids "." and ".." must be sent escaped (%2E).
-func canonical(next http.Handler) http.Handler {
+func (h *handler) canonical(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.EscapedPath()
 		clean := path.Clean("/" + p)
@@ -107,7 +107,7 @@ func canonical(next http.Handler) http.Handler {
 			clean += "/"
 		}
 		if r.Method != http.MethodConnect && p != clean {
-			writeError(w, http.StatusBadRequest, chat.CodeInvalid, "non-canonical path: no empty, . or .. segments (escape such ids as %2E)")
+			h.fail(w, r, chat.Errorf(chat.CodeInvalid, "non-canonical path: no empty, . or .. segments (escape such ids as %%2E)"))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -118,20 +118,19 @@ func canonical(next http.Handler) http.Handler {
 
 // status maps chat error codes to HTTP statuses; the one place that does.
 var status = map[string]int{
-	chat.CodeInvalid:     http.StatusBadRequest,
-	chat.CodeTooLarge:    http.StatusRequestEntityTooLarge,
-	chat.CodeForbidden:   http.StatusForbidden,
-	chat.CodeNotMember:   http.StatusForbidden,
-	chat.CodeMuted:       http.StatusForbidden,
-	chat.CodeBlocked:     http.StatusForbidden,
-	chat.CodeNotFound:    http.StatusNotFound,
-	chat.CodeConflict:    http.StatusConflict,
-	chat.CodeRateLimited: http.StatusTooManyRequests,
-	chat.CodeUnavailable: http.StatusServiceUnavailable,
-	codeUnauthorized:     http.StatusUnauthorized,
+	chat.CodeInvalid:      http.StatusBadRequest,
+	chat.CodeUnauthorized: http.StatusUnauthorized,
+	chat.CodeTooLarge:     http.StatusRequestEntityTooLarge,
+	chat.CodeForbidden:    http.StatusForbidden,
+	chat.CodeNotMember:    http.StatusForbidden,
+	chat.CodeMuted:        http.StatusForbidden,
+	chat.CodeNotFound:     http.StatusNotFound,
+	chat.CodeConflict:     http.StatusConflict,
+	chat.CodeUnavailable:  http.StatusServiceUnavailable,
 }
 
-const codeUnauthorized = "unauthorized"
+// codeInternal answers a handler panic: a bug, never bad input.
+const codeInternal = "internal"
 
 type errorBody struct {
 	Error struct {
@@ -140,13 +139,8 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-func writeError(w http.ResponseWriter, st int, code, msg string) {
-	var b errorBody
-	b.Error.Code, b.Error.Message = code, msg
-	writeJSON(w, st, b)
-}
-
-// fail writes any error from the service layer.
+// fail writes any error as the one error body, with the status of its code.
+// An unauthorized answer names the scheme (RFC 6750 §3).
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	e := chat.AsError(err)
 	st, ok := status[e.Code]
@@ -156,7 +150,16 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if st >= 500 {
 		h.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 	}
-	writeError(w, st, e.Code, e.Message)
+	if st == http.StatusUnauthorized {
+		if r.Header.Get("Authorization") == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="mqim"`)
+		} else {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="mqim", error="invalid_token"`)
+		}
+	}
+	var b errorBody
+	b.Error.Code, b.Error.Message = e.Code, e.Message
+	writeJSON(w, st, b)
 }
 
 func writeJSON(w http.ResponseWriter, st int, v any) {
@@ -173,7 +176,7 @@ func (h *handler) recoverer(next http.Handler) http.Handler {
 					panic(v)
 				}
 				h.Log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
-				writeError(w, http.StatusInternalServerError, "internal", "internal error")
+				h.fail(w, r, chat.Errorf(codeInternal, "internal error"))
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -187,9 +190,9 @@ func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any, allowEmp
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, chat.CodeTooLarge, fmt.Sprintf("body larger than %d bytes", mbe.Limit))
+			h.fail(w, r, chat.Errorf(chat.CodeTooLarge, "body larger than %d bytes", mbe.Limit))
 		} else {
-			writeError(w, http.StatusBadRequest, chat.CodeInvalid, "cannot read body")
+			h.fail(w, r, chat.Errorf(chat.CodeInvalid, "cannot read body"))
 		}
 		return false
 	}
@@ -197,22 +200,22 @@ func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any, allowEmp
 		if allowEmpty {
 			return true
 		}
-		writeError(w, http.StatusBadRequest, chat.CodeInvalid, "a JSON body is required")
+		h.fail(w, r, chat.Errorf(chat.CodeInvalid, "a JSON body is required"))
 		return false
 	}
 	if !utf8.Valid(body) {
 		// JSON is UTF-8 (RFC 8259); raw fields (ext, body) would carry the
 		// bad bytes into the store, where MySQL refuses them.
-		writeError(w, http.StatusBadRequest, chat.CodeInvalid, "invalid JSON: not UTF-8")
+		h.fail(w, r, chat.Errorf(chat.CodeInvalid, "invalid JSON: not UTF-8"))
 		return false
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, chat.CodeInvalid, "invalid JSON: "+jsonError(err))
+		h.fail(w, r, chat.Errorf(chat.CodeInvalid, "invalid JSON: %s", jsonError(err)))
 		return false
 	}
 	if strings.TrimSpace(string(body[dec.InputOffset():])) != "" {
-		writeError(w, http.StatusBadRequest, chat.CodeInvalid, "invalid JSON: trailing data")
+		h.fail(w, r, chat.Errorf(chat.CodeInvalid, "invalid JSON: trailing data"))
 		return false
 	}
 	return true
@@ -281,7 +284,7 @@ func (h *handler) service(next http.HandlerFunc) http.Handler {
 			return
 		}
 		if !a.Service {
-			writeError(w, http.StatusForbidden, chat.CodeForbidden, "this endpoint needs the service key")
+			h.fail(w, r, chat.Errorf(chat.CodeForbidden, "this endpoint needs the service key"))
 			return
 		}
 		next(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, a)))
@@ -292,8 +295,8 @@ func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (chat.Act
 	scheme, raw, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	raw = strings.TrimSpace(raw)
 	if !strings.EqualFold(scheme, "Bearer") || raw == "" { // the scheme is case-insensitive (RFC 7235)
-		w.Header().Set("WWW-Authenticate", `Bearer realm="mqim"`)
-		writeError(w, http.StatusUnauthorized, codeUnauthorized, "missing bearer token")
+		r.Header.Del("Authorization") // so fail names no token error
+		h.fail(w, r, chat.Errorf(chat.CodeUnauthorized, "missing bearer token"))
 		return chat.Actor{}, false
 	}
 	if token.KeyMatches(raw, h.ServiceKeyHash) {
@@ -301,38 +304,24 @@ func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (chat.Act
 	}
 	claims, err := h.Tokens.Verify(raw)
 	if err != nil {
-		invalidToken(w, "invalid or expired token")
+		h.fail(w, r, chat.Errorf(chat.CodeUnauthorized, "invalid or expired token"))
 		return chat.Actor{}, false
 	}
-	u, err := h.Store.User(r.Context(), claims.UserID)
+	u, err := h.Chat.Authenticate(r.Context(), claims.UserID, claims.IssuedAt)
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			invalidToken(w, "invalid or expired token")
-		} else {
-			h.fail(w, r, err)
-		}
-		return chat.Actor{}, false
-	}
-	if !u.AcceptsToken(claims.IssuedAt) {
-		invalidToken(w, "user disabled or token revoked")
+		h.fail(w, r, err)
 		return chat.Actor{}, false
 	}
 	return chat.Actor{UserID: u.ID}, true
 }
 
-// invalidToken refuses a presented token (RFC 6750 §3).
-func invalidToken(w http.ResponseWriter, msg string) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="mqim", error="invalid_token"`)
-	writeError(w, http.StatusUnauthorized, codeUnauthorized, msg)
-}
-
 // actingUser is the user a request acts for: the token's user, or for the
 // service key the user named by ?user_id= (or the given fallback).
-func actingUser(w http.ResponseWriter, r *http.Request, named string) (string, bool) {
+func (h *handler) actingUser(w http.ResponseWriter, r *http.Request, named string) (string, bool) {
 	a := actor(r)
 	if !a.Service {
 		if named != "" && named != a.UserID {
-			writeError(w, http.StatusForbidden, chat.CodeForbidden, "a user token acts only as its own user")
+			h.fail(w, r, chat.Errorf(chat.CodeForbidden, "a user token acts only as its own user"))
 			return "", false
 		}
 		return a.UserID, true
@@ -340,18 +329,18 @@ func actingUser(w http.ResponseWriter, r *http.Request, named string) (string, b
 	if named == "" {
 		named = r.URL.Query().Get("user_id")
 	}
-	if !token.ValidID(named) {
-		writeError(w, http.StatusBadRequest, chat.CodeInvalid, "the service key must name a valid user (user_id)")
+	if !chat.ValidID(named) {
+		h.fail(w, r, chat.Errorf(chat.CodeInvalid, "the service key must name a valid user (user_id)"))
 		return "", false
 	}
 	return named, true
 }
 
 // pathID returns a path value that must be a valid id.
-func pathID(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
+func (h *handler) pathID(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
 	v := r.PathValue(name)
-	if !token.ValidID(v) {
-		writeError(w, http.StatusBadRequest, chat.CodeInvalid, fmt.Sprintf("invalid %s: 1-64 characters from [A-Za-z0-9_.@-]", name))
+	if !chat.ValidID(v) {
+		h.fail(w, r, chat.Errorf(chat.CodeInvalid, "invalid %s: 1-64 characters from [A-Za-z0-9_.@-]", name))
 		return "", false
 	}
 	return v, true
@@ -366,12 +355,8 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := h.Store.Ping(ctx); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store unreachable"})
-		return
-	}
-	if h.Ready != nil && !h.Ready() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "broker not listening"})
+	if err := h.Ready(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

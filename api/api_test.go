@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mqim/mqim/configs"
+	"github.com/mqim/mqim/internal/config"
 	"github.com/mqim/mqim/internal/testutil"
 )
 
@@ -105,7 +105,7 @@ func TestBodyTooLarge(t *testing.T) {
 	testutil.EachBackend(t, func(t *testing.T, backend string) {
 		for _, limit := range []int64{0, 4096} {
 			t.Run(fmt.Sprintf("limit %d", limit), func(t *testing.T) {
-				srv := testutil.StartServer(t, backend, func(c *configs.Config) {
+				srv := testutil.StartServer(t, backend, func(c *config.Config) {
 					if limit > 0 {
 						c.HTTP.MaxBodyBytes = limit
 					}

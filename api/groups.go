@@ -53,7 +53,7 @@ func (h *handler) createGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) getGroup(w http.ResponseWriter, r *http.Request) {
-	gid, ok := pathID(w, r, "gid")
+	gid, ok := h.pathID(w, r, "gid")
 	if !ok {
 		return
 	}
@@ -66,7 +66,7 @@ func (h *handler) getGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) addMembers(w http.ResponseWriter, r *http.Request) {
-	gid, ok := pathID(w, r, "gid")
+	gid, ok := h.pathID(w, r, "gid")
 	if !ok {
 		return
 	}
@@ -85,7 +85,7 @@ func (h *handler) addMembers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) removeMember(w http.ResponseWriter, r *http.Request) {
-	gid, uid, ok := memberPath(w, r)
+	gid, uid, ok := h.memberPath(w, r)
 	if !ok {
 		return
 	}
@@ -97,7 +97,7 @@ func (h *handler) removeMember(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) updateMember(w http.ResponseWriter, r *http.Request) {
-	gid, uid, ok := memberPath(w, r)
+	gid, uid, ok := h.memberPath(w, r)
 	if !ok {
 		return
 	}
@@ -117,11 +117,11 @@ func (h *handler) updateMember(w http.ResponseWriter, r *http.Request) {
 }
 
 // memberPath returns the {gid} and {uid} path values.
-func memberPath(w http.ResponseWriter, r *http.Request) (gid, uid string, ok bool) {
-	if gid, ok = pathID(w, r, "gid"); !ok {
+func (h *handler) memberPath(w http.ResponseWriter, r *http.Request) (gid, uid string, ok bool) {
+	if gid, ok = h.pathID(w, r, "gid"); !ok {
 		return "", "", false
 	}
-	if uid, ok = pathID(w, r, "uid"); !ok {
+	if uid, ok = h.pathID(w, r, "uid"); !ok {
 		return "", "", false
 	}
 	return gid, uid, true

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mqim/mqim/chat"
 	"github.com/mqim/mqim/internal/testutil"
-	"github.com/mqim/mqim/internal/token"
 )
 
 type memberResp struct {
@@ -93,7 +93,7 @@ func TestCreateGroup(t *testing.T) {
 			var g groupResp
 			srv.MustAPI(t, http.StatusCreated, "POST", "/v1/groups", own,
 				fmt.Sprintf(`{"name":"Launch 🚀","avatar":"https://x/a.png","members":["m1","m2","m1","own"],"ext":%s}`, ext), &g)
-			if !token.ValidID(g.ID) || g.Name != "Launch 🚀" || g.Avatar != "https://x/a.png" || g.Owner != "own" || g.JoinPolicy != "invite" || g.CreatedAt == 0 {
+			if !chat.ValidID(g.ID) || g.Name != "Launch 🚀" || g.Avatar != "https://x/a.png" || g.Owner != "own" || g.JoinPolicy != "invite" || g.CreatedAt == 0 {
 				t.Fatalf("created %+v", g)
 			}
 			if !sameJSON(t, g.Ext, []byte(ext)) {

@@ -34,7 +34,7 @@ func (h *handler) sendMessage(w http.ResponseWriter, r *http.Request) {
 	case a.Service && in.Type == "system":
 		d.System, d.From = true, in.From
 	default:
-		from, ok := actingUser(w, r, in.From)
+		from, ok := h.actingUser(w, r, in.From)
 		if !ok {
 			return
 		}
@@ -70,14 +70,14 @@ type convJSON struct {
 }
 
 func toConvJSON(uid string, c *store.Conversation) convJSON {
-	out := convJSON{ID: c.ID, Kind: c.Kind, LastSeq: c.LastSeq, ReadSeq: c.ReadSeq, Unread: max(0, c.LastSeq-c.ReadSeq),
+	out := convJSON{ID: c.ID, Kind: c.Kind, LastSeq: c.LastSeq, ReadSeq: c.ReadSeq, Unread: chat.Unread(c),
 		Pinned: c.Pinned, Muted: c.Muted, Hidden: c.Hidden, Member: c.Active,
 		UpdatedAt: time.UnixMilli(c.UpdatedAt).UTC().Format(time.RFC3339Nano)}
-	if kind, id, err := chat.ConvTarget(c.ID, uid); err == nil {
-		if kind == "g" {
-			out.Group = id
+	if t, err := chat.ConvTarget(c.ID, uid); err == nil {
+		if t.IsGroup() {
+			out.Group = t.ID
 		} else {
-			out.Peer = id
+			out.Peer = t.ID
 		}
 	}
 	if m := c.LastMessage; m != nil && m.Seq <= c.LastSeq && m.Seq > c.MinSeq {
@@ -102,14 +102,14 @@ func parseTime(s string) (int64, bool) {
 	return t.UnixMilli(), true
 }
 
-func queryInt(w http.ResponseWriter, r *http.Request, name string, def, lo, hi int64) (int64, bool) {
+func (h *handler) queryInt(w http.ResponseWriter, r *http.Request, name string, def, lo, hi int64) (int64, bool) {
 	s := r.URL.Query().Get(name)
 	if s == "" {
 		return def, true
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < lo || n > hi {
-		writeError(w, http.StatusBadRequest, chat.CodeInvalid, name+" must be an integer from "+strconv.FormatInt(lo, 10)+" to "+strconv.FormatInt(hi, 10))
+		h.fail(w, r, chat.Errorf(chat.CodeInvalid, "%s must be an integer from %d to %d", name, lo, hi))
 		return 0, false
 	}
 	return n, true
@@ -119,30 +119,30 @@ func queryInt(w http.ResponseWriter, r *http.Request, name string, def, lo, hi i
 // ?limit= (default 50, at most 200); when more remain, the X-Next-Cursor
 // response header holds the value to pass as ?cursor= for the next page.
 func (h *handler) listConversations(w http.ResponseWriter, r *http.Request) {
-	uid, ok := actingUser(w, r, "")
+	uid, ok := h.actingUser(w, r, "")
 	if !ok {
 		return
 	}
 	after, ok := parseTime(r.URL.Query().Get("updated_after"))
 	if !ok {
-		writeError(w, http.StatusBadRequest, chat.CodeInvalid, "updated_after must be RFC 3339 or Unix milliseconds")
+		h.fail(w, r, chat.Errorf(chat.CodeInvalid, "updated_after must be RFC 3339 or Unix milliseconds"))
 		return
 	}
-	limit, ok := queryInt(w, r, "limit", 50, 1, 200)
+	limit, ok := h.queryInt(w, r, "limit", 50, 1, 200)
 	if !ok {
 		return
 	}
-	q := store.ConvQuery{UpdatedAfter: after, Limit: int(limit) + 1}
+	q := chat.ConvQuery{UpdatedAfter: after, Limit: int(limit) + 1}
 	if c := r.URL.Query().Get("cursor"); c != "" {
 		ts, id, found := strings.Cut(c, "_")
 		n, err := strconv.ParseInt(ts, 10, 64)
 		if !found || err != nil {
-			writeError(w, http.StatusBadRequest, chat.CodeInvalid, "invalid cursor")
+			h.fail(w, r, chat.Errorf(chat.CodeInvalid, "invalid cursor"))
 			return
 		}
 		q.BeforeTS, q.BeforeID = n, id
 	}
-	cs, err := h.Store.Conversations(r.Context(), uid, q)
+	cs, err := h.Chat.Conversations(r.Context(), uid, q)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -160,35 +160,25 @@ func (h *handler) listConversations(w http.ResponseWriter, r *http.Request) {
 }
 
 // listMessages pages a conversation's history: ?after_seq= (ascending) or
-// ?before_seq= (descending, newest first), &limit= up to 200. A member sees
-// messages after their join point; a former member, up to their leave.
+// ?before_seq= (descending, newest first), &limit= up to 200.
 func (h *handler) listMessages(w http.ResponseWriter, r *http.Request) {
 	uid, conv, ok := h.convFor(w, r)
 	if !ok {
 		return
 	}
-	after, ok := queryInt(w, r, "after_seq", 0, 0, 1<<62)
+	after, ok := h.queryInt(w, r, "after_seq", 0, 0, 1<<62)
 	if !ok {
 		return
 	}
-	before, ok := queryInt(w, r, "before_seq", 0, 0, 1<<62)
+	before, ok := h.queryInt(w, r, "before_seq", 0, 0, 1<<62)
 	if !ok {
 		return
 	}
-	limit, ok := queryInt(w, r, "limit", 50, 1, 200)
+	limit, ok := h.queryInt(w, r, "limit", 50, 1, chat.MaxHistoryPage)
 	if !ok {
 		return
 	}
-	c, err := h.Store.Conversation(r.Context(), uid, conv)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	q := store.MsgQuery{After: max(after, c.MinSeq), Before: before, Limit: int(limit), Desc: before > 0}
-	if !c.Active && (q.Before == 0 || q.Before > c.LastSeq+1) {
-		q.Before = c.LastSeq + 1 // a former member sees up to their leave
-	}
-	ms, err := h.Store.Messages(r.Context(), conv, q)
+	ms, err := h.Chat.History(r.Context(), uid, conv, chat.HistoryQuery{After: after, Before: before, Limit: int(limit)})
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -212,7 +202,7 @@ func (h *handler) markRead(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if in.Seq == nil {
-		writeError(w, http.StatusBadRequest, chat.CodeInvalid, "seq is required")
+		h.fail(w, r, chat.Errorf(chat.CodeInvalid, "seq is required"))
 		return
 	}
 	read, err := h.Chat.MarkRead(r.Context(), uid, conv, *in.Seq)
@@ -237,11 +227,7 @@ func (h *handler) patchConversation(w http.ResponseWriter, r *http.Request) {
 	if !h.decode(w, r, &in, false) {
 		return
 	}
-	if err := h.Store.SetConvPrefs(r.Context(), uid, conv, store.ConvPrefs{Pinned: in.Pinned, Muted: in.Muted, Hidden: in.Hidden}); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	c, err := h.Store.Conversation(r.Context(), uid, conv)
+	c, err := h.Chat.SetConvPrefs(r.Context(), uid, conv, chat.ConvPrefs{Pinned: in.Pinned, Muted: in.Muted, Hidden: in.Hidden})
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -249,16 +235,10 @@ func (h *handler) patchConversation(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, toConvJSON(uid, c))
 }
 
-// convFor returns the acting user and the {conv} path value, checking that
-// the id names a conversation that user could be in.
+// convFor returns the acting user and the {conv} path value.
 func (h *handler) convFor(w http.ResponseWriter, r *http.Request) (uid, conv string, ok bool) {
-	if uid, ok = actingUser(w, r, ""); !ok {
+	if uid, ok = h.actingUser(w, r, ""); !ok {
 		return "", "", false
 	}
-	conv = r.PathValue("conv")
-	if _, _, err := chat.ConvTarget(conv, uid); err != nil {
-		h.fail(w, r, err)
-		return "", "", false
-	}
-	return uid, conv, true
+	return uid, r.PathValue("conv"), true
 }

@@ -1,38 +1,42 @@
 // Package broker builds mqim's embedded Mochi MQTT server: listeners (TCP,
 // TLS, WebSocket) with a CONNECT deadline, capabilities sized for a chat
-// server, and the shared logger with packet payloads redacted. It offers the
-// rest of mqim two things: deliver an event to a topic, and tell whether a
-// device is connected.
+// server, and the shared logger. It owns connectivity and offers the rest of
+// mqim what it needs of MQTT, so that nothing else reaches into Mochi's
+// internals: deliver an event to a topic, tell whether a device is
+// connected and who is online, keep users' sessions subscribed to the topics
+// they may read, and end connections.
 package broker
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/mqim/mqim/configs"
+	"github.com/mqim/mqim/internal/config"
 )
 
 // Broker wraps the Mochi server. Its methods are safe for concurrent use.
 type Broker struct {
 	srv    *mqtt.Server
 	log    *slog.Logger
+	reg    *sessions
 	mu     sync.Mutex
 	lns    []listeners.Listener
 	closed bool
 }
 
 // New builds the server and its listeners from cfg; nothing listens until
-// Start. Hooks are added with AddHook before Start.
-func New(cfg configs.MQTT, log *slog.Logger) (*Broker, error) {
+// Start. Hooks are added with AddHook before Start; they run after the
+// broker's own (its session registry among them).
+func New(cfg config.MQTT, log *slog.Logger) (*Broker, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = cfg.MaxPacketSize
 	// Chat needs nothing above QoS 1, and Mochi answers a refused QoS 2
@@ -52,13 +56,16 @@ func New(cfg configs.MQTT, log *slog.Logger) (*Broker, error) {
 	b.srv = mqtt.New(&mqtt.Options{
 		InlineClient:             true,
 		Capabilities:             caps,
-		Logger:                   log,
+		Logger:                   slog.New(mochiHandler{log.Handler()}),
 		SysTopicResendInterval:   int64(cfg.SysTopicInterval / time.Second),
 		ClientNetWriteBufferSize: 4096,
 		ClientNetReadBufferSize:  4096,
 	})
-	if err := b.srv.AddHook(&limitsHook{maxPacket: cfg.MaxPacketSize}, nil); err != nil {
-		return nil, fmt.Errorf("broker: %w", err)
+	b.reg = newSessions(b.srv)
+	for _, h := range []mqtt.Hook{b.reg, &limitsHook{maxPacket: cfg.MaxPacketSize}} {
+		if err := b.srv.AddHook(h, nil); err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
 	}
 	var tlsCfg *tls.Config
 	if cfg.TLSAddr != "" {
@@ -69,7 +76,7 @@ func New(cfg configs.MQTT, log *slog.Logger) (*Broker, error) {
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	add := func(l listeners.Listener) {
-		b.lns = append(b.lns, &deadlineListener{Listener: l, timeout: cfg.ConnectTimeout, srv: b.srv})
+		b.lns = append(b.lns, &deadlineListener{Listener: l, timeout: cfg.ConnectTimeout, srv: b.srv, log: log})
 	}
 	if cfg.Addr != "" {
 		add(listeners.NewTCP(listeners.Config{ID: "tcp", Address: cfg.Addr}))
@@ -82,9 +89,6 @@ func New(cfg configs.MQTT, log *slog.Logger) (*Broker, error) {
 	}
 	return b, nil
 }
-
-// Server exposes the Mochi server to the hooks.
-func (b *Broker) Server() *mqtt.Server { return b.srv }
 
 // AddHook registers a Mochi hook; call before Start.
 func (b *Broker) AddHook(h mqtt.Hook, config any) error { return b.srv.AddHook(h, config) }
@@ -136,21 +140,60 @@ func (b *Broker) Deliver(topic string, payload []byte, qos byte) error {
 	return b.srv.Publish(topic, payload, false, qos)
 }
 
-// Connected tells whether a device (client id) has a live connection.
-func (b *Broker) Connected(clientID string) bool {
-	cl, ok := b.srv.Clients.Get(clientID)
-	return ok && !cl.Closed() && !cl.Net.Inline
+// Connected tells whether a device (client id) has a live connection. It
+// is the one answer to that question in mqim (push, presence, tests).
+func (b *Broker) Connected(clientID string) bool { return b.reg.connected(clientID) }
+
+// ClientsConnected is how many MQTT connections are open.
+func (b *Broker) ClientsConnected() int64 { return atomic.LoadInt64(&b.srv.Info.ClientsConnected) }
+
+// Presence returns the client ids of uid's devices connected now, sorted,
+// and when uid was last connected to this server (Unix ms; now when
+// connected, 0 when never seen).
+func (b *Broker) Presence(uid string) (clientIDs []string, lastSeen int64) {
+	return b.reg.presence(uid)
 }
 
-// Disconnect closes every live connection whose username is userID.
-func (b *Broker) Disconnect(userID string) {
+// DisconnectUser closes every live connection of user uid.
+func (b *Broker) DisconnectUser(uid string) {
 	for _, cl := range b.srv.Clients.GetAll() {
-		if cl.Net.Inline || cl.Closed() || string(cl.Properties.Username) != userID {
+		if cl.Net.Inline || cl.Closed() || string(cl.Properties.Username) != uid {
 			continue
 		}
 		_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
 	}
 }
+
+// DisconnectClient ends one connection, telling an MQTT 5 client why.
+func (b *Broker) DisconnectClient(cl *mqtt.Client, why packets.Code) error {
+	return b.srv.DisconnectClient(cl, why)
+}
+
+// SubscribeUsers subscribes every session of the users (live, and stored
+// persistent ones, which then queue) to topic at QoS 1.
+func (b *Broker) SubscribeUsers(topic string, uids []string) {
+	b.reg.eachSession(uids, func(cl *mqtt.Client) { b.reg.subscribe(cl, topic) })
+}
+
+// UnsubscribeUsers removes topic from every session of the users.
+func (b *Broker) UnsubscribeUsers(topic string, uids []string) {
+	b.reg.eachSession(uids, func(cl *mqtt.Client) { b.reg.unsubscribe(cl, topic) })
+}
+
+// Settle sets up the subscriptions of a just-established session: decide is
+// called with the connection's current filters and returns the filters to
+// subscribe (at QoS 1) and to remove. It runs under the lock that
+// SubscribeUsers and UnsubscribeUsers take, so a membership change applied
+// while the caller read what it wants is not undone, provided decide checks
+// the current membership (it must not block for long: it holds every
+// subscription change of the server). Call it from OnSessionEstablished.
+func (b *Broker) Settle(cl *mqtt.Client, decide func(current []string) (add, remove []string)) {
+	b.reg.settle(cl, decide)
+}
+
+// Settled tells whether the live connection of a client id has had its
+// subscriptions set up by Settle (they are made just after CONNACK).
+func (b *Broker) Settled(clientID string) bool { return b.reg.isSettled(clientID) }
 
 // deadlineListener closes connections that do not complete CONNECT in time.
 // It wraps the Mochi listener rather than the net.Listener because the
@@ -170,6 +213,7 @@ type deadlineListener struct {
 	listeners.Listener
 	timeout time.Duration
 	srv     *mqtt.Server
+	log     *slog.Logger
 
 	mu      sync.Mutex
 	closing bool
@@ -218,15 +262,12 @@ func (l *deadlineListener) Serve(establish listeners.EstablishFn) {
 			l.active.Done()
 		}()
 		_ = c.SetDeadline(time.Now().Add(l.timeout))
-		err := establish(id, c)
-		if isTimeout(err) {
-			return nil // a silent client is routine, not an error to log
+		if err := establish(id, c); err != nil {
+			// A connection's end is routine (EOF, a silent client, a refused
+			// CONNECT the auth hook logged): Mochi's listeners would log
+			// every one of them at WARN.
+			l.log.Debug("mqtt connection ended", "listener", id, "error", err)
 		}
-		return err
+		return nil
 	})
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }

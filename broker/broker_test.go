@@ -31,7 +31,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 
 	"github.com/mqim/mqim/broker"
-	"github.com/mqim/mqim/configs"
+	"github.com/mqim/mqim/internal/config"
 	"github.com/mqim/mqim/internal/testutil"
 )
 
@@ -268,7 +268,7 @@ func TestConnectDeadline(t *testing.T) {
 	const deadline = 300 * time.Millisecond
 	testutil.EachBackend(t, func(t *testing.T, backend string) {
 		cert, key := selfSigned(t)
-		srv := testutil.StartServer(t, backend, func(c *configs.Config) {
+		srv := testutil.StartServer(t, backend, func(c *config.Config) {
 			c.MQTT.ConnectTimeout = deadline
 			c.MQTT.TLSAddr, c.MQTT.TLSCert, c.MQTT.TLSKey = "127.0.0.1:0", cert, key
 		})
@@ -385,11 +385,7 @@ func TestConnectDeadline(t *testing.T) {
 			// subscribed to the inbox before the echoes below can be awaited.
 			testutil.Eventually(t, wait, func() error {
 				for _, id := range []string{"alice/tcp", "alice/ws", "alice/tls", "alice/v5"} {
-					cl, ok := srv.Broker.Server().Clients.Get(id)
-					if !ok {
-						return fmt.Errorf("%s not connected", id)
-					}
-					if _, ok := cl.State.Subscriptions.Get("im/u/alice"); !ok {
+					if !srv.Broker.Settled(id) {
 						return fmt.Errorf("%s not subscribed yet", id)
 					}
 				}
@@ -430,7 +426,7 @@ func TestMaxPacketSize(t *testing.T) {
 	const limit = 4096
 	const huge = 200 << 20 // declared remaining length, never sent
 	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend, func(c *configs.Config) {
+		srv := testutil.StartServer(t, backend, func(c *config.Config) {
 			c.MQTT.MaxPacketSize = limit
 			c.Chat.MaxPayload = limit
 			c.MQTT.ConnectTimeout = 10 * time.Second // a prompt close is the size check, not this
@@ -562,7 +558,7 @@ func TestMaxPacketSize(t *testing.T) {
 // scheduler's next slot last), which makes the interleaving reliable.
 func TestCloseWithWriterQueued(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	cfg := configs.Default().MQTT
+	cfg := config.Default().MQTT
 	cfg.Addr, cfg.WSAddr = "127.0.0.1:0", ""
 	// The race detector randomises the scheduler, so a few rounds.
 	for round := 0; round < 30; round++ {
@@ -576,7 +572,7 @@ func TestCloseWithWriterQueued(t *testing.T) {
 		if err := b.Start(); err != nil {
 			t.Fatal(err)
 		}
-		clients := b.Server().Clients
+		clients := broker.MochiServer(b).Clients
 
 		clients.Lock() // first writer
 		closed := make(chan error, 1)
@@ -585,7 +581,8 @@ func TestCloseWithWriterQueued(t *testing.T) {
 		go func() { // second writer
 			defer close(secondDone)
 			clients.Lock()
-			clients.Unlock() //nolint:staticcheck // an empty critical section is the point
+			//lint:ignore SA2001 an empty critical section is the point
+			clients.Unlock()
 		}()
 		// Wait until Close is blocked on the read lock and the second writer
 		// on the lock, as goroutine stacks show.
@@ -622,7 +619,7 @@ func TestCloseWithWriterQueued(t *testing.T) {
 // TestCloseDisconnectsClients closes the broker while half of its clients
 // leave on their own: Close returns, and disconnects those that stayed.
 func TestCloseDisconnectsClients(t *testing.T) {
-	cfg := configs.Default().MQTT
+	cfg := config.Default().MQTT
 	cfg.Addr, cfg.WSAddr = "127.0.0.1:0", ""
 	const clients = 64
 	for round := 0; round < 5; round++ {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/mqim/mqim/chat"
-	"github.com/mqim/mqim/configs"
+	"github.com/mqim/mqim/internal/config"
 	"github.com/mqim/mqim/internal/testutil"
 	"github.com/mqim/mqim/store"
 )
@@ -30,7 +30,7 @@ func BenchmarkSend(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				svc := chat.New(chat.Options{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: configs.Default().Chat})
+				svc := chat.New(chat.Options{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: config.Default().Chat})
 				svc.Start()
 				defer svc.Close()
 				body := []byte(`{"text":"hello, this is a benchmark message of a typical length"}`)

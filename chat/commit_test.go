@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/mqim/mqim/chat"
-	"github.com/mqim/mqim/configs"
+	"github.com/mqim/mqim/internal/config"
 	"github.com/mqim/mqim/internal/testutil"
 	"github.com/mqim/mqim/store"
 	"github.com/mqim/mqim/store/sqlstore"
@@ -70,7 +70,7 @@ func newFaulty(t *testing.T, backend string, ttl time.Duration, users ...string)
 		}
 	}
 	f := &faulty{Store: st, held: make(chan struct{}, 1), readTaken: make(chan struct{}, 1)}
-	svc := chat.New(chat.Options{Store: f, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: configs.Default().Chat, CacheTTL: ttl})
+	svc := chat.New(chat.Options{Store: f, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: config.Default().Chat, CacheTTL: ttl})
 	svc.Start()
 	t.Cleanup(svc.Close)
 	return f, svc
@@ -202,7 +202,7 @@ func TestCacheLoadRacingKick(t *testing.T) {
 		f, svc := newFaulty(t, backend, time.Minute, "owner", "x", "plug", "sink")
 		ctx := context.Background()
 		// Another node creates the group, so this service has not cached it.
-		other := chat.New(chat.Options{Store: f.Store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: configs.Default().Chat})
+		other := chat.New(chat.Options{Store: f.Store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: config.Default().Chat})
 		other.Start()
 		defer other.Close()
 		if _, _, err := other.CreateGroup(ctx, chat.Actor{UserID: "owner"}, chat.NewGroup{ID: "G", Name: "g", Owner: "owner", Members: []string{"x"}}); err != nil {

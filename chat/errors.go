@@ -7,20 +7,19 @@ import (
 	"github.com/mqim/mqim/store"
 )
 
-// Error codes clients see, in the error event (DESIGN.md §5) and in HTTP
-// error bodies. The mapping to HTTP statuses lives in package api, the
-// mapping to MQTT reason codes in package hooks.
+// Error codes clients see, in the error event and in HTTP error bodies (the
+// code table of docs/protocol.md). The mapping to HTTP statuses lives in
+// package api, the mapping to MQTT reason codes in package hooks.
 const (
-	CodeInvalid     = "invalid"
-	CodeTooLarge    = "too_large"
-	CodeForbidden   = "forbidden"
-	CodeNotMember   = "not_member"
-	CodeMuted       = "muted"
-	CodeBlocked     = "blocked"
-	CodeNotFound    = "not_found"
-	CodeConflict    = "conflict"
-	CodeRateLimited = "rate_limited"
-	CodeUnavailable = "unavailable"
+	CodeInvalid      = "invalid"
+	CodeUnauthorized = "unauthorized"
+	CodeTooLarge     = "too_large"
+	CodeForbidden    = "forbidden"
+	CodeNotMember    = "not_member"
+	CodeMuted        = "muted"
+	CodeNotFound     = "not_found"
+	CodeConflict     = "conflict"
+	CodeUnavailable  = "unavailable"
 )
 
 // Error is a refusal with a client-facing code. Temporary errors
@@ -33,11 +32,15 @@ type Error struct {
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
 // Temporary reports whether retrying the same request may succeed.
-func (e *Error) Temporary() bool { return e.Code == CodeUnavailable || e.Code == CodeRateLimited }
+func (e *Error) Temporary() bool { return e.Code == CodeUnavailable }
 
-func errorf(code, format string, a ...any) *Error {
+// Errorf returns an *Error with code and a formatted message. The doors use
+// it for refusals that are theirs to make (malformed requests).
+func Errorf(code, format string, a ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, a...)}
 }
+
+var errorf = Errorf
 
 // AsError turns any error from the service into an *Error: store sentinels
 // map to not_found and conflict, anything unknown to unavailable (a database

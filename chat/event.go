@@ -2,50 +2,11 @@ package chat
 
 import (
 	"encoding/json"
-	"strings"
 
 	"github.com/mqim/mqim/store"
 )
 
-// Topic names (DESIGN.md §3).
-const (
-	userTopicPrefix  = "im/u/"
-	groupTopicPrefix = "im/g/"
-)
-
-// UserTopic is a user's inbox.
-func UserTopic(uid string) string { return userTopicPrefix + uid }
-
-// GroupTopic is a group's topic.
-func GroupTopic(gid string) string { return groupTopicPrefix + gid }
-
-// ParseTopic splits an im/ topic into its kind ("u" or "g") and id. ok is
-// false for anything that is not exactly im/u/{id} or im/g/{id} with a valid
-// id (wildcards, extra levels, empty ids).
-func ParseTopic(topic string) (kind, id string, ok bool) {
-	rest, found := strings.CutPrefix(topic, "im/")
-	if !found || len(rest) < 3 || rest[1] != '/' {
-		return "", "", false
-	}
-	kind, id = rest[:1], rest[2:]
-	if (kind != "u" && kind != "g") || !validID(id) {
-		return "", "", false
-	}
-	return kind, id, true
-}
-
-// DirectConv is the id of the 1:1 conversation of a and b.
-func DirectConv(a, b string) string {
-	if b < a {
-		a, b = b, a
-	}
-	return "d:" + a + ":" + b
-}
-
-// GroupConv is the id of a group's conversation.
-func GroupConv(gid string) string { return "g:" + gid }
-
-// MsgEvent is the canonical msg event (DESIGN.md §5).
+// MsgEvent is the canonical msg event (docs/protocol.md, "Events").
 type MsgEvent struct {
 	Kind     string          `json:"kind"`
 	ID       string          `json:"id"`

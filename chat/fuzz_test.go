@@ -6,7 +6,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/mqim/mqim/configs"
+	"github.com/mqim/mqim/internal/config"
 )
 
 // FuzzDecode feeds arbitrary client payloads through the decoder and the
@@ -24,7 +24,7 @@ func FuzzDecode(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	limits := configs.Default().Chat
+	limits := config.Default().Chat
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		in, err := Decode(payload, limits)
 		if err != nil {
@@ -61,15 +61,15 @@ func FuzzParseTopic(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, topic string) {
-		kind, id, ok := ParseTopic(topic)
+		tg, ok := ParseTopic(topic)
 		if !ok {
 			return
 		}
-		if topic != "im/"+kind+"/"+id || (kind != "u" && kind != "g") || !validID(id) {
-			t.Fatalf("accepted %q as %q %q", topic, kind, id)
+		if tg.Topic() != topic || !ValidID(tg.ID) {
+			t.Fatalf("accepted %q as %+v", topic, tg)
 		}
-		if strings.ContainsAny(id, "+#/") {
-			t.Fatalf("wildcard or level in id %q", id)
+		if strings.ContainsAny(tg.ID, "+#/") {
+			t.Fatalf("wildcard or level in id %q", tg.ID)
 		}
 	})
 }

@@ -55,9 +55,9 @@ func (s *Service) CreateGroup(ctx context.Context, a Actor, ng NewGroup) (*store
 	}
 	ng.ID = idOrNew(ng.ID)
 	switch {
-	case !validID(ng.ID):
+	case !ValidID(ng.ID):
 		return nil, nil, errorf(CodeInvalid, "invalid group id")
-	case !validID(ng.Owner):
+	case !ValidID(ng.Owner):
 		return nil, nil, errorf(CodeInvalid, "owner is required and must be a user id")
 	case strings.TrimSpace(ng.Name) == "":
 		return nil, nil, errorf(CodeInvalid, "name is required")
@@ -99,7 +99,7 @@ func (s *Service) CreateGroup(ctx context.Context, a Actor, ng NewGroup) (*store
 		}
 		members[i] = store.Member{GroupID: g.ID, UserID: uid, Role: role}
 	}
-	w := s.systemWrite(g.ID, a, systemBody{Event: "created", By: actorName(a), Users: uids})
+	w := s.systemWrite(g.ID, a, "", systemBody{Event: "created", By: actorName(a), Users: uids})
 	w.NewGroup, w.AddMembers = g, members
 	snapshot := make(map[string]store.Member, len(members))
 	for _, m := range members {
@@ -142,7 +142,7 @@ func (s *Service) AddMembers(ctx context.Context, a Actor, gid string, uids []st
 	}
 	var add []string
 	for _, uid := range dedupe(uids) {
-		if !validID(uid) {
+		if !ValidID(uid) {
 			return nil, errorf(CodeInvalid, "invalid user id %q", uid)
 		}
 		if _, ok := g.members[uid]; !ok {
@@ -162,7 +162,7 @@ func (s *Service) AddMembers(ctx context.Context, a Actor, gid string, uids []st
 	for i, uid := range add {
 		members[i] = store.Member{GroupID: gid, UserID: uid, Role: store.RoleMember}
 	}
-	w := s.systemWrite(gid, a, systemBody{Event: "joined", By: actorName(a), Users: add})
+	w := s.systemWrite(gid, a, g.reader(a), systemBody{Event: "joined", By: actorName(a), Users: add})
 	w.AddMembers = members
 	_, err = s.submitPending(ctx, &pending{w: w,
 		after: func() { s.subscribe(gid, add, nil) },
@@ -184,7 +184,7 @@ func (s *Service) AddMembers(ctx context.Context, a Actor, gid string, uids []st
 // actor. The owner cannot leave (transfer first) and cannot be kicked;
 // admins cannot kick admins.
 func (s *Service) RemoveMember(ctx context.Context, a Actor, gid, uid string) error {
-	if !validID(uid) {
+	if !ValidID(uid) {
 		return errorf(CodeInvalid, "invalid user id")
 	}
 	g, err := s.groupFor(ctx, a, gid)
@@ -208,7 +208,11 @@ func (s *Service) RemoveMember(ctx context.Context, a Actor, gid, uid string) er
 			return errorf(CodeForbidden, "not allowed to remove %s", uid)
 		}
 	}
-	w := s.systemWrite(gid, a, systemBody{Event: event, By: actorName(a), Users: []string{uid}})
+	reader := g.reader(a)
+	if reader == uid {
+		reader = "" // the leaver's position is set by the leave itself
+	}
+	w := s.systemWrite(gid, a, reader, systemBody{Event: event, By: actorName(a), Users: []string{uid}})
 	w.RemoveMembers = []string{uid}
 	ev := mustJSON(GroupEvent{Kind: "group", Group: gid, Event: event, User: uid, By: actorName(a)})
 	_, err = s.submitPending(ctx, &pending{w: w,
@@ -223,7 +227,7 @@ func (s *Service) RemoveMember(ctx context.Context, a Actor, gid, uid string) er
 // Group returns a group and its members to a member, the service, or anyone
 // when the group is open.
 func (s *Service) Group(ctx context.Context, a Actor, gid string) (*store.Group, []store.Member, error) {
-	if !validID(gid) {
+	if !ValidID(gid) {
 		return nil, nil, errorf(CodeInvalid, "invalid group id")
 	}
 	e, err := s.groups.get(ctx, gid)
@@ -247,7 +251,7 @@ func (s *Service) Group(ctx context.Context, a Actor, gid string) (*store.Group,
 // groupFor loads a live group and checks that the actor is a member (or the
 // service).
 func (s *Service) groupFor(ctx context.Context, a Actor, gid string) (*groupEntry, error) {
-	if !validID(gid) {
+	if !ValidID(gid) {
 		return nil, errorf(CodeInvalid, "invalid group id")
 	}
 	g, err := s.groups.get(ctx, gid)
@@ -263,15 +267,26 @@ func (s *Service) groupFor(ctx context.Context, a Actor, gid string) (*groupEntr
 	return g, nil
 }
 
-// systemWrite builds a system message in a group's conversation.
-func (s *Service) systemWrite(gid string, a Actor, body systemBody) *store.Write {
-	return &store.Write{Kind: store.KindGroup, Msg: &store.Message{
+// systemWrite builds a system message in a group's conversation, from the
+// actor; reader is whose read position it moves (see groupEntry.reader).
+func (s *Service) systemWrite(gid string, a Actor, reader string, body systemBody) *store.Write {
+	return &store.Write{Kind: store.KindGroup, Reader: reader, Msg: &store.Message{
 		Conv: GroupConv(gid), To: gid, From: actorName(a), Type: "system", Body: mustJSON(body)}}
+}
+
+// reader is who has read a system message the actor causes: the actor, when
+// a member (the service key may name a user who is not one, and a system
+// message never makes anyone a reader of a conversation they are not in).
+func (g *groupEntry) reader(a Actor) string {
+	if _, ok := g.members[a.UserID]; ok {
+		return a.UserID
+	}
+	return ""
 }
 
 func (s *Service) usersExist(ctx context.Context, uids []string) error {
 	for _, uid := range uids {
-		if !validID(uid) {
+		if !ValidID(uid) {
 			return errorf(CodeInvalid, "invalid user id %q", uid)
 		}
 	}
@@ -288,14 +303,11 @@ func (s *Service) usersExist(ctx context.Context, uids []string) error {
 }
 
 func (s *Service) subscribe(gid string, joined, left []string) {
-	if s.subs == nil {
-		return
-	}
 	if len(joined) > 0 {
-		s.subs.Joined(gid, joined)
+		s.subs.SubscribeUsers(GroupTopic(gid), joined)
 	}
 	if len(left) > 0 {
-		s.subs.Left(gid, left)
+		s.subs.UnsubscribeUsers(GroupTopic(gid), left)
 	}
 }
 
@@ -328,7 +340,7 @@ type MemberChange struct {
 // (owner and admins; admins cannot mute admins or the owner). The change is
 // stored as a system message ("role" or "muted") and announced to the group.
 func (s *Service) UpdateMember(ctx context.Context, a Actor, gid, uid string, c MemberChange) (*store.Member, error) {
-	if !validID(uid) {
+	if !ValidID(uid) {
 		return nil, errorf(CodeInvalid, "invalid user id")
 	}
 	g, err := s.groupFor(ctx, a, gid)
@@ -370,7 +382,7 @@ func (s *Service) UpdateMember(ctx context.Context, a Actor, gid, uid string, c 
 		updated.MutedUntil = *c.MutedUntil
 	}
 	data := map[string]any{"role": updated.Role, "muted_until": updated.MutedUntil}
-	w := s.systemWrite(gid, a, systemBody{Event: event, By: actorName(a), Users: []string{uid}, Data: data})
+	w := s.systemWrite(gid, a, g.reader(a), systemBody{Event: event, By: actorName(a), Users: []string{uid}, Data: data})
 	w.UpdateMembers = []store.Member{updated}
 	_, err = s.submitPending(ctx, &pending{w: w, info: &CommitInfo{Group: &g.group},
 		events: []outEvent{{GroupTopic(gid), mustJSON(GroupEvent{Kind: "group", Group: gid, Event: event, User: uid, By: actorName(a), Data: data})}},

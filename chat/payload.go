@@ -6,8 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/mqim/mqim/configs"
-	"github.com/mqim/mqim/internal/token"
+	"github.com/mqim/mqim/internal/config"
 )
 
 // Payload kinds a client may publish (DESIGN.md §4).
@@ -37,7 +36,7 @@ type Input struct {
 // payload; Service.Send validates the message itself. The returned error is
 // always an *Error; cid is returned even then, when it could be read, so the
 // refusal can name it.
-func Decode(payload []byte, limits configs.Chat) (*Input, error) {
+func Decode(payload []byte, limits config.Chat) (*Input, error) {
 	if len(payload) > limits.MaxPayload {
 		return nil, errorf(CodeTooLarge, "payload is %d bytes, limit %d", len(payload), limits.MaxPayload)
 	}
@@ -119,7 +118,7 @@ var msgTypes = map[string]bool{
 
 // validateMessage checks type, body, cid, mentions, reply_to and ext
 // against the limits. system messages are accepted only when system is true.
-func validateMessage(d *Draft, limits configs.Chat, system bool) error {
+func validateMessage(d *Draft, limits config.Chat, system bool) error {
 	if len(d.CID) > 64 {
 		return errorf(CodeInvalid, "cid longer than 64 characters")
 	}
@@ -148,14 +147,14 @@ func validateMessage(d *Draft, limits configs.Chat, system bool) error {
 	if len(d.Ext) > 0 && !json.Valid(d.Ext) {
 		return errorf(CodeInvalid, "ext is not JSON")
 	}
-	if d.ReplyTo != "" && (len(d.ReplyTo) > 32 || !token.ValidID(d.ReplyTo)) {
+	if d.ReplyTo != "" && (len(d.ReplyTo) > 32 || !ValidID(d.ReplyTo)) {
 		return errorf(CodeInvalid, "reply_to is not a message id")
 	}
 	if len(d.Mentions) > 100 {
 		return errorf(CodeInvalid, "at most 100 mentions")
 	}
 	for _, m := range d.Mentions {
-		if m != "all" && !token.ValidID(m) {
+		if m != "all" && !ValidID(m) {
 			return errorf(CodeInvalid, "mention %q is not a user id", m)
 		}
 	}
@@ -168,7 +167,7 @@ func validateMessage(d *Draft, limits configs.Chat, system bool) error {
 }
 
 // validateBody checks the body of each type and returns it compacted.
-func validateBody(typ string, raw json.RawMessage, limits configs.Chat) (json.RawMessage, error) {
+func validateBody(typ string, raw json.RawMessage, limits config.Chat) (json.RawMessage, error) {
 	if len(raw) == 0 {
 		return nil, errorf(CodeInvalid, "body is required")
 	}
@@ -233,7 +232,7 @@ func validateBody(typ string, raw json.RawMessage, limits configs.Chat) (json.Ra
 		errs = append(errs, num("lat", true), num("lng", true), str("name", false, 255))
 	case "card":
 		errs = append(errs, str("user_id", true, 64))
-		if err := firstErr(errs); err == nil && !token.ValidID(obj["user_id"].(string)) {
+		if err := firstErr(errs); err == nil && !ValidID(obj["user_id"].(string)) {
 			return nil, errorf(CodeInvalid, "body.user_id is not a user id")
 		}
 	case "system":

@@ -17,25 +17,32 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
-	"github.com/mqim/mqim/configs"
-	"github.com/mqim/mqim/internal/token"
+	"github.com/mqim/mqim/internal/config"
 	"github.com/mqim/mqim/store"
 )
 
-var validID = token.ValidID
-
-// Deliverer publishes server events to MQTT topics. broker.Broker
-// implements it. Deliver must not block on slow subscribers.
+// Deliverer publishes server events to MQTT topics (broker.Broker does). It
+// is called from the service's delivery goroutine and from request
+// goroutines; Deliver must not block on slow subscribers (the store is the
+// source of truth, so an event that cannot be queued may be dropped).
 type Deliverer interface {
 	Deliver(topic string, payload []byte, qos byte) error
 }
 
-// Subscriber keeps live MQTT sessions' group subscriptions in step with
-// membership. It is called from the service's delivery goroutine, in commit
-// order, before the events of the change are delivered.
+// Subscriber keeps users' MQTT sessions (live, and stored persistent ones)
+// subscribed to the topics they may read (broker.Broker does). Membership
+// changes call it from the delivery goroutine, in commit order, before the
+// change's events are delivered, so a joiner sees its own "joined" event and
+// a leaver's last event is the "left" one.
 type Subscriber interface {
-	Joined(gid string, uids []string)
-	Left(gid string, uids []string)
+	SubscribeUsers(topic string, uids []string)
+	UnsubscribeUsers(topic string, uids []string)
+}
+
+// Disconnector ends users' live MQTT connections (broker.Broker does); the
+// service calls it when a user may no longer be connected (disabled).
+type Disconnector interface {
+	DisconnectUser(uid string)
 }
 
 // Committed is told about every stored message after its commit, in seq
@@ -58,9 +65,10 @@ type CommitInfo struct {
 type Service struct {
 	st   store.Store
 	log  *slog.Logger
-	cfg  configs.Chat
+	cfg  config.Chat
 	out  Deliverer
 	subs Subscriber
+	kick Disconnector
 	post []Committed
 
 	groups *groupCache
@@ -80,13 +88,19 @@ type Service struct {
 	entropy *ulid.MonotonicEntropy
 }
 
-// Options are the service's collaborators. Out and Subscriber may be set
-// later with SetBroker (the broker needs hooks that need the service).
+// Options are the service's collaborators and settings. Store, Log and
+// Config are required. The MQTT side (Deliverer, Subscriber, Disconnector,
+// all implemented by broker.Broker) may be left nil only where no MQTT
+// clients exist (tests, tools): events then go nowhere.
 type Options struct {
-	Store     store.Store
-	Log       *slog.Logger
-	Config    configs.Chat
-	CacheTTL  time.Duration
+	Store        store.Store
+	Log          *slog.Logger
+	Config       config.Chat
+	CacheTTL     time.Duration // membership and user caches; 0: 5 minutes
+	Deliverer    Deliverer
+	Subscriber   Subscriber
+	Disconnector Disconnector
+	// Committed listeners (push, webhooks) are told of every stored message.
 	Committed []Committed
 }
 
@@ -95,10 +109,22 @@ func New(o Options) *Service {
 	if o.CacheTTL <= 0 {
 		o.CacheTTL = 5 * time.Minute
 	}
+	if o.Deliverer == nil {
+		o.Deliverer = nowhere{}
+	}
+	if o.Subscriber == nil {
+		o.Subscriber = nowhere{}
+	}
+	if o.Disconnector == nil {
+		o.Disconnector = nowhere{}
+	}
 	return &Service{
 		st:      o.Store,
 		log:     o.Log,
 		cfg:     o.Config,
+		out:     o.Deliverer,
+		subs:    o.Subscriber,
+		kick:    o.Disconnector,
 		post:    o.Committed,
 		groups:  newGroupCache(o.Store, o.CacheTTL),
 		users:   newUserCache(o.Store, o.CacheTTL),
@@ -110,10 +136,13 @@ func New(o Options) *Service {
 	}
 }
 
-// SetBroker wires the MQTT side; call before Start.
-func (s *Service) SetBroker(out Deliverer, subs Subscriber) {
-	s.out, s.subs = out, subs
-}
+// nowhere is the MQTT side of a service that has none.
+type nowhere struct{}
+
+func (nowhere) Deliver(string, []byte, byte) error { return nil }
+func (nowhere) SubscribeUsers(string, []string)    {}
+func (nowhere) UnsubscribeUsers(string, []string)  {}
+func (nowhere) DisconnectUser(string)              {}
 
 // Start runs the committer and delivery goroutines.
 func (s *Service) Start() {
@@ -161,7 +190,7 @@ func (s *Service) Send(ctx context.Context, d *Draft) (*SendResult, error) {
 	}
 	if d.From != "" || !d.System {
 		// The MQTT door's sender is authenticated; the service key names one.
-		if !validID(d.From) {
+		if !ValidID(d.From) {
 			return nil, errorf(CodeInvalid, "invalid sender id")
 		}
 		if err := s.users.exists(ctx, d.From); err != nil {
@@ -199,7 +228,7 @@ func (s *Service) authorize(ctx context.Context, d *Draft) (*store.Write, *Commi
 	case d.Group != "" && d.To != "":
 		return nil, nil, errorf(CodeInvalid, "give either a user or a group, not both")
 	case d.Group != "":
-		if !validID(d.Group) {
+		if !ValidID(d.Group) {
 			return nil, nil, errorf(CodeInvalid, "invalid group id")
 		}
 		g, err := s.groups.get(ctx, d.Group)
@@ -223,9 +252,13 @@ func (s *Service) authorize(ctx context.Context, d *Draft) (*store.Write, *Commi
 			}
 		}
 		m.Conv, m.To = GroupConv(d.Group), d.Group
-		return &store.Write{Msg: m, Kind: store.KindGroup}, &CommitInfo{Group: &g.group, Members: g.members}, nil
+		w := &store.Write{Msg: m, Kind: store.KindGroup}
+		if !d.System {
+			w.Reader = d.From
+		}
+		return w, &CommitInfo{Group: &g.group, Members: g.members}, nil
 	case d.To != "":
-		if !validID(d.To) {
+		if !ValidID(d.To) {
 			return nil, nil, errorf(CodeInvalid, "invalid user id")
 		}
 		if d.System {
@@ -242,7 +275,7 @@ func (s *Service) authorize(ctx context.Context, d *Draft) (*store.Write, *Commi
 		if d.To != d.From {
 			parts = append(parts, d.To)
 		}
-		return &store.Write{Msg: m, Kind: store.KindDirect, Participants: parts}, nil, nil
+		return &store.Write{Msg: m, Kind: store.KindDirect, Participants: parts, Reader: d.From}, nil, nil
 	default:
 		return nil, nil, errorf(CodeInvalid, "a destination (user or group) is required")
 	}
@@ -491,12 +524,11 @@ func (s *Service) prepare(ctx context.Context, batch []*pending, lookup bool) ([
 // committer goroutine so that the next batch sees the change.
 func (s *Service) afterCommit(p *pending) {
 	w := p.w
-	gid, isGroup := strings.CutPrefix(w.Msg.Conv, "g:")
-	if !isGroup {
+	if w.Kind != store.KindGroup {
 		return
 	}
 	if w.NewGroup != nil || len(w.AddMembers) > 0 || len(w.RemoveMembers) > 0 || len(w.UpdateMembers) > 0 {
-		s.groups.apply(gid, w)
+		s.groups.apply(w.Msg.To, w)
 	}
 }
 
@@ -507,9 +539,7 @@ func (s *Service) deliverLoop() {
 		for _, p := range batch {
 			if p.dup {
 				// A resend: answer the sender's devices only, with the original.
-				if s.out != nil {
-					s.send(UserTopic(p.w.Msg.From), mustJSON(NewMsgEvent(p.w.Msg)), 1)
-				}
+				s.send(UserTopic(p.w.Msg.From), mustJSON(NewMsgEvent(p.w.Msg)), 1)
 				continue
 			}
 			if p.after != nil {
@@ -526,13 +556,10 @@ func (s *Service) deliverLoop() {
 // publish sends the msg event to the destination and echoes it to the
 // sender's inbox (for groups the sender's devices are on the group topic).
 func (s *Service) publish(p *pending) {
-	if s.out == nil {
-		return
-	}
 	m := p.w.Msg
 	payload := mustJSON(NewMsgEvent(m))
-	if gid, ok := strings.CutPrefix(m.Conv, "g:"); ok {
-		s.send(GroupTopic(gid), payload, 1)
+	if p.w.Kind == store.KindGroup {
+		s.send(GroupTopic(m.To), payload, 1)
 	} else {
 		s.send(UserTopic(m.To), payload, 1)
 		if m.From != m.To {
@@ -559,82 +586,23 @@ func (s *Service) Stats() (commits, messages int64) { return s.commits.Load(), s
 
 // SendError tells the sender's devices that a publish was refused.
 func (s *Service) SendError(uid, cid string, e *Error) {
-	if s.out == nil {
-		return
-	}
 	s.send(UserTopic(uid), mustJSON(ErrorEvent{Kind: "error", CID: cid, Code: e.Code, Message: e.Message}), 1)
 }
 
-// Typing relays a typing notice at QoS 0; nothing is stored.
-func (s *Service) Typing(ctx context.Context, from, kind, id string) error {
-	var conv, topic string
-	if kind == "g" {
-		g, err := s.groups.get(ctx, id)
+// Typing relays a typing notice from a user to t at QoS 0; nothing is
+// stored.
+func (s *Service) Typing(ctx context.Context, from string, t Target) error {
+	if t.IsGroup() {
+		g, err := s.groups.get(ctx, t.ID)
 		if err != nil {
 			return AsError(err)
 		}
 		if _, ok := g.members[from]; !ok {
-			return errorf(CodeNotMember, "not a member of %s", id)
+			return errorf(CodeNotMember, "not a member of %s", t.ID)
 		}
-		conv, topic = GroupConv(id), GroupTopic(id)
-	} else {
-		conv, topic = DirectConv(from, id), UserTopic(id)
 	}
-	if s.out != nil {
-		s.send(topic, mustJSON(TypingEvent{Kind: KindTyping, Conv: conv, User: from}), 0)
-	}
+	s.send(t.Topic(), mustJSON(TypingEvent{Kind: KindTyping, Conv: t.Conv(from), User: from}), 0)
 	return nil
-}
-
-// MarkRead moves uid's read position in conv to seq and tells the user's
-// other devices and, in a 1:1 conversation, the peer.
-func (s *Service) MarkRead(ctx context.Context, uid, conv string, seq int64) (int64, error) {
-	if seq < 0 {
-		return 0, errorf(CodeInvalid, "seq must not be negative")
-	}
-	read, err := s.st.MarkRead(ctx, uid, conv, seq)
-	if err != nil {
-		return 0, AsError(err)
-	}
-	if s.out != nil {
-		ev := mustJSON(ReadEvent{Kind: KindRead, Conv: conv, User: uid, Seq: read})
-		s.send(UserTopic(uid), ev, 1)
-		if peer := directPeer(conv, uid); peer != "" && peer != uid {
-			s.send(UserTopic(peer), ev, 1)
-		}
-	}
-	return read, nil
-}
-
-// directPeer returns the other user of a 1:1 conversation id, or "".
-func directPeer(conv, uid string) string {
-	rest, ok := strings.CutPrefix(conv, "d:")
-	if !ok {
-		return ""
-	}
-	a, b, ok := strings.Cut(rest, ":")
-	if !ok {
-		return ""
-	}
-	switch uid {
-	case a:
-		return b
-	case b:
-		return a
-	}
-	return ""
-}
-
-// ConvTarget resolves a conversation id seen by uid into its topic kind and
-// id (u/peer or g/gid), checking that uid belongs to it.
-func ConvTarget(conv, uid string) (kind, id string, err error) {
-	if gid, ok := strings.CutPrefix(conv, "g:"); ok && validID(gid) {
-		return "g", gid, nil
-	}
-	if peer := directPeer(conv, uid); peer != "" && validID(peer) {
-		return "u", peer, nil
-	}
-	return "", "", errorf(CodeNotFound, "no conversation %s", conv)
 }
 
 // IsMember tells whether uid belongs to gid, from the cache. Used by the

@@ -1,14 +1,15 @@
-// Package hooks holds mqim's Mochi hooks: thin adapters that translate MQTT
-// clients and packets into calls on the chat service and the store. Every
-// hook runs on the publishing client's read goroutine (see
-// ../shared/reference/mochi.md §1.5), so each keeps its fast path free of
-// database round trips where it can.
+// Package hooks holds mqim's Mochi hooks: the MQTT door. They are thin
+// adapters that translate MQTT clients and packets into calls on the chat
+// service, and refusals into MQTT codes. Mochi runs every hook
+// synchronously on the client's own read goroutine (an inbound publish's
+// OnPublish runs before its PUBACK), so each keeps its fast path free of
+// database round trips where it can, and a slow call delays only that
+// client.
 package hooks
 
 import (
 	"bytes"
 	"context"
-	"errors"
 	"strings"
 	"time"
 
@@ -25,9 +26,10 @@ type Verifier interface {
 	Verify(raw string) (token.Claims, error)
 }
 
-// UserLookup finds a user at connect time.
-type UserLookup interface {
-	User(ctx context.Context, id string) (*store.User, error)
+// Authenticator tells whether a user accepts a verified token
+// (chat.Service does).
+type Authenticator interface {
+	Authenticate(ctx context.Context, uid string, issuedAt time.Time) (*store.User, error)
 }
 
 // MemberChecker answers "is uid a member of gid" from a cache.
@@ -38,7 +40,7 @@ type MemberChecker interface {
 // AuthOptions configure the Auth hook.
 type AuthOptions struct {
 	Tokens  Verifier
-	Users   UserLookup
+	Users   Authenticator
 	Members MemberChecker
 	// OpenTopics lets users use topics outside im/ (plain-broker use).
 	OpenTopics bool
@@ -73,16 +75,6 @@ func (h *Auth) Init(config any) error {
 	return nil
 }
 
-// DeviceID returns the device part of a client id "{user}/{device}" when the
-// user part is uid, or "".
-func DeviceID(clientID, uid string) string {
-	dev, ok := strings.CutPrefix(clientID, uid+"/")
-	if !ok || !token.ValidID(dev) {
-		return ""
-	}
-	return dev
-}
-
 // OnConnectAuthenticate implements mqtt.Hook. It costs one user lookup.
 func (h *Auth) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	uid := string(pk.Connect.Username)
@@ -94,10 +86,10 @@ func (h *Auth) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	if cl.ID == mqtt.InlineClientId || cl.Net.Inline {
 		return refuse("reserved client id")
 	}
-	if !token.ValidID(uid) {
+	if !chat.ValidID(uid) {
 		return refuse("invalid user id")
 	}
-	if DeviceID(cl.ID, uid) == "" {
+	if chat.DeviceID(cl.ID, uid) == "" {
 		return refuse("client id must be {user_id}/{device_id}")
 	}
 	claims, err := h.o.Tokens.Verify(string(pk.Connect.Password))
@@ -109,15 +101,12 @@ func (h *Auth) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	u, err := h.o.Users.User(ctx, uid)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return refuse("unknown user")
-	case err != nil:
+	if _, err := h.o.Users.Authenticate(ctx, uid, claims.IssuedAt); err != nil {
+		if e := chat.AsError(err); e.Code != chat.CodeUnavailable {
+			return refuse(e.Message)
+		}
 		h.Log.Error("connect: user lookup failed", "user_id", uid, "error", err)
 		return false
-	case !u.AcceptsToken(claims.IssuedAt):
-		return refuse("user disabled or token revoked")
 	}
 	return true
 }
@@ -138,21 +127,21 @@ func (h *Auth) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if !isIMFilter(topic) {
 		return h.o.OpenTopics && !strings.HasPrefix(topic, "$")
 	}
-	kind, id, ok := chat.ParseTopic(topic)
+	t, ok := chat.ParseTopic(topic)
 	if !ok {
 		return false // wildcards, extra levels, bad ids
 	}
 	if write {
 		return true // membership, blocks and mutes are the chat service's to refuse, with a code
 	}
-	if kind == "u" {
-		return id == uid
+	if !t.IsGroup() {
+		return t.ID == uid
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ok, err := h.o.Members.IsMember(ctx, id, uid)
+	ok, err := h.o.Members.IsMember(ctx, t.ID, uid)
 	if err != nil {
-		h.Log.Warn("acl: membership lookup failed", "user_id", uid, "group", id, "error", err)
+		h.Log.Warn("acl: membership lookup failed", "user_id", uid, "group", t.ID, "error", err)
 		return false
 	}
 	return ok

@@ -10,25 +10,31 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/mqim/mqim/chat"
-	"github.com/mqim/mqim/configs"
+	"github.com/mqim/mqim/internal/config"
 )
+
+// Disconnecter ends one connection (broker.Broker does).
+type Disconnecter interface {
+	DisconnectClient(cl *mqtt.Client, why packets.Code) error
+}
 
 // ChatOptions configure the Chat hook.
 type ChatOptions struct {
-	Server *mqtt.Server
+	Broker Disconnecter
 	Chat   *chat.Service
-	Config configs.Chat
+	Config config.Chat
 }
 
 // Chat is the MQTT door into the chat service. A client publish on im/ is
 // never delivered as-is: it is decoded, handed to the service (which stores
 // it before this hook returns, so the PUBACK follows the commit), and the
-// service delivers its own canonical event. Refusals follow DESIGN.md §6.1.
+// service delivers its own canonical event. Refusals are answered as the
+// delivery guarantees say (docs/protocol.md, "Refusals").
 type Chat struct {
 	mqtt.HookBase
-	srv *mqtt.Server
+	brk Disconnecter
 	svc *chat.Service
-	cfg configs.Chat
+	cfg config.Chat
 }
 
 var _ mqtt.Hook = (*Chat)(nil)
@@ -44,10 +50,10 @@ func (h *Chat) Provides(b byte) bool {
 // Init implements mqtt.Hook.
 func (h *Chat) Init(config any) error {
 	o, ok := config.(*ChatOptions)
-	if !ok || o == nil || o.Server == nil || o.Chat == nil {
+	if !ok || o == nil || o.Broker == nil || o.Chat == nil {
 		return mqtt.ErrInvalidConfigType
 	}
-	h.srv, h.svc, h.cfg = o.Server, o.Chat, o.Config
+	h.brk, h.svc, h.cfg = o.Broker, o.Chat, o.Config
 	return nil
 }
 
@@ -59,10 +65,8 @@ var reasonCodes = map[string]packets.Code{
 	chat.CodeForbidden:   packets.ErrNotAuthorized,
 	chat.CodeNotMember:   packets.ErrNotAuthorized,
 	chat.CodeMuted:       packets.ErrNotAuthorized,
-	chat.CodeBlocked:     packets.ErrNotAuthorized,
 	chat.CodeNotFound:    packets.ErrNotAuthorized,
 	chat.CodeConflict:    packets.ErrNotAuthorized,
-	chat.CodeRateLimited: packets.ErrQuotaExceeded,
 	chat.CodeUnavailable: packets.ErrServerBusy,
 }
 
@@ -74,7 +78,7 @@ func (h *Chat) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, nil // server events, and plain-broker topics the ACL allowed
 	}
 	uid := string(cl.Properties.Username)
-	kind, id, ok := chat.ParseTopic(pk.TopicName)
+	t, ok := chat.ParseTopic(pk.TopicName)
 	if !ok { // the ACL refuses these first; kept for safety
 		return h.refuse(cl, pk, "", &chat.Error{Code: chat.CodeInvalid, Message: "invalid topic"})
 	}
@@ -91,22 +95,18 @@ func (h *Chat) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	switch in.Kind {
 	case chat.KindMsg:
 		d := &chat.Draft{From: uid, CID: in.CID, Type: in.Type, Body: in.Body, ReplyTo: in.ReplyTo, Mentions: in.Mentions, Ext: in.Ext}
-		if kind == "g" {
-			d.Group = id
+		if t.IsGroup() {
+			d.Group = t.ID
 		} else {
-			d.To = id
+			d.To = t.ID
 		}
 		_, err = h.svc.Send(ctx, d)
 	case chat.KindRead:
-		conv := chat.GroupConv(id)
-		if kind == "u" {
-			conv = chat.DirectConv(uid, id)
-		}
-		_, err = h.svc.MarkRead(ctx, uid, conv, in.Seq)
+		_, err = h.svc.MarkRead(ctx, uid, t.Conv(uid), in.Seq)
 	case chat.KindTyping:
-		err = h.svc.Typing(ctx, uid, kind, id)
+		err = h.svc.Typing(ctx, uid, t)
 	default:
-		err = &chat.Error{Code: chat.CodeInvalid, Message: "kind " + in.Kind + " is not supported over MQTT yet; use the HTTP API"}
+		err = chat.Errorf(chat.CodeInvalid, "kind %s is not supported yet", in.Kind)
 	}
 	if err != nil {
 		return h.refuse(cl, pk, in.CID, chat.AsError(err))
@@ -114,7 +114,7 @@ func (h *Chat) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	return pk, packets.CodeSuccessIgnore
 }
 
-// refuse answers a refused publish as DESIGN.md §6.1 says: the error event on
+// refuse answers a refused publish as the delivery guarantees say: the error event on
 // the sender's inbox always; then a PUBACK reason code for MQTT 5 QoS>0;
 // for MQTT 3.1.1, an ack for permanent refusals (so the client does not
 // retry) and a disconnect without ack for transient ones (so it does).
@@ -129,7 +129,7 @@ func (h *Chat) refuse(cl *mqtt.Client, pk packets.Packet, cid string, e *chat.Er
 	}
 	if e.Temporary() {
 		h.Log.Warn("publish not stored: disconnecting so the client retransmits", "client_id", cl.ID, "code", e.Code)
-		_ = h.srv.DisconnectClient(cl, packets.ErrServerBusy)
+		_ = h.brk.DisconnectClient(cl, packets.ErrServerBusy)
 		return pk, packets.ErrRejectPacket
 	}
 	return pk, packets.CodeSuccessIgnore

@@ -2,16 +2,15 @@ package hooks_test
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"testing"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
 
+	"github.com/mqim/mqim/broker"
 	"github.com/mqim/mqim/chat"
-	"github.com/mqim/mqim/configs"
 	"github.com/mqim/mqim/hooks"
+	"github.com/mqim/mqim/internal/config"
 	"github.com/mqim/mqim/internal/testutil"
 	"github.com/mqim/mqim/store"
 )
@@ -41,39 +40,53 @@ func TestJoinDuringSessionSetup(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	svc := chat.New(chat.Options{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: configs.Default().Chat})
+	cfg := config.Default().MQTT
+	cfg.Addr, cfg.WSAddr = "127.0.0.1:0", ""
+	log := slog.New(slog.DiscardHandler)
+	b, err := broker.New(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := chat.New(chat.Options{Store: st, Log: log, Config: config.Default().Chat, Deliverer: b, Subscriber: b, Disconnector: b})
 	svc.Start()
 	defer svc.Close()
 	if _, _, err := svc.CreateGroup(ctx, chat.Actor{UserID: "owner"}, chat.NewGroup{ID: "G", Name: "g", Owner: "owner"}); err != nil {
 		t.Fatal(err)
 	}
-
-	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	lister := &slowLister{st: st, read: make(chan struct{}), release: make(chan struct{})}
-	h := new(hooks.Sessions)
-	if err := srv.AddHook(h, &hooks.SessionOptions{Server: srv, Groups: lister, Members: svc}); err != nil {
+	if err := b.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatal(err)
 	}
-	cl := srv.NewClient(nil, "tcp", "bob/d1", false)
-	cl.Properties.Username = []byte("bob")
-	srv.Clients.Add(cl)
-	done := make(chan struct{})
-	go func() { defer close(done); h.OnSessionEstablished(cl, packets.Packet{}) }()
+	if err := b.AddHook(new(hooks.Sessions), &hooks.SessionOptions{Broker: b, Groups: lister, Members: svc}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	bob, err := (&testutil.Server{MQTTAddr: b.Addr("tcp")}).Dial("bob", "d1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Disconnect(50)
 	<-lister.read // the session has read bob's groups: none
-	// bob joins G: committed, then the delivery goroutine updates sessions.
+	// bob joins G: committed, then the delivery goroutine subscribes bob's
+	// sessions, and bob/d1 gets the joined event on the group topic.
 	if _, err := svc.AddMembers(ctx, chat.Actor{UserID: "owner"}, "G", []string{"bob"}); err != nil {
 		t.Fatal(err)
 	}
-	h.Joined("G", []string{"bob"})
+	bob.Await(t, wait, map[string]any{"kind": "group", "event": "joined", "user": "bob"})
 	close(lister.release)
-	<-done
-	if _, ok := srv.Topics.Subscribers("im/g/G").Subscriptions["bob/d1"]; !ok {
-		t.Error("bob/d1 is not subscribed to im/g/G after joining during its session set-up")
+	testutil.Eventually(t, wait, func() error {
+		if !b.Settled("bob/d1") {
+			return context.DeadlineExceeded
+		}
+		return nil
+	})
+	// The set-up kept the group: a message to G reaches bob/d1.
+	if _, err := svc.Send(ctx, &chat.Draft{From: "owner", Group: "G", Type: "text", Body: []byte(`{"text":"after set-up"}`)}); err != nil {
+		t.Fatal(err)
 	}
-	if _, ok := srv.Topics.Subscribers("im/u/bob").Subscriptions["bob/d1"]; !ok {
-		t.Error("bob/d1 is not subscribed to its inbox")
-	}
-	if !h.Settled("bob/d1") {
-		t.Error("session not reported settled")
-	}
+	bob.Await(t, wait, map[string]any{"kind": "msg", "to": "G", "from": "owner"})
 }

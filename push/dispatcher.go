@@ -45,7 +45,7 @@ type DispatcherOptions struct {
 	// per dead token reported, with a context bounded by PruneTimeout.
 	Prune        func(ctx context.Context, platform, token string) error
 	PruneTimeout time.Duration
-	Log          *slog.Logger // nil: slog.Default()
+	Log          *slog.Logger // required
 	Metrics      *Metrics     // nil: nothing counted
 }
 
@@ -130,9 +130,6 @@ func NewDispatcher(n Notifier, o DispatcherOptions) *Dispatcher {
 		q:       make(chan Notification, o.Queue),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
-	}
-	if d.log == nil {
-		d.log = slog.Default()
 	}
 	d.stop, d.cancel = context.WithCancel(context.Background())
 	return d
@@ -279,7 +276,7 @@ func (d *Dispatcher) deliver(batch []Notification) {
 		}
 		if d.stop.Err() != nil {
 			d.m.addFailed(n)
-			d.warn("batch abandoned at shutdown", "notifications", n, "err", err)
+			d.warn("batch abandoned at shutdown", "notifications", n, "error", err)
 			return
 		}
 		retry, partial, status := true, false, 0
@@ -290,24 +287,24 @@ func (d *Dispatcher) deliver(batch []Notification) {
 		switch {
 		case !retry:
 			d.m.addFailed(n)
-			d.warn("batch refused", "notifications", n, "status", status, "err", err)
+			d.warn("batch refused", "notifications", n, "status", status, "error", err)
 			return
 		case partial && n > 1:
 			d.m.addFailed(n)
 			d.m.addUncertain(n)
 			d.warn("batch partly queued by the gateway before it failed; not resent to avoid duplicates",
-				"notifications", n, "status", status, "err", err)
+				"notifications", n, "status", status, "error", err)
 			return
 		case final || attempt >= d.o.MaxRetries:
 			d.m.addFailed(n)
-			d.warn("batch failed", "notifications", n, "attempts", attempt+1, "status", status, "err", err)
+			d.warn("batch failed", "notifications", n, "attempts", attempt+1, "status", status, "error", err)
 			return
 		}
 		switch werr := d.wait(d.backoff(attempt + 1)); {
 		case werr == nil:
 		case errors.Is(werr, errNoRetry) || d.stop.Err() != nil:
 			d.m.addFailed(n)
-			d.warn("batch failed", "notifications", n, "attempts", attempt+1, "status", status, "err", err)
+			d.warn("batch failed", "notifications", n, "attempts", attempt+1, "status", status, "error", err)
 			return
 		default: // Close began during the wait
 			final = true
@@ -381,7 +378,7 @@ func (d *Dispatcher) result(res Result) {
 		err := d.o.Prune(ctx, t.Platform, t.Token)
 		cancel()
 		if err != nil {
-			d.log.Error("push: prune dead token", "platform", t.Platform, "reason", t.Reason, "token_sha256", fingerprint(t.Token), "err", err)
+			d.log.Error("push: prune dead token", "platform", t.Platform, "reason", t.Reason, "token_sha256", fingerprint(t.Token), "error", err)
 			continue
 		}
 		d.m.addPruned(1)

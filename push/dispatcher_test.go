@@ -1,7 +1,6 @@
 package push_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,65 +14,31 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mqim/mqim/internal/testutil"
 	"github.com/mqim/mqim/push"
 	"github.com/mqim/mqim/push/gorush"
 	"github.com/mqim/mqim/push/gorush/gorushtest"
+	"github.com/mqim/mqim/store"
 )
-
-// eventually polls f until it returns nil or within passes.
-func eventually(t testing.TB, within time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not true within %v: %v", within, err)
-		}
-		<-tick.C
-	}
-}
-
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 type harness struct {
 	fake   *gorushtest.Server
 	client *gorush.Client
 	d      *push.Dispatcher
 	m      *push.Metrics
-	logs   *logBuf
+	logs   *testutil.LogBuffer
 }
 
 // newHarness wires a dispatcher to a fake gorush. Unset options get test
 // values: millisecond backoffs, 2 workers.
 func newHarness(t *testing.T, o push.DispatcherOptions, clientTimeout time.Duration) *harness {
 	t.Helper()
-	h := &harness{fake: gorushtest.Start(t), logs: &logBuf{}}
+	h := &harness{fake: gorushtest.Start(t), logs: &testutil.LogBuffer{}}
 	if clientTimeout == 0 {
 		clientTimeout = 5 * time.Second
 	}
-	h.client = gorush.New(h.fake.URL, clientTimeout, nil)
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h.client.Log = log
+	h.client = gorush.New(h.fake.URL, clientTimeout, nil, log)
 	if o.Workers == 0 {
 		o.Workers = 2
 	}
@@ -130,7 +95,7 @@ func enqueueAll(t *testing.T, d *push.Dispatcher, ns ...push.Notification) {
 func TestBatchingQueued(t *testing.T) {
 	h := newHarness(t, push.DispatcherOptions{Queue: 1000, Workers: 3, BatchMax: 50}, 0)
 	for i := range 450 {
-		enqueueAll(t, h.d, note(i, push.Android))
+		enqueueAll(t, h.d, note(i, store.PlatformAndroid))
 	}
 	h.d.Start()
 	h.close(t)
@@ -156,9 +121,9 @@ func TestBatchingLive(t *testing.T) {
 	h.fake.SetDelay(20 * time.Millisecond)
 	h.d.Start()
 	for i := range 450 {
-		enqueueAll(t, h.d, note(i, push.IOS))
+		enqueueAll(t, h.d, note(i, store.PlatformIOS))
 	}
-	eventually(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		if s := h.m.Sent(); s != 450 {
 			return fmt.Errorf("sent %d", s)
 		}
@@ -176,7 +141,7 @@ func TestBatchingLive(t *testing.T) {
 func TestBatchMaxClampedToGorushLimit(t *testing.T) {
 	h := newHarness(t, push.DispatcherOptions{Queue: 300, Workers: 1, BatchMax: 500}, 0)
 	for i := range 250 {
-		enqueueAll(t, h.d, note(i, push.Android))
+		enqueueAll(t, h.d, note(i, store.PlatformAndroid))
 	}
 	h.d.Start()
 	h.close(t)
@@ -190,7 +155,7 @@ func Test4xxNotRetried(t *testing.T) {
 		h := newHarness(t, push.DispatcherOptions{Workers: 1, BatchMax: 10}, 0)
 		h.fake.SetMaxNotification(5)
 		for i := range 8 {
-			enqueueAll(t, h.d, note(i, push.Android))
+			enqueueAll(t, h.d, note(i, store.PlatformAndroid))
 		}
 		h.d.Start()
 		h.close(t)
@@ -205,7 +170,7 @@ func Test4xxNotRetried(t *testing.T) {
 		t.Run(fmt.Sprint(code), func(t *testing.T) {
 			h := newHarness(t, push.DispatcherOptions{Workers: 1}, 0)
 			h.fake.FailNext(1, code, `{"code":400,"message":"Missing notifications field."}`)
-			enqueueAll(t, h.d, note(1, push.IOS), note(2, push.IOS))
+			enqueueAll(t, h.d, note(1, store.PlatformIOS), note(2, store.PlatformIOS))
 			h.d.Start()
 			h.close(t)
 			if h.fake.Requests() != 1 || len(h.fake.Received()) != 0 {
@@ -223,9 +188,9 @@ func Test5xxRetried(t *testing.T) {
 		h := newHarness(t, push.DispatcherOptions{Workers: 1, MaxRetries: 3}, 0)
 		h.fake.FailNext(1, 502, "<html>bad gateway</html>")
 		h.fake.FailNext(1, 503, "")
-		enqueueAll(t, h.d, note(1, push.IOS), note(2, push.Android))
+		enqueueAll(t, h.d, note(1, store.PlatformIOS), note(2, store.PlatformAndroid))
 		h.d.Start()
-		eventually(t, 5*time.Second, func() error {
+		testutil.Eventually(t, 5*time.Second, func() error {
 			if h.m.Sent() != 2 {
 				return fmt.Errorf("counts %+v", h.counts())
 			}
@@ -242,9 +207,9 @@ func Test5xxRetried(t *testing.T) {
 	t.Run("until MaxRetries then failed", func(t *testing.T) {
 		h := newHarness(t, push.DispatcherOptions{Workers: 1, MaxRetries: 3}, 0)
 		h.fake.FailNext(100, 503, `{"code":503,"message":"unavailable"}`)
-		enqueueAll(t, h.d, note(1, push.IOS))
+		enqueueAll(t, h.d, note(1, store.PlatformIOS))
 		h.d.Start()
-		eventually(t, 5*time.Second, func() error {
+		testutil.Eventually(t, 5*time.Second, func() error {
 			if h.m.Failed() != 1 {
 				return fmt.Errorf("counts %+v", h.counts())
 			}
@@ -264,10 +229,10 @@ func Test5xxRetried(t *testing.T) {
 		// maximum wait bounds the total from above.
 		h := newHarness(t, push.DispatcherOptions{Workers: 1, MaxRetries: 4, BaseBackoff: 40 * time.Millisecond, MaxBackoff: 80 * time.Millisecond}, 0)
 		h.fake.FailNext(100, 500, "x")
-		enqueueAll(t, h.d, note(1, push.IOS))
+		enqueueAll(t, h.d, note(1, store.PlatformIOS))
 		start := time.Now()
 		h.d.Start()
-		eventually(t, 5*time.Second, func() error {
+		testutil.Eventually(t, 5*time.Second, func() error {
 			if h.m.Failed() != 1 {
 				return errors.New("not failed yet")
 			}
@@ -286,7 +251,7 @@ func TestEmpty500(t *testing.T) {
 	t.Run("multi-notification batch not resent", func(t *testing.T) {
 		h := newHarness(t, push.DispatcherOptions{Workers: 1, BatchMax: 10}, 0)
 		h.fake.QueueFullNext(1, 1) // gorush queues the first, then fails
-		enqueueAll(t, h.d, note(1, push.IOS), note(2, push.IOS), note(3, push.Android))
+		enqueueAll(t, h.d, note(1, store.PlatformIOS), note(2, store.PlatformIOS), note(3, store.PlatformAndroid))
 		h.d.Start()
 		h.close(t)
 		if h.fake.Requests() != 1 {
@@ -305,9 +270,9 @@ func TestEmpty500(t *testing.T) {
 	t.Run("single notification resent", func(t *testing.T) {
 		h := newHarness(t, push.DispatcherOptions{Workers: 1, BatchMax: 10}, 0)
 		h.fake.QueueFullNext(1, 0)
-		enqueueAll(t, h.d, note(1, push.IOS))
+		enqueueAll(t, h.d, note(1, store.PlatformIOS))
 		h.d.Start()
-		eventually(t, 5*time.Second, func() error {
+		testutil.Eventually(t, 5*time.Second, func() error {
 			if h.m.Sent() != 1 {
 				return fmt.Errorf("counts %+v", h.counts())
 			}
@@ -324,9 +289,9 @@ func TestEmpty500(t *testing.T) {
 	t.Run("500 with a body resent whole", func(t *testing.T) {
 		h := newHarness(t, push.DispatcherOptions{Workers: 1, BatchMax: 10}, 0)
 		h.fake.FailNext(1, 500, `{"code":500,"message":"oops"}`)
-		enqueueAll(t, h.d, note(1, push.IOS), note(2, push.IOS))
+		enqueueAll(t, h.d, note(1, store.PlatformIOS), note(2, store.PlatformIOS))
 		h.d.Start()
-		eventually(t, 5*time.Second, func() error {
+		testutil.Eventually(t, 5*time.Second, func() error {
 			if h.m.Sent() != 2 {
 				return fmt.Errorf("counts %+v", h.counts())
 			}
@@ -347,7 +312,7 @@ func TestGorushDown(t *testing.T) {
 	accepted := 0
 	for i := range 200 {
 		start := time.Now()
-		if h.d.Enqueue(note(i, push.Android)) {
+		if h.d.Enqueue(note(i, store.PlatformAndroid)) {
 			accepted++
 		}
 		slowest = max(slowest, time.Since(start))
@@ -355,7 +320,7 @@ func TestGorushDown(t *testing.T) {
 	if slowest > 100*time.Millisecond {
 		t.Fatalf("an Enqueue took %v", slowest)
 	}
-	eventually(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		if c := h.counts(); c.failed != uint64(accepted) {
 			return fmt.Errorf("accepted %d, counts %+v", accepted, c)
 		}
@@ -372,8 +337,8 @@ func TestGorushDown(t *testing.T) {
 		t.Fatalf("%d requests reached a down server", h.fake.Requests())
 	}
 	h.fake.Up()
-	enqueueAll(t, h.d, note(1000, push.Android))
-	eventually(t, 5*time.Second, func() error {
+	enqueueAll(t, h.d, note(1000, store.PlatformAndroid))
+	testutil.Eventually(t, 5*time.Second, func() error {
 		if h.m.Sent() != 1 {
 			return fmt.Errorf("counts %+v", h.counts())
 		}
@@ -389,7 +354,7 @@ func TestSlowGorushNeverBlocksEnqueue(t *testing.T) {
 	start := time.Now()
 	accepted := 0
 	for i := range 5000 {
-		if h.d.Enqueue(note(i, push.IOS)) {
+		if h.d.Enqueue(note(i, store.PlatformIOS)) {
 			accepted++
 		}
 	}
@@ -425,14 +390,14 @@ func TestFullQueueDropsAndNoGoroutineLeak(t *testing.T) {
 	func() {
 		fake := gorushtest.New()
 		defer fake.Close()
-		client := gorush.New(fake.URL, 5*time.Second, nil)
+		client := gorush.New(fake.URL, 5*time.Second, nil, slog.New(slog.DiscardHandler))
 		defer client.CloseIdleConnections()
 		m := push.NewMetrics(nil)
 		d := push.NewDispatcher(client, push.DispatcherOptions{Queue: 10, Workers: 8, BatchMax: 3, Metrics: m,
 			BaseBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond, Log: slog.New(slog.DiscardHandler)})
 		accepted := 0
 		for i := range 50 {
-			if d.Enqueue(note(i, push.IOS)) {
+			if d.Enqueue(note(i, store.PlatformIOS)) {
 				accepted++
 			}
 		}
@@ -449,11 +414,11 @@ func TestFullQueueDropsAndNoGoroutineLeak(t *testing.T) {
 		if m.Sent()+m.Failed() != 10 {
 			t.Fatalf("sent %d failed %d", m.Sent(), m.Failed())
 		}
-		if d.Enqueue(note(99, push.IOS)) || m.Dropped() != 41 {
+		if d.Enqueue(note(99, store.PlatformIOS)) || m.Dropped() != 41 {
 			t.Fatal("Enqueue after Close must be refused and counted")
 		}
 	}()
-	eventually(t, 5*time.Second, func() error {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		if n := runtime.NumGoroutine(); n > before+2 {
 			return fmt.Errorf("%d goroutines, %d before", n, before)
 		}
@@ -468,7 +433,7 @@ func TestCloseBeforeStart(t *testing.T) {
 		return push.Result{}, nil
 	}), push.DispatcherOptions{Metrics: m})
 	for i := range 3 {
-		d.Enqueue(note(i, push.IOS))
+		d.Enqueue(note(i, store.PlatformIOS))
 	}
 	if err := d.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -485,9 +450,9 @@ func TestCloseBeforeStart(t *testing.T) {
 func TestCloseInterruptsBackoff(t *testing.T) {
 	h := newHarness(t, push.DispatcherOptions{Workers: 1, BaseBackoff: time.Hour, MaxBackoff: time.Hour}, 0)
 	h.fake.FailNext(1, 503, "")
-	enqueueAll(t, h.d, note(1, push.IOS))
+	enqueueAll(t, h.d, note(1, store.PlatformIOS))
 	h.d.Start()
-	eventually(t, 5*time.Second, func() error {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		if h.fake.Requests() != 1 {
 			return errors.New("no request yet")
 		}
@@ -515,7 +480,7 @@ func TestDrainOnClose(t *testing.T) {
 	h.fake.SetDelay(2 * time.Millisecond)
 	h.d.Start()
 	for i := range 300 {
-		enqueueAll(t, h.d, note(i, push.Android))
+		enqueueAll(t, h.d, note(i, store.PlatformAndroid))
 	}
 	h.close(t)
 	if c := h.counts(); c != (counts{queued: 300, sent: 300}) {
@@ -553,17 +518,17 @@ func TestPrune(t *testing.T) {
 		name, platform, errText string
 		prune                   bool
 	}{
-		{"Unregistered", push.IOS, "Unregistered", true},
-		{"BadDeviceToken", push.IOS, "BadDeviceToken", true},
-		{"DeviceTokenNotForTopic", push.IOS, "DeviceTokenNotForTopic", true},
-		{"ExpiredToken", push.IOS, "ExpiredToken", true},
-		{"FCM not found", push.Android, "Requested entity was not found.", true},
-		{"DNS", push.IOS, "dial tcp: lookup api.push.apple.com: no such host", false},
-		{"DNS full", push.IOS, `Post "https://api.push.apple.com/3/device/x": dial tcp: lookup api.push.apple.com: no such host`, false},
-		{"timeout", push.IOS, `Post "https://api.push.apple.com/3/device/x": context deadline exceeded (Client.Timeout exceeded while awaiting headers)`, false},
-		{"i/o timeout", push.Android, "dial tcp 142.250.0.95:443: i/o timeout", false},
-		{"FCM auth", push.Android, "auth: cannot fetch token: Post \"https://oauth2.googleapis.com/token\": dial tcp: lookup oauth2.googleapis.com: no such host", false},
-		{"APNs config", push.IOS, "TopicDisallowed", false},
+		{"Unregistered", store.PlatformIOS, "Unregistered", true},
+		{"BadDeviceToken", store.PlatformIOS, "BadDeviceToken", true},
+		{"DeviceTokenNotForTopic", store.PlatformIOS, "DeviceTokenNotForTopic", true},
+		{"ExpiredToken", store.PlatformIOS, "ExpiredToken", true},
+		{"FCM not found", store.PlatformAndroid, "Requested entity was not found.", true},
+		{"DNS", store.PlatformIOS, "dial tcp: lookup api.push.apple.com: no such host", false},
+		{"DNS full", store.PlatformIOS, `Post "https://api.push.apple.com/3/device/x": dial tcp: lookup api.push.apple.com: no such host`, false},
+		{"timeout", store.PlatformIOS, `Post "https://api.push.apple.com/3/device/x": context deadline exceeded (Client.Timeout exceeded while awaiting headers)`, false},
+		{"i/o timeout", store.PlatformAndroid, "dial tcp 142.250.0.95:443: i/o timeout", false},
+		{"FCM auth", store.PlatformAndroid, "auth: cannot fetch token: Post \"https://oauth2.googleapis.com/token\": dial tcp: lookup oauth2.googleapis.com: no such host", false},
+		{"APNs config", store.PlatformIOS, "TopicDisallowed", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -602,9 +567,9 @@ func TestPruneAll(t *testing.T) {
 	var want []string
 	var notes []push.Notification
 	for i, tc := range []struct{ platform, errText string }{
-		{push.IOS, "Unregistered"}, {push.IOS, "BadDeviceToken"}, {push.IOS, "DeviceTokenNotForTopic"},
-		{push.IOS, "ExpiredToken"}, {push.Android, "Requested entity was not found."},
-		{push.IOS, "dial tcp: lookup api.push.apple.com: no such host"}, {push.Android, "context deadline exceeded"},
+		{store.PlatformIOS, "Unregistered"}, {store.PlatformIOS, "BadDeviceToken"}, {store.PlatformIOS, "DeviceTokenNotForTopic"},
+		{store.PlatformIOS, "ExpiredToken"}, {store.PlatformAndroid, "Requested entity was not found."},
+		{store.PlatformIOS, "dial tcp: lookup api.push.apple.com: no such host"}, {store.PlatformAndroid, "context deadline exceeded"},
 	} {
 		tok := fmt.Sprintf("tok-%s-%d", tc.platform, i)
 		h.fake.FailToken(tok, tc.errText)
@@ -631,7 +596,7 @@ func TestPruneErrorNotCounted(t *testing.T) {
 	p := &pruner{err: errors.New("db down")}
 	h := newHarness(t, push.DispatcherOptions{Workers: 1, Prune: p.prune}, 0)
 	h.fake.FailToken("tok-1", "Unregistered")
-	enqueueAll(t, h.d, note(1, push.IOS))
+	enqueueAll(t, h.d, note(1, store.PlatformIOS))
 	h.d.Start()
 	h.close(t)
 	if len(p.got()) != 1 || h.m.Pruned() != 0 {
@@ -647,9 +612,9 @@ func TestNetworkFailureNeverPrunes(t *testing.T) {
 	h := newHarness(t, push.DispatcherOptions{Workers: 1, MaxRetries: 1, Prune: p.prune}, 30*time.Millisecond)
 	h.fake.FailToken("tok-1", "Unregistered") // would be dead, if gorush answered
 	h.fake.SetDelay(time.Minute)              // it never does: client timeouts
-	enqueueAll(t, h.d, note(1, push.IOS))
+	enqueueAll(t, h.d, note(1, store.PlatformIOS))
 	h.d.Start()
-	eventually(t, 5*time.Second, func() error {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		if h.m.Failed() != 1 {
 			return fmt.Errorf("counts %+v", h.counts())
 		}
@@ -662,7 +627,7 @@ func TestNetworkFailureNeverPrunes(t *testing.T) {
 
 func TestDisabledPlatformDroppedByGorush(t *testing.T) {
 	h := newHarness(t, push.DispatcherOptions{Workers: 1}, 0)
-	enqueueAll(t, h.d, note(1, push.Huawei), note(2, push.Huawei))
+	enqueueAll(t, h.d, note(1, store.PlatformHuawei), note(2, store.PlatformHuawei))
 	h.d.Start()
 	h.close(t)
 	// The dispatcher cannot tell: gorush answered 200 (counts 0).
@@ -694,16 +659,16 @@ func TestNotifierPanicAndGenericErrors(t *testing.T) {
 			panic("boom")
 		}
 	}), push.DispatcherOptions{Workers: 1, Metrics: m, BaseBackoff: time.Millisecond, Log: slog.New(slog.DiscardHandler)})
-	enqueueAll(t, d, note(1, push.IOS))
+	enqueueAll(t, d, note(1, store.PlatformIOS))
 	d.Start()
-	eventually(t, 5*time.Second, func() error {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		if m.Sent() != 1 {
 			return fmt.Errorf("sent %d", m.Sent())
 		}
 		return nil
 	})
-	enqueueAll(t, d, note(2, push.IOS))
-	eventually(t, 5*time.Second, func() error {
+	enqueueAll(t, d, note(2, store.PlatformIOS))
+	testutil.Eventually(t, 5*time.Second, func() error {
 		if m.Failed() != 1 {
 			return fmt.Errorf("failed %d", m.Failed())
 		}
@@ -722,7 +687,7 @@ func TestEnqueueIgnoresEmpty(t *testing.T) {
 	d := push.NewDispatcher(push.NotifierFunc(func(context.Context, []push.Notification) (push.Result, error) {
 		return push.Result{}, nil
 	}), push.DispatcherOptions{Metrics: m})
-	if d.Enqueue(push.Notification{Platform: push.IOS}) || m.Queued() != 0 || m.Dropped() != 0 {
+	if d.Enqueue(push.Notification{Platform: store.PlatformIOS}) || m.Queued() != 0 || m.Dropped() != 0 {
 		t.Fatal("empty notification queued or counted")
 	}
 	_ = d.Close(context.Background())
@@ -736,8 +701,8 @@ func TestNilMetrics(t *testing.T) {
 	h := newHarness(t, push.DispatcherOptions{}, 0)
 	d := push.NewDispatcher(h.client, push.DispatcherOptions{Queue: 1, Log: slog.New(slog.DiscardHandler)})
 	d.Start()
-	d.Enqueue(note(1, push.IOS))
-	d.Enqueue(note(2, push.IOS))
+	d.Enqueue(note(1, store.PlatformIOS))
+	d.Enqueue(note(2, store.PlatformIOS))
 	if err := d.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -750,8 +715,8 @@ func TestMetricsRegistered(t *testing.T) {
 	d := push.NewDispatcher(push.NotifierFunc(func(context.Context, []push.Notification) (push.Result, error) {
 		return push.Result{}, nil
 	}), push.DispatcherOptions{Queue: 1, Metrics: m, Log: slog.New(slog.DiscardHandler)})
-	d.Enqueue(note(1, push.IOS))
-	d.Enqueue(note(2, push.IOS))
+	d.Enqueue(note(1, store.PlatformIOS))
+	d.Enqueue(note(2, store.PlatformIOS))
 	_ = d.Close(context.Background())
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -788,7 +753,7 @@ func TestNoRetryOnceClosing(t *testing.T) {
 	// Batches sent during Close's drain get a single attempt.
 	h := newHarness(t, push.DispatcherOptions{Workers: 1, BatchMax: 1}, 0)
 	h.fake.FailNext(100, 503, "")
-	enqueueAll(t, h.d, note(1, push.IOS), note(2, push.IOS))
+	enqueueAll(t, h.d, note(1, store.PlatformIOS), note(2, store.PlatformIOS))
 	h.d.Start()
 	h.close(t)
 	c := h.counts()

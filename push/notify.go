@@ -22,9 +22,10 @@ type Directory interface {
 	PushStates(ctx context.Context, conv string, userIDs []string) (map[string]store.PushState, error)
 }
 
-// Presence tells whether a device (MQTT client id) is connected.
+// Presence tells whether a device (MQTT client id) is connected
+// (broker.Broker does).
 type Presence interface {
-	Online(clientID string) bool
+	Connected(clientID string) bool
 }
 
 // Enqueuer accepts notifications without blocking (Dispatcher does).
@@ -43,7 +44,7 @@ type PlannerOptions struct {
 	Workers  int
 }
 
-// Planner decides who gets a push for each stored message (DESIGN.md §9)
+// Planner decides who gets a push for each stored message (docs/operations.md, "Offline push")
 // and hands the notifications to the dispatcher. It implements
 // chat.Committed: Committed only queues (or drops and counts), so the
 // delivery goroutine never waits on the database or on gorush.
@@ -129,8 +130,8 @@ func (p *Planner) plan(j job) {
 				recipients = append(recipients, uid)
 			}
 		}
-	} else if m.To != m.From && !strings.HasPrefix(m.Conv, "g:") {
-		recipients = []string{m.To}
+	} else if j.info == nil && m.To != m.From {
+		recipients = []string{m.To} // a 1:1 message
 	}
 	if len(recipients) == 0 {
 		return
@@ -142,7 +143,7 @@ func (p *Planner) plan(j job) {
 	}
 	var offline []store.Device
 	for _, d := range devices {
-		if !p.o.Presence.Online(d.UserID + "/" + d.DeviceID) {
+		if !p.o.Presence.Connected(chat.ClientID(d.UserID, d.DeviceID)) {
 			offline = append(offline, d)
 		}
 	}
@@ -170,7 +171,7 @@ func (p *Planner) plan(j job) {
 			continue
 		}
 		topic := ""
-		if d.Platform == IOS {
+		if d.Platform == store.PlatformIOS {
 			topic = d.Topic
 			if topic == "" {
 				topic = p.o.IOSTopic

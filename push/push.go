@@ -7,17 +7,10 @@ package push
 
 import "context"
 
-// Platforms, as devices register them.
-const (
-	IOS     = "ios"
-	Android = "android"
-	Huawei  = "huawei"
-)
-
 // Notification is one push to one user's devices of one platform.
 type Notification struct {
 	UserID   string
-	Platform string   // IOS, Android or Huawei
+	Platform string   // store.PlatformIOS, PlatformAndroid or PlatformHuawei
 	Tokens   []string // device tokens of that user and platform
 	Topic    string   // APNs topic (iOS bundle id); empty elsewhere
 	Title    string   // sender name (1:1) or group name

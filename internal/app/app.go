@@ -1,7 +1,8 @@
 // Package app wires mqim together: it is the one place that knows every
-// concrete type. It builds the store, the chat service, the broker with its
-// hooks and the HTTP API from a configuration, and owns start and stop
-// order.
+// concrete type. It builds the store, the broker, the chat service, the MQTT
+// hooks, push and the HTTP API from a configuration, passing each its
+// collaborators, and owns start and stop order. Only cmd/ and tests import
+// it.
 package app
 
 import (
@@ -17,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -28,8 +28,8 @@ import (
 	"github.com/mqim/mqim/api"
 	"github.com/mqim/mqim/broker"
 	"github.com/mqim/mqim/chat"
-	"github.com/mqim/mqim/configs"
 	"github.com/mqim/mqim/hooks"
+	"github.com/mqim/mqim/internal/config"
 	"github.com/mqim/mqim/internal/token"
 	"github.com/mqim/mqim/push"
 	"github.com/mqim/mqim/push/gorush"
@@ -43,7 +43,7 @@ var Version = "dev"
 
 // App is a running (or ready to run) mqim server.
 type App struct {
-	Config configs.Config
+	Config config.Config
 	Log    *slog.Logger
 	Store  *sqlstore.Store
 	Chat   *chat.Service
@@ -58,7 +58,6 @@ type App struct {
 	// Push is nil when no gorush URL is configured.
 	Push     *push.Dispatcher
 	Planner  *push.Planner
-	Sessions *hooks.Sessions
 	Registry *prometheus.Registry
 
 	httpLn  net.Listener
@@ -68,7 +67,7 @@ type App struct {
 // NewLogger builds the shared logger. Mochi logs whole packets on some
 // refusals: the packet attribute is redacted so that message bodies and
 // passwords never reach the log.
-func NewLogger(cfg configs.Log, w io.Writer) *slog.Logger {
+func NewLogger(cfg config.Log, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Level))
 	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
@@ -85,7 +84,7 @@ func NewLogger(cfg configs.Log, w io.Writer) *slog.Logger {
 }
 
 // OpenStore opens the configured store and applies pending migrations.
-func OpenStore(ctx context.Context, cfg configs.Config) (*sqlstore.Store, int, error) {
+func OpenStore(ctx context.Context, cfg config.Config) (*sqlstore.Store, int, error) {
 	var st *sqlstore.Store
 	var err error
 	switch cfg.Store.Driver {
@@ -110,7 +109,7 @@ func OpenStore(ctx context.Context, cfg configs.Config) (*sqlstore.Store, int, e
 }
 
 // New builds everything from cfg without opening any listener.
-func New(ctx context.Context, cfg configs.Config, log *slog.Logger) (*App, error) {
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -138,44 +137,41 @@ func New(ctx context.Context, cfg configs.Config, log *slog.Logger) (*App, error
 		a.Store.Close()
 		return nil, err
 	}
-	srv := a.Broker.Server()
-	sessions := new(hooks.Sessions)
-	a.Sessions = sessions
 	a.Registry = prometheus.NewRegistry()
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var committed []chat.Committed
 	if cfg.Push.GorushURL != "" {
-		a.Push = push.NewDispatcher(gorush.New(cfg.Push.GorushURL, cfg.Push.Timeout, nil), push.DispatcherOptions{
+		a.Push = push.NewDispatcher(gorush.New(cfg.Push.GorushURL, cfg.Push.Timeout, nil, log), push.DispatcherOptions{
 			Queue: cfg.Push.Queue, Workers: cfg.Push.Workers, Log: log, Metrics: push.NewMetrics(a.Registry),
 			MaxRetries: noneIsNegative(cfg.Push.MaxRetries), BaseBackoff: cfg.Push.Backoff,
 			Prune: a.Store.DeleteToken,
 		})
-		a.Planner = push.NewPlanner(push.PlannerOptions{Store: a.Store, Presence: sessions, Out: a.Push, Log: log,
+		a.Planner = push.NewPlanner(push.PlannerOptions{Store: a.Store, Presence: a.Broker, Out: a.Push, Log: log,
 			IOSTopic: cfg.Push.IOSTopic, Queue: cfg.Push.Queue, Workers: 2})
 		committed = append(committed, a.Planner)
 	} else {
 		log.Info("push is off: no push.gorush_url configured")
 	}
-	a.Chat = chat.New(chat.Options{Store: a.Store, Log: log, Config: cfg.Chat, CacheTTL: cfg.MQTT.ACLCacheTTL, Committed: committed})
+	a.Chat = chat.New(chat.Options{Store: a.Store, Log: log, Config: cfg.Chat, CacheTTL: cfg.MQTT.ACLCacheTTL,
+		Deliverer: a.Broker, Subscriber: a.Broker, Disconnector: a.Broker, Committed: committed})
 	a.registerMetrics()
 	for _, h := range []struct {
 		hook mqtt.Hook
 		cfg  any
 	}{
-		{new(hooks.Auth), &hooks.AuthOptions{Tokens: signer, Users: a.Store, Members: a.Chat, OpenTopics: cfg.MQTT.OpenTopics}},
-		{sessions, &hooks.SessionOptions{Server: srv, Groups: a.Store, Members: a.Chat}},
-		{new(hooks.Chat), &hooks.ChatOptions{Server: srv, Chat: a.Chat, Config: cfg.Chat}},
+		{new(hooks.Auth), &hooks.AuthOptions{Tokens: signer, Users: a.Chat, Members: a.Chat, OpenTopics: cfg.MQTT.OpenTopics}},
+		{new(hooks.Sessions), &hooks.SessionOptions{Broker: a.Broker, Groups: a.Store, Members: a.Chat}},
+		{new(hooks.Chat), &hooks.ChatOptions{Broker: a.Broker, Chat: a.Chat, Config: cfg.Chat}},
 	} {
 		if err := a.Broker.AddHook(h.hook, h.cfg); err != nil {
 			a.Store.Close()
 			return nil, fmt.Errorf("hook %s: %w", h.hook.ID(), err)
 		}
 	}
-	a.Chat.SetBroker(a.Broker, sessions)
 	a.httpSrv = &http.Server{
-		Handler: api.New(api.Options{Store: a.Store, Chat: a.Chat, Tokens: signer, ServiceKeyHash: keyHash,
-			Auth: cfg.Auth, HTTP: cfg.HTTP, Log: log, Sessions: a.Broker, Ready: a.Broker.Listening,
-			Presence: sessions, Metrics: promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{})}),
+		Handler: api.New(api.Options{Chat: a.Chat, Tokens: signer, ServiceKeyHash: keyHash,
+			Auth: cfg.Auth, HTTP: cfg.HTTP, Log: log, Presence: a.Broker, Ready: a.ready,
+			Metrics: promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{})}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       cfg.HTTP.ReadTimeout,
 		WriteTimeout:      cfg.HTTP.WriteTimeout,
@@ -233,6 +229,18 @@ func (a *App) Close() error {
 	return a.Store.Close()
 }
 
+// ready tells whether the server can serve: store reachable, broker
+// listening.
+func (a *App) ready(ctx context.Context) error {
+	if err := a.Store.Ping(ctx); err != nil {
+		return errors.New("store unreachable")
+	}
+	if !a.Broker.Listening() {
+		return errors.New("broker not listening")
+	}
+	return nil
+}
+
 // noneIsNegative maps "0 retries" to the dispatcher's "never" (its zero
 // means "the default").
 func noneIsNegative(n int) int {
@@ -252,7 +260,7 @@ func (a *App) registerMetrics() {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mqim_commit_queue", Help: "Writes waiting for the group committer."},
 			func() float64 { return float64(a.Chat.QueueLen()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mqim_mqtt_clients_connected", Help: "Connected MQTT clients."},
-			func() float64 { return float64(atomic.LoadInt64(&a.Broker.Server().Info.ClientsConnected)) }),
+			func() float64 { return float64(a.Broker.ClientsConnected()) }),
 	)
 	if a.Planner != nil {
 		a.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_push_decisions_dropped_total",

@@ -10,7 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/mqim/mqim/configs"
+	"github.com/mqim/mqim/internal/config"
 )
 
 // Main runs the mqim command line: `mqim [serve|migrate|version] [flags]`.
@@ -46,7 +46,7 @@ func Main(args []string, stdout, stderr io.Writer, environ []string) int {
 		fs.Usage()
 		return 2
 	}
-	cfg, err := configs.Load(*configPath, environ)
+	cfg, err := config.Load(*configPath, environ)
 	if err != nil {
 		fmt.Fprintln(stderr, "mqim:", err)
 		return 1

@@ -12,7 +12,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/mqim/mqim/configs"
+	"github.com/mqim/mqim/internal/config"
 	"github.com/mqim/mqim/internal/testutil"
 )
 
@@ -152,7 +152,7 @@ func TestGroupSendMembershipAndMute(t *testing.T) {
 func TestConcurrentGroupSendsSeqs(t *testing.T) {
 	testutil.EachBackend(t, func(t *testing.T, backend string) {
 		const senders, each = 50, 100
-		srv := testutil.StartServer(t, backend, func(c *configs.Config) { c.MQTT.MaxWritesPending = 8192 })
+		srv := testutil.StartServer(t, backend, func(c *config.Config) { c.MQTT.MaxWritesPending = 8192 })
 		var uids []string
 		toks := map[string]string{}
 		for i := 0; i < senders; i++ {
@@ -274,7 +274,7 @@ func TestResendSameCIDStoredOnce(t *testing.T) {
 
 func TestInvalidPayloadsRefused(t *testing.T) {
 	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend, func(c *configs.Config) { c.Chat.MaxTextChars = 50 })
+		srv := testutil.StartServer(t, backend, func(c *config.Config) { c.Chat.MaxTextChars = 50 })
 		ta, tb := srv.User(t, "alice"), srv.User(t, "bob")
 		a := srv.Connect(t, "alice", "a", ta)
 		v5, err := srv.DialV5(t, "alice", "v5", ta)

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/mqim/mqim/chat"
-	"github.com/mqim/mqim/configs"
 	"github.com/mqim/mqim/internal/app"
+	"github.com/mqim/mqim/internal/config"
 	"github.com/mqim/mqim/internal/testutil"
 )
 
@@ -35,7 +35,7 @@ type process struct {
 	srv *testutil.Server // addresses and HTTP helpers only (no in-process app)
 }
 
-func startProcess(t *testing.T, cfg configs.Config, httpPort, mqttPort int) *process {
+func startProcess(t *testing.T, cfg config.Config, httpPort, mqttPort int) *process {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(),

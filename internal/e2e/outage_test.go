@@ -15,7 +15,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	_ "modernc.org/sqlite"
 
-	"github.com/mqim/mqim/configs"
+	"github.com/mqim/mqim/internal/config"
 	"github.com/mqim/mqim/internal/testutil"
 )
 
@@ -79,7 +79,7 @@ func TestStoreOutage(t *testing.T) {
 		if backend == "mysql" && (os.Getenv("MQIM_TEST_OUTAGE") == "" || os.Getenv("MQIM_TEST_MYSQL_START") == "") {
 			t.Skip("stops the shared MariaDB: runs in make test's own outage pass (MQIM_TEST_OUTAGE=1)")
 		}
-		srv := testutil.StartServer(t, backend, func(c *configs.Config) { c.Chat.CommitTimeout = 2 * time.Second })
+		srv := testutil.StartServer(t, backend, func(c *config.Config) { c.Chat.CommitTimeout = 2 * time.Second })
 		ta, tb := srv.User(t, "alice"), srv.User(t, "bob")
 		lost := make(chan error, 1)
 		a := srv.Connect(t, "alice", "v3", ta, func(o *mqtt.ClientOptions) {

@@ -10,16 +10,16 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/mqim/mqim/configs"
+	"github.com/mqim/mqim/internal/config"
 	"github.com/mqim/mqim/internal/testutil"
 	"github.com/mqim/mqim/push/gorush/gorushtest"
 )
 
 // pushServer starts mqim with push through a gorush-compatible fake.
-func pushServer(t *testing.T, backend string, mut ...func(*configs.Config)) (*testutil.Server, *gorushtest.Server) {
+func pushServer(t *testing.T, backend string, mut ...func(*config.Config)) (*testutil.Server, *gorushtest.Server) {
 	t.Helper()
 	g := gorushtest.Start(t)
-	srv := testutil.StartServer(t, backend, append([]func(*configs.Config){func(c *configs.Config) {
+	srv := testutil.StartServer(t, backend, append([]func(*config.Config){func(c *config.Config) {
 		c.Push.GorushURL = g.URL
 		c.Push.IOSTopic = "com.example.im"
 		c.Push.Timeout = 10 * time.Second
@@ -49,15 +49,6 @@ func settled(t *testing.T, srv *testutil.Server, n int64) {
 		}
 		return nil
 	})
-}
-
-func tokensOf(rs []gorushtest.Received) []string {
-	var out []string
-	for _, r := range rs {
-		out = append(out, r.Tokens...)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func TestPushOnlyToDisconnectedDevices(t *testing.T) {
@@ -148,6 +139,7 @@ func TestPushMutedAndMentions(t *testing.T) {
 			}
 		}
 		send(a, "im/u/bob", "first")
+		settled(t, srv, 1) // decided before the mute below
 		srv.MustAPI(t, 200, "PATCH", "/v1/conversations/d:alice:bob", tb, map[string]any{"muted": true}, nil)
 		srv.MustAPI(t, 200, "PATCH", "/v1/conversations/g:team", tb, map[string]any{"muted": true}, nil)
 		send(a, "im/u/bob", "muted: no push")

@@ -17,8 +17,8 @@ import (
 	pahov5 "github.com/eclipse/paho.golang/paho"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/mqim/mqim/configs"
 	"github.com/mqim/mqim/internal/app"
+	"github.com/mqim/mqim/internal/config"
 )
 
 // ServiceKey is the service key of every test server.
@@ -36,8 +36,8 @@ type Server struct {
 
 // TestConfig returns the configuration StartServer uses, before mutators:
 // loopback listeners on free ports, a fresh database of backend, quiet logs.
-func TestConfig(t testing.TB, backend string) configs.Config {
-	cfg := configs.Default()
+func TestConfig(t testing.TB, backend string) config.Config {
+	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.Store.Driver, cfg.Store.DSN = FreshDSN(t, backend)
 	cfg.HTTP.Addr = "127.0.0.1:0"
@@ -53,7 +53,7 @@ func TestConfig(t testing.TB, backend string) configs.Config {
 }
 
 // StartServer starts a server, stopped when the test ends.
-func StartServer(t testing.TB, backend string, mut ...func(*configs.Config)) *Server {
+func StartServer(t testing.TB, backend string, mut ...func(*config.Config)) *Server {
 	t.Helper()
 	cfg := TestConfig(t, backend)
 	for _, m := range mut {
@@ -63,7 +63,7 @@ func StartServer(t testing.TB, backend string, mut ...func(*configs.Config)) *Se
 }
 
 // StartWith starts a server with exactly cfg.
-func StartWith(t testing.TB, backend string, cfg configs.Config) *Server {
+func StartWith(t testing.TB, backend string, cfg config.Config) *Server {
 	t.Helper()
 	var w io.Writer = io.Discard
 	if os.Getenv("MQIM_TEST_LOG") != "" {
@@ -209,7 +209,7 @@ func (s *Server) Connect(t testing.TB, uid, device, token string, opts ...func(*
 		// The server subscribes the device just after CONNACK; a test that
 		// publishes right away must not race that.
 		Eventually(t, 10*time.Second, func() error {
-			if !s.Sessions.Settled(c.ID) {
+			if !s.Broker.Settled(c.ID) {
 				return fmt.Errorf("%s: session not set up", c.ID)
 			}
 			return nil

@@ -1,5 +1,5 @@
 // Package token mints and verifies mqim access tokens (JWT, HS256, claims
-// sub, iat, exp), validates ids, and hashes the service key.
+// sub, iat, exp) and hashes the service key.
 package token
 
 import (
@@ -85,23 +85,6 @@ func (s *Signer) Verify(raw string) (Claims, error) {
 		iat = ms // the same instant, to the millisecond
 	}
 	return Claims{UserID: c.Subject, IssuedAt: iat, Expires: c.ExpiresAt.Time}, nil
-}
-
-// ValidID tells whether s is a valid user, group or device id:
-// 1–64 characters from [A-Za-z0-9_.@-].
-func ValidID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '.', c == '@', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // HashKey returns the hex SHA-256 of a service key. Keys are long random

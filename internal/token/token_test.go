@@ -46,19 +46,6 @@ func TestMintVerify(t *testing.T) {
 	}
 }
 
-func TestValidID(t *testing.T) {
-	for _, ok := range []string{"a", "alice", "A-Z_0.9@x", strings.Repeat("a", 64)} {
-		if !ValidID(ok) {
-			t.Errorf("%q refused", ok)
-		}
-	}
-	for _, bad := range []string{"", strings.Repeat("a", 65), "a/b", "a b", "a+b", "a#", "é", "a:b"} {
-		if ValidID(bad) {
-			t.Errorf("%q accepted", bad)
-		}
-	}
-}
-
 func TestKeyHash(t *testing.T) {
 	h := HashKey("secret-service-key")
 	if !KeyMatches("secret-service-key", h) || KeyMatches("secret-service-kez", h) || KeyMatches("", h) {

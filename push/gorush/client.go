@@ -24,6 +24,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/mqim/mqim/push"
+	"github.com/mqim/mqim/store"
 )
 
 // DefaultTimeout bounds one request when New is given no timeout. gorush in
@@ -47,9 +48,8 @@ type Client struct {
 	timeout time.Duration
 	hc      *http.Client
 
-	// Log receives warnings about gorush's configuration (never tokens).
-	// nil means slog.Default(). Set it before the first Send.
-	Log *slog.Logger
+	// log receives warnings about gorush's configuration (never tokens).
+	log *slog.Logger
 
 	warnedCounts atomic.Bool
 	warnedMasked atomic.Bool
@@ -58,9 +58,10 @@ type Client struct {
 var _ push.Notifier = (*Client)(nil)
 
 // New returns a client for the gorush server at baseURL (e.g.
-// "http://gorush:8088"). timeout bounds each request (0 means
-// DefaultTimeout); httpClient nil means a client with its own transport.
-func New(baseURL string, timeout time.Duration, httpClient *http.Client) *Client {
+// "http://gorush:8088") that logs to log. timeout bounds each request (0
+// means DefaultTimeout); httpClient nil means a client with its own
+// transport.
+func New(baseURL string, timeout time.Duration, httpClient *http.Client, log *slog.Logger) *Client {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
@@ -71,18 +72,12 @@ func New(baseURL string, timeout time.Duration, httpClient *http.Client) *Client
 		url:     strings.TrimRight(baseURL, "/") + PushPath,
 		timeout: timeout,
 		hc:      httpClient,
+		log:     log,
 	}
 }
 
 // CloseIdleConnections closes the HTTP client's idle connections.
 func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
-
-func (c *Client) log() *slog.Logger {
-	if c.Log != nil {
-		return c.Log
-	}
-	return slog.Default()
-}
 
 // sent is what was sent under one notif_id, to match gorush's log entries.
 type sent struct {
@@ -167,7 +162,7 @@ func (c *Client) Send(ctx context.Context, batch []push.Notification) (push.Resu
 			return push.Result{}, &push.SendError{Status: code, Err: fmt.Errorf("gorush: decode reply: %w", err)}
 		}
 		if r.Counts < expected && c.warnedCounts.CompareAndSwap(false, true) {
-			c.log().Warn("gorush counted fewer tokens than were sent: a platform may not be enabled in gorush, whose notifications it drops silently (logged once)",
+			c.log.Warn("gorush counted fewer tokens than were sent: a platform may not be enabled in gorush, whose notifications it drops silently (logged once)",
 				"sent", expected, "counted", r.Counts)
 		}
 		c.collect(&res, r.Logs, byID)
@@ -223,7 +218,7 @@ func (c *Client) collect(res *push.Result, logs []LogEntry, byID map[string]*sen
 			continue
 		}
 		if !known && c.warnedMasked.CompareAndSwap(false, true) {
-			c.log().Warn("gorush reported a failure for a token that was not sent: is log.hide_token true in gorush? Dead tokens cannot be pruned then (logged once)",
+			c.log.Warn("gorush reported a failure for a token that was not sent: is log.hide_token true in gorush? Dead tokens cannot be pruned then (logged once)",
 				"platform", e.Platform)
 		}
 		failed[key{id, e.Token}] = 1
@@ -258,7 +253,7 @@ func toWire(n push.Notification, tokens []string) (PushNotification, bool) {
 		Data:    n.Data,
 	}
 	switch n.Platform {
-	case push.IOS:
+	case store.PlatformIOS:
 		pn.Platform = PlatformIOS
 		pn.Topic = n.Topic
 		badge := max(n.Badge, 0)
@@ -268,11 +263,11 @@ func toWire(n push.Notification, tokens []string) (PushNotification, bool) {
 		if len(n.ThreadID) <= apnsMaxCollapseID {
 			pn.CollapseID = n.ThreadID
 		}
-	case push.Android:
+	case store.PlatformAndroid:
 		pn.Platform = PlatformAndroid
 		pn.Priority = "high"
 		pn.Android = &AndroidConfig{CollapseKey: n.ThreadID, Priority: "high"}
-	case push.Huawei:
+	case store.PlatformHuawei:
 		pn.Platform = PlatformHuawei
 	default:
 		return PushNotification{}, false
@@ -302,11 +297,11 @@ func errorText(raw []byte) string {
 func PlatformName(p int) string {
 	switch p {
 	case PlatformIOS:
-		return push.IOS
+		return store.PlatformIOS
 	case PlatformAndroid:
-		return push.Android
+		return store.PlatformAndroid
 	case PlatformHuawei:
-		return push.Huawei
+		return store.PlatformHuawei
 	}
 	return ""
 }

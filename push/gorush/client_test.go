@@ -1,7 +1,6 @@
 package gorush_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,38 +10,20 @@ import (
 	"reflect"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/mqim/mqim/internal/testutil"
 	"github.com/mqim/mqim/push"
 	"github.com/mqim/mqim/push/gorush"
 	"github.com/mqim/mqim/push/gorush/gorushtest"
+	"github.com/mqim/mqim/store"
 )
 
-// logBuf is a goroutine-safe log sink.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newClient(t *testing.T, s *gorushtest.Server, timeout time.Duration) (*gorush.Client, *logBuf) {
+func newClient(t *testing.T, s *gorushtest.Server, timeout time.Duration) (*gorush.Client, *testutil.LogBuffer) {
 	t.Helper()
-	c := gorush.New(s.URL+"/", timeout, nil)
-	lb := &logBuf{}
-	c.Log = slog.New(slog.NewTextHandler(lb, nil))
+	lb := &testutil.LogBuffer{}
+	c := gorush.New(s.URL+"/", timeout, nil, slog.New(slog.NewTextHandler(lb, nil)))
 	t.Cleanup(c.CloseIdleConnections)
 	return c, lb
 }
@@ -62,11 +43,11 @@ func TestMappingAsReceived(t *testing.T) {
 	c, _ := newClient(t, s, 5*time.Second)
 	data := map[string]any{"conv": "c42", "id": "m1", "seq": float64(7)}
 	batch := []push.Notification{
-		{UserID: "u1", Platform: push.IOS, Tokens: []string{"apns-1", "apns-2"}, Topic: "com.example.im",
+		{UserID: "u1", Platform: store.PlatformIOS, Tokens: []string{"apns-1", "apns-2"}, Topic: "com.example.im",
 			Title: "Alice", Body: "hi there", Badge: 0, ThreadID: "c42", Data: data},
-		{UserID: "u1", Platform: push.Android, Tokens: []string{"fcm-1"},
+		{UserID: "u1", Platform: store.PlatformAndroid, Tokens: []string{"fcm-1"},
 			Title: "Group", Body: "[image]", Badge: 3, ThreadID: "c42", Data: data},
-		{UserID: "u2", Platform: push.Huawei, Tokens: []string{"hms-1"},
+		{UserID: "u2", Platform: store.PlatformHuawei, Tokens: []string{"hms-1"},
 			Title: "Bob", Body: "yo", Badge: 1, ThreadID: "c43", Data: data},
 	}
 	res, err := c.Send(context.Background(), batch)
@@ -113,7 +94,7 @@ func TestNotifIDsUniqueAcrossSends(t *testing.T) {
 	c, _ := newClient(t, s, 5*time.Second)
 	for range 20 {
 		if _, err := c.Send(context.Background(), []push.Notification{
-			{Platform: push.Android, Tokens: []string{"a"}}, {Platform: push.Android, Tokens: []string{"b"}},
+			{Platform: store.PlatformAndroid, Tokens: []string{"a"}}, {Platform: store.PlatformAndroid, Tokens: []string{"b"}},
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -134,7 +115,7 @@ func TestLongThreadIDNotSentAsAPNsCollapseID(t *testing.T) {
 	s := gorushtest.Start(t)
 	c, _ := newClient(t, s, 5*time.Second)
 	long := strings.Repeat("x", 65)
-	if _, err := c.Send(context.Background(), []push.Notification{{Platform: push.IOS, Tokens: []string{"t"}, ThreadID: long}}); err != nil {
+	if _, err := c.Send(context.Background(), []push.Notification{{Platform: store.PlatformIOS, Tokens: []string{"t"}, ThreadID: long}}); err != nil {
 		t.Fatal(err)
 	}
 	r := s.Received()[0]
@@ -148,8 +129,8 @@ func TestSkippedNotifications(t *testing.T) {
 	c, _ := newClient(t, s, 5*time.Second)
 	res, err := c.Send(context.Background(), []push.Notification{
 		{Platform: "windows", Tokens: []string{"w1", "w2"}},
-		{Platform: push.Android, Tokens: []string{""}},
-		{Platform: push.IOS},
+		{Platform: store.PlatformAndroid, Tokens: []string{""}},
+		{Platform: store.PlatformIOS},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +147,7 @@ func TestDisabledPlatformSilentlyDropped(t *testing.T) {
 	s := gorushtest.Start(t) // Huawei not enabled, as gorush by default
 	c, logs := newClient(t, s, 5*time.Second)
 	for range 2 {
-		res, err := c.Send(context.Background(), []push.Notification{{Platform: push.Huawei, Tokens: []string{"hms-secret-token"}, Title: "x"}})
+		res, err := c.Send(context.Background(), []push.Notification{{Platform: store.PlatformHuawei, Tokens: []string{"hms-secret-token"}, Title: "x"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,8 +169,8 @@ func TestDisabledPlatformSilentlyDropped(t *testing.T) {
 }
 
 func TestStatusMapping(t *testing.T) {
-	one := []push.Notification{{Platform: push.Android, Tokens: []string{"tok-secret"}}}
-	two := []push.Notification{{Platform: push.Android, Tokens: []string{"a"}}, {Platform: push.IOS, Tokens: []string{"b"}}}
+	one := []push.Notification{{Platform: store.PlatformAndroid, Tokens: []string{"tok-secret"}}}
+	two := []push.Notification{{Platform: store.PlatformAndroid, Tokens: []string{"a"}}, {Platform: store.PlatformIOS, Tokens: []string{"b"}}}
 
 	t.Run("over limit 400", func(t *testing.T) {
 		s := gorushtest.Start(t)
@@ -317,8 +298,8 @@ func TestFailureLogs(t *testing.T) {
 	}
 	s.SetAndroidMaxRetry(2) // gorush repeats Android failures per retry
 	res, err := c.Send(context.Background(), []push.Notification{
-		{Platform: push.IOS, Topic: "com.x", Tokens: []string{"ios-ok", "ios-unreg", "ios-bad", "ios-topic", "ios-expired", "ios-dns", "ios-timeout", "ios-badtopic", "ios-near"}},
-		{Platform: push.Android, Tokens: []string{"and-ok", "and-gone", "and-auth", "and-invalid"}},
+		{Platform: store.PlatformIOS, Topic: "com.x", Tokens: []string{"ios-ok", "ios-unreg", "ios-bad", "ios-topic", "ios-expired", "ios-dns", "ios-timeout", "ios-badtopic", "ios-near"}},
+		{Platform: store.PlatformAndroid, Tokens: []string{"and-ok", "and-gone", "and-auth", "and-invalid"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -353,7 +334,7 @@ func TestWholeNotificationFailureNotDead(t *testing.T) {
 	s := gorushtest.Start(t)
 	s.FailPlatform(gorushtest.Android, "fcm service send message error: Requested entity was not found.")
 	c, _ := newClient(t, s, 5*time.Second)
-	res, err := c.Send(context.Background(), []push.Notification{{Platform: push.Android, Tokens: []string{"a", "b", "c"}}})
+	res, err := c.Send(context.Background(), []push.Notification{{Platform: store.PlatformAndroid, Tokens: []string{"a", "b", "c"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +349,7 @@ func TestHiddenTokensNeverPruned(t *testing.T) {
 	s.FailToken("ios-unreg-aaaaaaaaaaaaaaaa", "Unregistered")
 	c, logs := newClient(t, s, 5*time.Second)
 	for range 2 {
-		res, err := c.Send(context.Background(), []push.Notification{{Platform: push.IOS, Tokens: []string{"ios-unreg-aaaaaaaaaaaaaaaa", "ok"}}})
+		res, err := c.Send(context.Background(), []push.Notification{{Platform: store.PlatformIOS, Tokens: []string{"ios-unreg-aaaaaaaaaaaaaaaa", "ok"}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -386,7 +367,7 @@ func TestAsyncModeReportsNothing(t *testing.T) {
 	s.SetSync(false)
 	s.FailToken("dead", "Unregistered")
 	c, _ := newClient(t, s, 5*time.Second)
-	res, err := c.Send(context.Background(), []push.Notification{{Platform: push.IOS, Tokens: []string{"dead"}}})
+	res, err := c.Send(context.Background(), []push.Notification{{Platform: store.PlatformIOS, Tokens: []string{"dead"}}})
 	if err != nil || len(res.Dead) != 0 || res.Failed != 0 {
 		t.Fatalf("%+v %v", res, err)
 	}

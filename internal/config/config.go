@@ -1,7 +1,8 @@
-// Package configs holds mqim's configuration: one typed struct, its defaults,
+// Package config holds mqim's configuration: one typed struct, its defaults,
 // loading from YAML and MQIM_<SECTION>_<KEY> environment variables, and
-// validation. mqim.yaml beside this file documents every key with its default.
-package configs
+// validation. configs/mqim.yaml documents every key with its default (a test
+// checks that it says exactly what Default does).
+package config
 
 import (
 	"bytes"
@@ -21,15 +22,14 @@ import (
 // Config is the whole configuration. Zero values are never meaningful on their
 // own: Default fills every field, a file and the environment override it.
 type Config struct {
-	DataDir string    `yaml:"data_dir"`
-	Store   Store     `yaml:"store"`
-	MQTT    MQTT      `yaml:"mqtt"`
-	HTTP    HTTP      `yaml:"http"`
-	Auth    Auth      `yaml:"auth"`
-	Chat    Chat      `yaml:"chat"`
-	Push    Push      `yaml:"push"`
-	Log     Log       `yaml:"log"`
-	Webhook []Webhook `yaml:"webhooks"`
+	DataDir string `yaml:"data_dir"`
+	Store   Store  `yaml:"store"`
+	MQTT    MQTT   `yaml:"mqtt"`
+	HTTP    HTTP   `yaml:"http"`
+	Auth    Auth   `yaml:"auth"`
+	Chat    Chat   `yaml:"chat"`
+	Push    Push   `yaml:"push"`
+	Log     Log    `yaml:"log"`
 }
 
 // Store selects the SQL database.
@@ -84,9 +84,7 @@ type Chat struct {
 	MaxTextChars   int           `yaml:"max_text_chars"`
 	MaxPayload     int           `yaml:"max_payload"`
 	MaxExt         int           `yaml:"max_ext"`
-	RecallWindow   time.Duration `yaml:"recall_window"`
-	DirectPolicy   string        `yaml:"direct_policy"` // anyone | friends | friends_or_shared_group
-	BatchMax       int           `yaml:"batch_max"`     // messages per group commit
+	BatchMax       int           `yaml:"batch_max"` // messages per group commit
 	CommitTimeout  time.Duration `yaml:"commit_timeout"`
 	MaxGroupMember int           `yaml:"max_group_members"`
 }
@@ -102,12 +100,6 @@ type Push struct {
 	// exponential backoff from Backoff, full jitter, capped at 30s.
 	MaxRetries int           `yaml:"max_retries"`
 	Backoff    time.Duration `yaml:"backoff"`
-}
-
-// Webhook is one receiver of signed events.
-type Webhook struct {
-	URL    string `yaml:"url"`
-	Secret string `yaml:"secret"`
 }
 
 // Log configures the shared slog logger.
@@ -146,15 +138,12 @@ func Default() Config {
 			MaxTextChars:   5000,
 			MaxPayload:     64 << 10,
 			MaxExt:         4 << 10,
-			RecallWindow:   2 * time.Minute,
-			DirectPolicy:   "anyone",
 			BatchMax:       256,
 			CommitTimeout:  5 * time.Second,
 			MaxGroupMember: 2000,
 		},
-		Push:    Push{Timeout: 30 * time.Second, Queue: 10000, Workers: 4, MaxRetries: 5, Backoff: 500 * time.Millisecond},
-		Log:     Log{Level: "info", Format: "text"},
-		Webhook: []Webhook{},
+		Push: Push{Timeout: 30 * time.Second, Queue: 10000, Workers: 4, MaxRetries: 5, Backoff: 500 * time.Millisecond},
+		Log:  Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -331,11 +320,6 @@ func (c *Config) Validate() error {
 	if uint32(c.Chat.MaxPayload) > c.MQTT.MaxPacketSize {
 		bad("chat.max_payload", "must not exceed mqtt.max_packet_size")
 	}
-	switch c.Chat.DirectPolicy {
-	case "anyone", "friends", "friends_or_shared_group":
-	default:
-		bad("chat.direct_policy", "%q is not anyone, friends or friends_or_shared_group", c.Chat.DirectPolicy)
-	}
 	if c.Chat.BatchMax < 1 || c.Chat.CommitTimeout <= 0 || c.Chat.MaxGroupMember < 2 {
 		bad("chat.batch_max", "batch_max, commit_timeout and max_group_members must be positive")
 	}
@@ -354,14 +338,6 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		bad("log.format", "%q is not text or json", c.Log.Format)
-	}
-	for i, w := range c.Webhook {
-		if !strings.HasPrefix(w.URL, "http://") && !strings.HasPrefix(w.URL, "https://") {
-			bad(fmt.Sprintf("webhooks[%d].url", i), "must be an http(s) URL")
-		}
-		if len(w.Secret) < 16 {
-			bad(fmt.Sprintf("webhooks[%d].secret", i), "must be at least 16 characters")
-		}
 	}
 	return errors.Join(errs...)
 }

@@ -1,0 +1,144 @@
+package chat
+
+import (
+	"context"
+
+	"github.com/mqim/mqim/store"
+)
+
+// This file holds what a user sees of their conversations, whichever door
+// asks: the list, one conversation, its history, read positions and the
+// user's settings. The visibility rule lives here: a member sees the
+// messages after their join point (store.Conversation.MinSeq); a former
+// member sees them up to their leave event and nothing after it.
+
+// ConvQuery selects a page of a user's conversations (see store.ConvQuery).
+type ConvQuery = store.ConvQuery
+
+// Conversations lists uid's conversations, newest change first, as the user
+// may see them.
+func (s *Service) Conversations(ctx context.Context, uid string, q ConvQuery) ([]store.Conversation, error) {
+	cs, err := s.st.Conversations(ctx, uid, q)
+	if err != nil {
+		return nil, AsError(err)
+	}
+	for i := range cs {
+		if err := s.visible(ctx, &cs[i]); err != nil {
+			return nil, err
+		}
+	}
+	return cs, nil
+}
+
+// Conversation returns uid's view of one conversation; not_found when the
+// id names none the user is or was in.
+func (s *Service) Conversation(ctx context.Context, uid, conv string) (*store.Conversation, error) {
+	if _, err := ConvTarget(conv, uid); err != nil {
+		return nil, err
+	}
+	c, err := s.st.Conversation(ctx, uid, conv)
+	if err != nil {
+		return nil, AsError(err)
+	}
+	if err := s.visible(ctx, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// visible cuts a former member's view at their leave event: the last seq
+// and last message they may see are the leave's (their read position).
+func (s *Service) visible(ctx context.Context, c *store.Conversation) error {
+	if c.Active {
+		return nil
+	}
+	c.LastSeq = c.ReadSeq
+	if m := c.LastMessage; m == nil || m.Seq <= c.ReadSeq {
+		return nil
+	}
+	ms, err := s.st.Messages(ctx, c.ID, store.MsgQuery{After: c.ReadSeq - 1, Before: c.ReadSeq + 1, Limit: 1})
+	if err != nil {
+		return AsError(err)
+	}
+	c.LastMessage = nil
+	if len(ms) > 0 {
+		c.LastMessage = ms[0]
+	}
+	return nil
+}
+
+// Unread is how many messages of c the user has not read.
+func Unread(c *store.Conversation) int64 { return max(0, c.LastSeq-c.ReadSeq) }
+
+// HistoryQuery pages a conversation: Before > 0 pages backward (newest
+// first) from before that seq; otherwise forward (ascending) from after
+// After. Limit is 1 to MaxHistoryPage.
+type HistoryQuery struct {
+	After  int64
+	Before int64
+	Limit  int
+}
+
+// MaxHistoryPage is the most messages one history page holds.
+const MaxHistoryPage = 200
+
+// History returns a page of conv's messages as uid may see them.
+func (s *Service) History(ctx context.Context, uid, conv string, hq HistoryQuery) ([]*store.Message, error) {
+	if hq.After < 0 || hq.Before < 0 {
+		return nil, errorf(CodeInvalid, "after_seq and before_seq must not be negative")
+	}
+	if hq.Limit < 1 || hq.Limit > MaxHistoryPage {
+		return nil, errorf(CodeInvalid, "limit must be 1 to %d", MaxHistoryPage)
+	}
+	c, err := s.Conversation(ctx, uid, conv)
+	if err != nil {
+		return nil, err
+	}
+	q := store.MsgQuery{After: max(hq.After, c.MinSeq), Before: hq.Before, Limit: hq.Limit, Desc: hq.Before > 0}
+	if end := c.LastSeq + 1; !c.Active && (q.Before == 0 || q.Before > end) {
+		q.Before = end // a former member sees up to their leave
+	}
+	ms, err := s.st.Messages(ctx, conv, q)
+	if err != nil {
+		return nil, AsError(err)
+	}
+	return ms, nil
+}
+
+// MarkRead moves uid's read position in conv up to seq (never down, never
+// past the last message) and tells the user's devices and, in a 1:1
+// conversation, the peer (the read receipt). It returns the position.
+func (s *Service) MarkRead(ctx context.Context, uid, conv string, seq int64) (int64, error) {
+	t, err := ConvTarget(conv, uid)
+	if err != nil {
+		return 0, err
+	}
+	if seq < 0 {
+		return 0, errorf(CodeInvalid, "seq must not be negative")
+	}
+	read, err := s.st.MarkRead(ctx, uid, conv, seq)
+	if err != nil {
+		return 0, AsError(err)
+	}
+	ev := mustJSON(ReadEvent{Kind: KindRead, Conv: conv, User: uid, Seq: read})
+	s.send(UserTopic(uid), ev, 1)
+	if !t.IsGroup() && t.ID != uid {
+		s.send(UserTopic(t.ID), ev, 1)
+	}
+	return read, nil
+}
+
+// ConvPrefs changes a user's settings of a conversation; nil fields stay.
+type ConvPrefs = store.ConvPrefs
+
+// SetConvPrefs changes uid's pinned, muted and hidden flags of conv and
+// returns the conversation as the user now sees it.
+func (s *Service) SetConvPrefs(ctx context.Context, uid, conv string, p ConvPrefs) (*store.Conversation, error) {
+	if _, err := ConvTarget(conv, uid); err != nil {
+		return nil, err
+	}
+	if err := s.st.SetConvPrefs(ctx, uid, conv, p); err != nil {
+		return nil, AsError(err)
+	}
+	return s.Conversation(ctx, uid, conv)
+}
