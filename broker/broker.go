@@ -50,8 +50,10 @@ func New(cfg config.MQTT, log *slog.Logger) (*Broker, error) {
 	if cfg.MaxClients > 0 {
 		caps.MaximumClients = cfg.MaxClients
 	}
-	// Retained messages are refused on im/ by the ACL hook; shared
-	// subscriptions likewise. Both stay available for plain-broker topics.
+	// Nothing a client publishes on im/ is retained: the chat hook consumes
+	// every such publish (it is never delivered as-is). Shared subscriptions
+	// on im/ are refused by the ACL hook. Both stay available for
+	// plain-broker topics.
 	b := &Broker{log: log}
 	b.srv = mqtt.New(&mqtt.Options{
 		InlineClient:             true,

@@ -252,18 +252,6 @@ func awaitListening(t *testing.T, addr string) {
 	})
 }
 
-func onLost() (func(*mqtt.ClientOptions), chan error) {
-	ch := make(chan error, 1)
-	return func(o *mqtt.ClientOptions) {
-		o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-			select {
-			case ch <- err:
-			default:
-			}
-		})
-	}, ch
-}
-
 func TestConnectDeadline(t *testing.T) {
 	const deadline = 300 * time.Millisecond
 	testutil.EachBackend(t, func(t *testing.T, backend string) {
@@ -369,11 +357,11 @@ func TestConnectDeadline(t *testing.T) {
 		})
 
 		t.Run("clients that connected in time keep working", func(t *testing.T) {
-			tcpLostOpt, tcpLost := onLost()
+			tcpLostOpt, tcpLost := testutil.OnLost()
 			tcp := srv.Connect(t, "alice", "tcp", alice, tcpLostOpt)
-			wsLostOpt, wsLost := onLost()
+			wsLostOpt, wsLost := testutil.OnLost()
 			ws := srv.Connect(t, "alice", "ws", alice, overWebSocket(srv.WSAddr), wsLostOpt)
-			tlsLostOpt, tlsLost := onLost()
+			tlsLostOpt, tlsLost := testutil.OnLost()
 			tlsc := srv.Connect(t, "alice", "tls", alice, overTLS(tlsAddr), tlsLostOpt)
 			v5, _, v5msgs := v5Dial(t, srv, "alice", "v5", alice)
 
@@ -493,7 +481,7 @@ func TestMaxPacketSize(t *testing.T) {
 		}
 
 		t.Run("paho v3 publish above the limit is disconnected", func(t *testing.T) {
-			lostOpt, lost := onLost()
+			lostOpt, lost := testutil.OnLost()
 			c := srv.Connect(t, "alice", "big3", alice, lostOpt)
 			// Under the limit still works.
 			if err := c.Publish("im/u/alice", 1, strings.Repeat("a", 2000)); err != nil {

@@ -85,19 +85,6 @@ func withClientID(id string) func(*mqtt.ClientOptions) {
 	return func(o *mqtt.ClientOptions) { o.SetClientID(id) }
 }
 
-// onLost reports a lost v3 connection on the returned channel.
-func onLost() (func(*mqtt.ClientOptions), chan error) {
-	ch := make(chan error, 1)
-	return func(o *mqtt.ClientOptions) {
-		o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-			select {
-			case ch <- err:
-			default:
-			}
-		})
-	}, ch
-}
-
 func signer(t *testing.T, key string) *token.Signer {
 	t.Helper()
 	s, err := token.NewSigner([]byte(key))
@@ -271,13 +258,13 @@ func TestDisabledUser(t *testing.T) {
 		// A token issued well before the user is disabled: disabling revokes it.
 		oldTok := mint(t, sg, "alice", time.Now().Add(-30*time.Second), time.Hour)
 
-		lostOpt, lost := onLost()
+		lostOpt, lost := testutil.OnLost()
 		a3 := srv.Connect(t, "alice", "phone", alice, lostOpt)
 		a5, _, err := dialV5(t, srv, "alice/tablet", "alice", alice)
 		if err != nil {
 			t.Fatal(err)
 		}
-		bobLostOpt, bobLost := onLost()
+		bobLostOpt, bobLost := testutil.OnLost()
 		b3 := srv.Connect(t, "bob", "phone", bob, bobLostOpt)
 		awaitSession(t, srv, "bob/phone")
 		testutil.Eventually(t, wait, func() error {

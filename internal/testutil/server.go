@@ -242,6 +242,20 @@ func (s *Server) Dial(uid, device, token string, opts ...func(*mqtt.ClientOption
 	return c, nil
 }
 
+// OnLost returns an option that reports a lost v3 connection on the
+// returned channel.
+func OnLost() (func(*mqtt.ClientOptions), chan error) {
+	ch := make(chan error, 1)
+	return func(o *mqtt.ClientOptions) {
+		o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			select {
+			case ch <- err:
+			default:
+			}
+		})
+	}, ch
+}
+
 // Publish sends and waits for the acknowledgement (QoS 1) or the write (QoS 0).
 func (c *Client) Publish(topic string, qos byte, payload any) error {
 	tok := c.Client.Publish(topic, qos, false, payload)
