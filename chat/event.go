@@ -6,7 +6,7 @@ import (
 	"github.com/mqim/mqim/store"
 )
 
-// MsgEvent is the canonical msg event (docs/protocol.md, "Events").
+// MsgEvent is the canonical msg event (docs/protocol.md, "What the server sends").
 type MsgEvent struct {
 	Kind     string          `json:"kind"`
 	ID       string          `json:"id"`

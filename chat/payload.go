@@ -9,7 +9,7 @@ import (
 	"github.com/mqim/mqim/internal/config"
 )
 
-// Payload kinds a client may publish (DESIGN.md §4).
+// Payload kinds a client may publish (docs/protocol.md, "JSON payloads").
 const (
 	KindMsg    = "msg"
 	KindRead   = "read"
@@ -110,7 +110,7 @@ func probeCID(b []byte) string {
 	return ""
 }
 
-// Message types (DESIGN.md §4). system is server-only.
+// Message types (docs/protocol.md, "JSON payloads"). system is server-only.
 var msgTypes = map[string]bool{
 	"text": true, "image": true, "audio": true, "video": true, "file": true,
 	"location": true, "card": true, "custom": true, "system": true,

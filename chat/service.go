@@ -18,6 +18,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/mqim/mqim/internal/config"
+	"github.com/mqim/mqim/internal/queue"
 	"github.com/mqim/mqim/store"
 )
 
@@ -367,17 +368,7 @@ func (s *Service) commitLoop() {
 				}
 			}
 		}
-		batch := []*pending{first}
-	fill:
-		for len(batch) < s.cfg.BatchMax {
-			select {
-			case p := <-s.queue:
-				batch = append(batch, p)
-			default:
-				break fill
-			}
-		}
-		s.commitBatch(batch)
+		s.commitBatch(queue.Drain(s.queue, []*pending{first}, s.cfg.BatchMax))
 	}
 }
 

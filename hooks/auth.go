@@ -8,7 +8,6 @@
 package hooks
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"time"
@@ -48,7 +47,7 @@ type AuthOptions struct {
 
 // Auth authenticates connections (username = user id, password = access
 // token, client id = {user_id}/{device_id}) and enforces the topic ACL of
-// DESIGN.md §3. It denies whatever it does not explicitly allow; no other
+// docs/protocol.md ("The ACL"). It denies whatever it does not explicitly allow; no other
 // auth hook may be added next to it (Mochi ORs their answers).
 type Auth struct {
 	mqtt.HookBase
@@ -62,17 +61,14 @@ func (h *Auth) ID() string { return "mqim-auth" }
 
 // Provides implements mqtt.Hook.
 func (h *Auth) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck}, []byte{b})
+	return provides(b, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck)
 }
 
 // Init implements mqtt.Hook.
 func (h *Auth) Init(config any) error {
-	o, ok := config.(*AuthOptions)
-	if !ok || o == nil || o.Tokens == nil || o.Users == nil || o.Members == nil {
-		return mqtt.ErrInvalidConfigType
-	}
-	h.o = *o
-	return nil
+	var err error
+	h.o, err = options(config, func(o *AuthOptions) bool { return o.Tokens != nil && o.Users != nil && o.Members != nil })
+	return err
 }
 
 // OnConnectAuthenticate implements mqtt.Hook. It costs one user lookup.

@@ -1,7 +1,6 @@
 package hooks
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"time"
@@ -29,12 +28,10 @@ type ChatOptions struct {
 // never delivered as-is: it is decoded, handed to the service (which stores
 // it before this hook returns, so the PUBACK follows the commit), and the
 // service delivers its own canonical event. Refusals are answered as the
-// delivery guarantees say (docs/protocol.md, "Refusals").
+// delivery guarantees say (docs/protocol.md, "How a refusal reaches the sender").
 type Chat struct {
 	mqtt.HookBase
-	brk Disconnecter
-	svc *chat.Service
-	cfg config.Chat
+	o ChatOptions
 }
 
 var _ mqtt.Hook = (*Chat)(nil)
@@ -44,17 +41,14 @@ func (h *Chat) ID() string { return "mqim-chat" }
 
 // Provides implements mqtt.Hook.
 func (h *Chat) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnPublish}, []byte{b})
+	return provides(b, mqtt.OnPublish)
 }
 
 // Init implements mqtt.Hook.
 func (h *Chat) Init(config any) error {
-	o, ok := config.(*ChatOptions)
-	if !ok || o == nil || o.Broker == nil || o.Chat == nil {
-		return mqtt.ErrInvalidConfigType
-	}
-	h.brk, h.svc, h.cfg = o.Broker, o.Chat, o.Config
-	return nil
+	var err error
+	h.o, err = options(config, func(o *ChatOptions) bool { return o.Broker != nil && o.Chat != nil })
+	return err
 }
 
 // reasonCodes maps refusal codes to MQTT 5 PUBACK reason codes; the one
@@ -82,7 +76,7 @@ func (h *Chat) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if !ok { // the ACL refuses these first; kept for safety
 		return h.refuse(cl, pk, "", &chat.Error{Code: chat.CodeInvalid, Message: "invalid topic"})
 	}
-	in, err := chat.Decode(pk.Payload, h.cfg)
+	in, err := chat.Decode(pk.Payload, h.o.Config)
 	if err != nil {
 		cid := ""
 		if in != nil {
@@ -90,7 +84,7 @@ func (h *Chat) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		}
 		return h.refuse(cl, pk, cid, chat.AsError(err))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.CommitTimeout+time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), h.o.Config.CommitTimeout+time.Second)
 	defer cancel()
 	switch in.Kind {
 	case chat.KindMsg:
@@ -100,11 +94,11 @@ func (h *Chat) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		} else {
 			d.To = t.ID
 		}
-		_, err = h.svc.Send(ctx, d)
+		_, err = h.o.Chat.Send(ctx, d)
 	case chat.KindRead:
-		_, err = h.svc.MarkRead(ctx, uid, t.Conv(uid), in.Seq)
+		_, err = h.o.Chat.MarkRead(ctx, uid, t.Conv(uid), in.Seq)
 	case chat.KindTyping:
-		err = h.svc.Typing(ctx, uid, t)
+		err = h.o.Chat.Typing(ctx, uid, t)
 	default:
 		err = chat.Errorf(chat.CodeInvalid, "kind %s is not supported yet", in.Kind)
 	}
@@ -120,7 +114,7 @@ func (h *Chat) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 // retry) and a disconnect without ack for transient ones (so it does).
 // Nothing refused is ever delivered as-is.
 func (h *Chat) refuse(cl *mqtt.Client, pk packets.Packet, cid string, e *chat.Error) (packets.Packet, error) {
-	h.svc.SendError(string(cl.Properties.Username), cid, e)
+	h.o.Chat.SendError(string(cl.Properties.Username), cid, e)
 	if pk.FixedHeader.Qos == 0 {
 		return pk, packets.CodeSuccessIgnore
 	}
@@ -129,7 +123,7 @@ func (h *Chat) refuse(cl *mqtt.Client, pk packets.Packet, cid string, e *chat.Er
 	}
 	if e.Temporary() {
 		h.Log.Warn("publish not stored: disconnecting so the client retransmits", "client_id", cl.ID, "code", e.Code)
-		_ = h.brk.DisconnectClient(cl, packets.ErrServerBusy)
+		_ = h.o.Broker.DisconnectClient(cl, packets.ErrServerBusy)
 		return pk, packets.ErrRejectPacket
 	}
 	return pk, packets.CodeSuccessIgnore

@@ -1,7 +1,6 @@
 package hooks
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"time"
@@ -48,17 +47,14 @@ func (h *Sessions) ID() string { return "mqim-sessions" }
 
 // Provides implements mqtt.Hook.
 func (h *Sessions) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnSessionEstablished, mqtt.OnSubscribe}, []byte{b})
+	return provides(b, mqtt.OnSessionEstablished, mqtt.OnSubscribe)
 }
 
 // Init implements mqtt.Hook.
 func (h *Sessions) Init(config any) error {
-	o, ok := config.(*SessionOptions)
-	if !ok || o == nil || o.Broker == nil || o.Groups == nil || o.Members == nil {
-		return mqtt.ErrInvalidConfigType
-	}
-	h.o = *o
-	return nil
+	var err error
+	h.o, err = options(config, func(o *SessionOptions) bool { return o.Broker != nil && o.Groups != nil && o.Members != nil })
+	return err
 }
 
 // OnSessionEstablished implements mqtt.Hook. It runs after CONNACK (Mochi

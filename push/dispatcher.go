@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mqim/mqim/internal/queue"
 )
 
 // MaxBatch is the most notifications the Dispatcher puts in one Send:
@@ -46,7 +48,7 @@ type DispatcherOptions struct {
 	Prune        func(ctx context.Context, platform, token string) error
 	PruneTimeout time.Duration
 	Log          *slog.Logger // required
-	Metrics      *Metrics     // nil: nothing counted
+	Metrics      *Metrics     // nil: counted in unregistered counters
 }
 
 // Dispatcher is a bounded queue of notifications drained by a fixed set of
@@ -118,6 +120,9 @@ func NewDispatcher(n Notifier, o DispatcherOptions) *Dispatcher {
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = DefaultMaxBackoff
 	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
 	o.MaxBackoff = max(o.MaxBackoff, o.BaseBackoff)
 	if o.PruneTimeout <= 0 {
 		o.PruneTimeout = DefaultPruneTimeout
@@ -152,15 +157,15 @@ func (d *Dispatcher) Enqueue(n Notification) bool {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if d.closed {
-		d.m.addDropped(1)
+		d.m.dropped.add(1)
 		return false
 	}
 	select {
 	case d.q <- n:
-		d.m.addQueued(1)
+		d.m.queued.add(1)
 		return true
 	default:
-		d.m.addDropped(1)
+		d.m.dropped.add(1)
 		d.warn("queue full: notification dropped", "capacity", cap(d.q))
 		return false
 	}
@@ -194,7 +199,7 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 		d.mu.Unlock()
 		close(d.closing)
 		d.startOnce.Do(func() { // never started: nobody will drain
-			d.m.addDropped(d.drain())
+			d.m.dropped.add(d.drain())
 			close(d.done)
 		})
 	})
@@ -237,20 +242,11 @@ func (d *Dispatcher) worker() {
 			}
 		}
 		if d.stop.Err() != nil { // Close's deadline passed: abandon the rest
-			d.m.addDropped(1 + d.drain())
+			d.m.dropped.add(1 + d.drain())
 			return
 		}
 		// Take whatever else is already queued, without waiting.
-		batch = append(batch, first)
-	fill:
-		for len(batch) < d.o.BatchMax {
-			select {
-			case n := <-d.q:
-				batch = append(batch, n)
-			default:
-				break fill
-			}
-		}
+		batch = queue.Drain(d.q, append(batch, first), d.o.BatchMax)
 		d.deliver(batch)
 		clear(batch)
 		batch = batch[:0]
@@ -266,16 +262,16 @@ func (d *Dispatcher) deliver(batch []Notification) {
 	final := false // Close interrupted a backoff: this attempt is the last
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
-			d.m.addRetried(n)
+			d.m.retried.add(n)
 		}
 		res, err := d.send(batch)
 		if err == nil {
-			d.m.addSent(n)
+			d.m.sent.add(n)
 			d.result(res)
 			return
 		}
 		if d.stop.Err() != nil {
-			d.m.addFailed(n)
+			d.m.failed.add(n)
 			d.warn("batch abandoned at shutdown", "notifications", n, "error", err)
 			return
 		}
@@ -286,24 +282,24 @@ func (d *Dispatcher) deliver(batch []Notification) {
 		}
 		switch {
 		case !retry:
-			d.m.addFailed(n)
+			d.m.failed.add(n)
 			d.warn("batch refused", "notifications", n, "status", status, "error", err)
 			return
 		case partial && n > 1:
-			d.m.addFailed(n)
-			d.m.addUncertain(n)
+			d.m.failed.add(n)
+			d.m.uncertain.add(n)
 			d.warn("batch partly queued by the gateway before it failed; not resent to avoid duplicates",
 				"notifications", n, "status", status, "error", err)
 			return
 		case final || attempt >= d.o.MaxRetries:
-			d.m.addFailed(n)
+			d.m.failed.add(n)
 			d.warn("batch failed", "notifications", n, "attempts", attempt+1, "status", status, "error", err)
 			return
 		}
 		switch werr := d.wait(d.backoff(attempt + 1)); {
 		case werr == nil:
 		case errors.Is(werr, errNoRetry) || d.stop.Err() != nil:
-			d.m.addFailed(n)
+			d.m.failed.add(n)
 			d.warn("batch failed", "notifications", n, "attempts", attempt+1, "status", status, "error", err)
 			return
 		default: // Close began during the wait
@@ -359,7 +355,7 @@ func (d *Dispatcher) backoff(retry int) time.Duration {
 
 // result handles an accepted batch: prune its dead tokens, count failures.
 func (d *Dispatcher) result(res Result) {
-	d.m.addTokenFailed(res.Failed)
+	d.m.tokenFailed.add(res.Failed)
 	if len(res.Dead) == 0 {
 		return
 	}
@@ -381,7 +377,7 @@ func (d *Dispatcher) result(res Result) {
 			d.log.Error("push: prune dead token", "platform", t.Platform, "reason", t.Reason, "token_sha256", fingerprint(t.Token), "error", err)
 			continue
 		}
-		d.m.addPruned(1)
+		d.m.pruned.add(1)
 		d.log.Info("push: pruned dead token", "platform", t.Platform, "reason", t.Reason, "token_sha256", fingerprint(t.Token))
 	}
 }

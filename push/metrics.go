@@ -10,8 +10,9 @@ import (
 // Metrics counts what the Dispatcher does, as Prometheus counters and as
 // plain values readable with the getters. All counters count notifications
 // (one Notification = one user's devices of one platform) except Pruned and
-// TokenFailed, which count device tokens. A nil *Metrics is valid and
-// counts nothing.
+// TokenFailed, which count device tokens. Its getters accept a nil
+// *Metrics (all zero); a Dispatcher made without Metrics counts into
+// unregistered ones.
 type Metrics struct {
 	queued, sent, failed, retried, dropped, pruned, uncertain, tokenFailed counter
 }
@@ -63,54 +64,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}
 	}
 	return m
-}
-
-func (m *Metrics) addQueued(n int) {
-	if m != nil {
-		m.queued.add(n)
-	}
-}
-
-func (m *Metrics) addSent(n int) {
-	if m != nil {
-		m.sent.add(n)
-	}
-}
-
-func (m *Metrics) addFailed(n int) {
-	if m != nil {
-		m.failed.add(n)
-	}
-}
-
-func (m *Metrics) addRetried(n int) {
-	if m != nil {
-		m.retried.add(n)
-	}
-}
-
-func (m *Metrics) addDropped(n int) {
-	if m != nil {
-		m.dropped.add(n)
-	}
-}
-
-func (m *Metrics) addPruned(n int) {
-	if m != nil {
-		m.pruned.add(n)
-	}
-}
-
-func (m *Metrics) addUncertain(n int) {
-	if m != nil {
-		m.uncertain.add(n)
-	}
-}
-
-func (m *Metrics) addTokenFailed(n int) {
-	if m != nil {
-		m.tokenFailed.add(n)
-	}
 }
 
 func (m *Metrics) get(c func(*Metrics) *counter) uint64 {

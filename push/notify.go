@@ -44,7 +44,7 @@ type PlannerOptions struct {
 	Workers  int
 }
 
-// Planner decides who gets a push for each stored message (docs/operations.md, "Offline push")
+// Planner decides who gets a push for each stored message (docs/operations.md, "Offline push with gorush")
 // and hands the notifications to the dispatcher. It implements
 // chat.Committed: Committed only queues (or drops and counts), so the
 // delivery goroutine never waits on the database or on gorush.

@@ -5,8 +5,8 @@
 // (with masked tokens the client cannot match a failure to a token, counts
 // it as a plain failure and warns once), and with core.sync=true for
 // per-token results to come back in the response at all; in async mode every
-// accepted request reports no failures. See
-// /work/shared/reference/gorush.md.
+// accepted request reports no failures. docs/operations.md ("Offline push with gorush")
+// says how to configure gorush for mqim.
 package gorush
 
 import (

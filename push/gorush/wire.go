@@ -1,7 +1,7 @@
 package gorush
 
 // Wire types of gorush's POST /api/push, limited to the fields mqim sends
-// and reads (see /work/shared/reference/gorush.md §1). They are exported so
+// and reads (as gorush v1.22 defines and answers them). They are exported so
 // that the fake server in gorushtest decodes requests with the same shapes.
 
 // Platform numbers as gorush expects them (core/core.go).

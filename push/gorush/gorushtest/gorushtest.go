@@ -1,6 +1,6 @@
 // Package gorushtest is a fake gorush server for tests. It validates
-// POST /api/push the way gorush v1.22 does (as observed, see
-// /work/shared/reference/gorush.md): the same 400s with the same messages,
+// POST /api/push the way gorush v1.22 does (as observed against a real
+// gorush): the same 400s with the same messages,
 // silent dropping of notifications for platforms that are not enabled,
 // gorush's `counts`, and failure `logs` in sync mode. Knobs inject failures
 // (5xx, gorush's empty 500 after queueing a prefix, delays, a server that is
