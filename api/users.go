@@ -105,7 +105,7 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 	if !h.decode(w, r, &in, false) {
 		return
 	}
-	u, err := h.Chat.Login(r.Context(), in.UserID, in.Password)
+	u, err := h.Chat.Login(r.Context(), in.UserID, in.Password, r.RemoteAddr)
 	if err != nil {
 		h.fail(w, r, err)
 		return

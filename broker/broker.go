@@ -25,12 +25,14 @@ import (
 
 // Broker wraps the Mochi server. Its methods are safe for concurrent use.
 type Broker struct {
-	srv    *mqtt.Server
-	log    *slog.Logger
-	reg    *sessions
-	mu     sync.Mutex
-	lns    []listeners.Listener
-	closed bool
+	srv *mqtt.Server
+	log *slog.Logger
+	reg *sessions
+	// Per-user caps (Admit).
+	maxDevices, maxSessions int
+	mu                      sync.Mutex
+	lns                     []listeners.Listener
+	closed                  bool
 }
 
 // New builds the server and its listeners from cfg; nothing listens until
@@ -39,9 +41,13 @@ type Broker struct {
 func New(cfg config.MQTT, log *slog.Logger) (*Broker, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = cfg.MaxPacketSize
-	// Chat needs nothing above QoS 1, and Mochi answers a refused QoS 2
-	// publish with a PUBACK (mochi-mqtt/server#510).
-	caps.MaximumQos = 1
+	// Inbound QoS 2 is accepted with its whole handshake (the chat hook
+	// answers a refused one with a PUBREC itself: mochi-mqtt/server#510);
+	// mqim's own events go out at QoS 1.
+	caps.MaximumQos = 2
+	// A PUBACK is a bare success or a refusal, never an echo of the
+	// publisher's properties.
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	caps.MaximumClientWritesPending = int32(cfg.MaxWritesPending)
 	caps.MaximumInflight = cfg.MaxInflight
 	caps.ReceiveMaximum = cfg.ReceiveMaximum
@@ -54,7 +60,7 @@ func New(cfg config.MQTT, log *slog.Logger) (*Broker, error) {
 	// every such publish (it is never delivered as-is). Shared subscriptions
 	// on im/ are refused by the ACL hook. Both stay available for
 	// plain-broker topics.
-	b := &Broker{log: log}
+	b := &Broker{log: log, maxDevices: cfg.MaxDevicesPerUser, maxSessions: cfg.MaxSessionsPerUser}
 	b.srv = mqtt.New(&mqtt.Options{
 		InlineClient:             true,
 		Capabilities:             caps,
@@ -63,8 +69,8 @@ func New(cfg config.MQTT, log *slog.Logger) (*Broker, error) {
 		ClientNetWriteBufferSize: 4096,
 		ClientNetReadBufferSize:  4096,
 	})
-	b.reg = newSessions(b.srv)
-	for _, h := range []mqtt.Hook{b.reg, &limitsHook{maxPacket: cfg.MaxPacketSize}} {
+	b.reg = newSessions(b.srv, cfg.MaxSessionQueueBytes)
+	for _, h := range []mqtt.Hook{b.reg, &protocolHook{maxPacket: cfg.MaxPacketSize}} {
 		if err := b.srv.AddHook(h, nil); err != nil {
 			return nil, fmt.Errorf("broker: %w", err)
 		}
@@ -162,7 +168,7 @@ func (b *Broker) DisconnectUser(uid string) {
 		if cl.Net.Inline || cl.Closed() || string(cl.Properties.Username) != uid {
 			continue
 		}
-		_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+		_ = b.srv.DisconnectClient(cl, packets.ErrAdministrativeAction)
 	}
 }
 
@@ -192,6 +198,50 @@ func (b *Broker) UnsubscribeUsers(topic string, uids []string) {
 func (b *Broker) Settle(cl *mqtt.Client, decide func(current []string) (add, remove []string)) {
 	b.reg.settle(cl, decide)
 }
+
+// Admit applies the per-user caps to a connecting client of user uid: an
+// error (saying which cap) when uid already has mqtt.max_devices_per_user
+// devices connected, or the client asks for a persistent session and uid
+// has mqtt.max_sessions_per_user of them. A reconnect of the same client id
+// is a takeover and never counts.
+func (b *Broker) Admit(cl *mqtt.Client, uid string) error {
+	connected, persistent := b.reg.counts(uid, cl.ID)
+	if connected >= b.maxDevices {
+		return fmt.Errorf("%d devices connected, the most one user may have", connected)
+	}
+	if isPersistent(cl) && persistent >= b.maxSessions {
+		return fmt.Errorf("%d persistent sessions, the most one user may have", persistent)
+	}
+	return nil
+}
+
+// ExpireAt ends a connection when its token expires, at t (MQTT 5
+// DISCONNECT 0xA0 Maximum connect time; 3.1.1 closed). Call it while the
+// CONNECT is processed; the timer runs from session establishment until the
+// connection ends.
+func (b *Broker) ExpireAt(cl *mqtt.Client, t time.Time) { b.reg.expireAt(cl, t) }
+
+// RefuseConnect answers a CONNECT with a refusal: why is an MQTT 5 reason
+// code, sent to a 3.1.1 client as the matching 3.1.1 return code.
+func (b *Broker) RefuseConnect(cl *mqtt.Client, why packets.Code) error {
+	return cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack},
+		ReasonCode: why.Code, Properties: packets.Properties{ReasonString: why.Reason}})
+}
+
+// RefuseQoS2 answers an MQTT 5 QoS 2 publish with a PUBREC carrying the
+// refusal, which ends its exchange (Mochi would answer a PUBACK:
+// mochi-mqtt/server#510).
+func (b *Broker) RefuseQoS2(cl *mqtt.Client, pk packets.Packet, why packets.Code) error {
+	return cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: pk.PacketID,
+		ReasonCode: why.Code, Properties: packets.Properties{ReasonString: why.Reason}})
+}
+
+// QueuedBytes is how many bytes of events one session holds queued.
+func (b *Broker) QueuedBytes(clientID string) int64 { return b.reg.queuedBytes(clientID) }
+
+// Overflowed counts events that sessions missed because their queue was at
+// its cap (mqtt.max_session_queue_bytes).
+func (b *Broker) Overflowed() int64 { return b.reg.overflowed.Load() }
 
 // Settled tells whether the live connection of a client id has had its
 // subscriptions set up by Settle (they are made just after CONNACK).

@@ -14,15 +14,21 @@ import (
 
 // sessions is the broker's registry of MQTT sessions by user: which client
 // ids each user has (live, or persistent and offline), when each user was
-// last connected, and which connections have had their subscriptions set up
-// (Settle). It is a Mochi hook added before every other hook, so a session
-// is indexed before any later hook's OnSessionEstablished runs.
+// last connected, which connections have had their subscriptions set up
+// (Settle), how many bytes each session holds queued, and when each
+// connection's token expires. It is a Mochi hook added before every other
+// hook, so a session is indexed before any later hook's
+// OnSessionEstablished runs.
 //
 // mu serialises every server-side subscription change: a session being
 // settled and a membership change for the same user never interleave.
 type sessions struct {
 	mqtt.HookBase
 	srv *mqtt.Server
+	// maxQueue caps the bytes queued for one session (see queue).
+	maxQueue int64
+	// Overflowed counts events a session missed because its queue was full.
+	overflowed atomic.Int64
 
 	mu sync.Mutex
 	// byUser indexes the client ids of each user's sessions, so membership
@@ -33,17 +39,32 @@ type sessions struct {
 	// settled holds, per client id, the connection whose subscriptions are
 	// in place.
 	settled map[string]*mqtt.Client
+
+	// qmu guards the queue accounting: per client id, the payload bytes of
+	// each QoS>0 event held for it (sent and not acknowledged, or waiting
+	// while offline), by packet id, and their sum.
+	qmu    sync.Mutex
+	queued map[string]map[uint16]int64
+	qbytes map[string]int64
+
+	// tmu guards the token deadlines: when each connection's token expires
+	// (set at CONNECT), and the timer that ends it then.
+	tmu       sync.Mutex
+	deadlines map[*mqtt.Client]time.Time
+	timers    map[*mqtt.Client]*time.Timer
 }
 
-func newSessions(srv *mqtt.Server) *sessions {
-	return &sessions{srv: srv, byUser: map[string]map[string]struct{}{}, lastSeen: map[string]int64{},
-		settled: map[string]*mqtt.Client{}}
+func newSessions(srv *mqtt.Server, maxQueue int64) *sessions {
+	return &sessions{srv: srv, maxQueue: maxQueue, byUser: map[string]map[string]struct{}{}, lastSeen: map[string]int64{},
+		settled: map[string]*mqtt.Client{}, queued: map[string]map[uint16]int64{}, qbytes: map[string]int64{},
+		deadlines: map[*mqtt.Client]time.Time{}, timers: map[*mqtt.Client]*time.Timer{}}
 }
 
 func (h *sessions) ID() string { return "mqim-sessions-registry" }
 
 func (h *sessions) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnClientExpired}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnClientExpired,
+		mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped, mqtt.OnSelectSubscribers}, []byte{b})
 }
 
 // OnSessionEstablished indexes the session (after CONNACK: Mochi has no
@@ -62,6 +83,7 @@ func (h *sessions) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	}
 	set[cl.ID] = struct{}{}
 	h.lastSeen[uid] = time.Now().UnixMilli()
+	h.startDeadline(cl)
 }
 
 // OnDisconnect: a session that ends with its connection leaves the index; a
@@ -69,6 +91,7 @@ func (h *sessions) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 // reconnect of the same client id changes nothing: the device is still
 // online through the new connection (mochi-mqtt/server#483).
 func (h *sessions) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	h.stopDeadline(cl)
 	if cl.Net.Inline || takenOver(cl) {
 		return
 	}
@@ -197,4 +220,146 @@ func (h *sessions) unsubscribe(cl *mqtt.Client, filter string) {
 		atomic.AddInt64(&h.srv.Info.Subscriptions, -1)
 	}
 	cl.State.Subscriptions.Delete(filter)
+}
+
+// ---- connection counts (the per-user caps)
+
+// counts returns how many of uid's sessions other than clientID are
+// connected, and how many are persistent (connected or not).
+func (h *sessions) counts(uid, clientID string) (connected, persistent int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id := range h.byUser[uid] {
+		if id == clientID {
+			continue // a takeover never counts against a cap
+		}
+		cl, ok := h.srv.Clients.Get(id)
+		if !ok || cl.Net.Inline {
+			continue
+		}
+		if !cl.Closed() {
+			connected++
+		}
+		if isPersistent(cl) {
+			persistent++
+		}
+	}
+	return connected, persistent
+}
+
+// isPersistent tells whether a client asked for a session that outlives its
+// connection (MQTT 3 clean=false, MQTT 5 session expiry > 0).
+func isPersistent(cl *mqtt.Client) bool {
+	if cl.Properties.ProtocolVersion == 5 {
+		return cl.Properties.Props.SessionExpiryInterval > 0
+	}
+	return !cl.Properties.Clean
+}
+
+// ---- token deadlines
+
+// expireAt records when a connection's token expires; the connection is
+// ended then (started at session establishment).
+func (h *sessions) expireAt(cl *mqtt.Client, t time.Time) {
+	h.tmu.Lock()
+	h.deadlines[cl] = t
+	h.tmu.Unlock()
+}
+
+func (h *sessions) startDeadline(cl *mqtt.Client) {
+	h.tmu.Lock()
+	defer h.tmu.Unlock()
+	t, ok := h.deadlines[cl]
+	if !ok {
+		return
+	}
+	delete(h.deadlines, cl)
+	h.timers[cl] = time.AfterFunc(time.Until(t), func() {
+		if !cl.Closed() {
+			_ = h.srv.DisconnectClient(cl, packets.ErrMaxConnectTime)
+		}
+	})
+}
+
+func (h *sessions) stopDeadline(cl *mqtt.Client) {
+	h.tmu.Lock()
+	defer h.tmu.Unlock()
+	delete(h.deadlines, cl)
+	if t := h.timers[cl]; t != nil {
+		t.Stop()
+		delete(h.timers, cl)
+	}
+}
+
+// ---- queued bytes (the per-session cap)
+
+// OnQosPublish records an event held for a session until acknowledged
+// (called again, with the same packet id, when it is resent).
+func (h *sessions) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) {
+	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline {
+		return
+	}
+	size := int64(len(pk.Payload) + len(pk.TopicName))
+	h.qmu.Lock()
+	defer h.qmu.Unlock()
+	m := h.queued[cl.ID]
+	if m == nil {
+		m = map[uint16]int64{}
+		h.queued[cl.ID] = m
+	}
+	h.qbytes[cl.ID] += size - m[pk.PacketID]
+	m[pk.PacketID] = size
+}
+
+// OnQosComplete implements mqtt.Hook: an acknowledged event leaves the queue.
+func (h *sessions) OnQosComplete(cl *mqtt.Client, pk packets.Packet) { h.dequeue(cl, pk.PacketID) }
+
+// OnQosDropped implements mqtt.Hook: an expired or cleared event leaves it.
+func (h *sessions) OnQosDropped(cl *mqtt.Client, pk packets.Packet) { h.dequeue(cl, pk.PacketID) }
+
+func (h *sessions) dequeue(cl *mqtt.Client, id uint16) {
+	h.qmu.Lock()
+	defer h.qmu.Unlock()
+	m := h.queued[cl.ID]
+	size, ok := m[id]
+	if !ok {
+		return
+	}
+	delete(m, id)
+	h.qbytes[cl.ID] -= size
+	if len(m) == 0 {
+		delete(h.queued, cl.ID)
+		delete(h.qbytes, cl.ID)
+	}
+}
+
+// OnSelectSubscribers implements mqtt.Hook: a session whose queue is full
+// does not get this event (it is in the store; the device catches up), so
+// no session holds more than its cap, however slow or absent its device.
+func (h *sessions) OnSelectSubscribers(subs *mqtt.Subscribers, _ packets.Packet) *mqtt.Subscribers {
+	h.qmu.Lock()
+	defer h.qmu.Unlock()
+	if len(h.qbytes) == 0 {
+		return subs
+	}
+	for id := range subs.Subscriptions {
+		if h.qbytes[id] >= h.maxQueue {
+			delete(subs.Subscriptions, id)
+			h.overflowed.Add(1)
+		}
+	}
+	for id := range subs.SharedSelected {
+		if h.qbytes[id] >= h.maxQueue {
+			delete(subs.SharedSelected, id)
+			h.overflowed.Add(1)
+		}
+	}
+	return subs
+}
+
+// queuedBytes is what one session holds queued.
+func (h *sessions) queuedBytes(clientID string) int64 {
+	h.qmu.Lock()
+	defer h.qmu.Unlock()
+	return h.qbytes[clientID]
 }

@@ -38,7 +38,8 @@ var _ listeners.Listener = (*wsListener)(nil)
 func newWebsocket(id, addr string, tlsCfg *tls.Config, deadline time.Duration, maxPacket uint32) *wsListener {
 	return &wsListener{id: id, addr: addr, tls: tlsCfg, deadline: deadline, maxFrame: int64(maxPacket) + 16,
 		up: websocket.Upgrader{
-			Subprotocols: []string{"mqtt"},
+			// "mqtt" for MQTT 3.1.1 and 5, "mqttv3.1" for MQTT 3.1 clients.
+			Subprotocols: []string{"mqtt", "mqttv3.1"},
 			// Browsers on any origin may connect: MQTT authenticates with the
 			// user's token in CONNECT, not with cookies, so there is nothing
 			// for a foreign page to ride on.

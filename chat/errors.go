@@ -3,6 +3,7 @@ package chat
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/mqim/mqim/store"
 )
@@ -19,6 +20,7 @@ const (
 	CodeMuted        = "muted"
 	CodeNotFound     = "not_found"
 	CodeConflict     = "conflict"
+	CodeRateLimited  = "rate_limited"
 	CodeUnavailable  = "unavailable"
 )
 
@@ -27,6 +29,19 @@ const (
 type Error struct {
 	Code    string
 	Message string
+	// RetryAfter, for rate_limited, is how long until the same request
+	// would pass.
+	RetryAfter time.Duration
+}
+
+// RetryAfterSeconds is RetryAfter rounded up to whole seconds (at least 1),
+// as HTTP's Retry-After and the error event's retry_after carry it.
+func (e *Error) RetryAfterSeconds() int {
+	return max(1, int((e.RetryAfter+time.Second-1)/time.Second))
+}
+
+func rateLimited(what string, retry time.Duration) *Error {
+	return &Error{Code: CodeRateLimited, Message: what + ": rate limit reached, try again later", RetryAfter: retry}
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }

@@ -71,8 +71,11 @@ type GroupEvent struct {
 type ErrorEvent struct {
 	Kind    string `json:"kind"`
 	CID     string `json:"cid,omitempty"`
+	Device  string `json:"device"` // the device whose publish was refused
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// RetryAfter (seconds) comes with rate_limited.
+	RetryAfter int `json:"retry_after,omitempty"`
 }
 
 func mustJSON(v any) []byte {

@@ -53,6 +53,11 @@ func (s *Service) CreateGroup(ctx context.Context, a Actor, ng NewGroup) (*store
 	if !a.Service && ng.Owner != a.UserID {
 		return nil, nil, errorf(CodeForbidden, "only the service key may create a group for someone else")
 	}
+	if !a.Service {
+		if ok, retry := s.groupLim.Allow(a.UserID); !ok {
+			return nil, nil, rateLimited("creating groups", retry)
+		}
+	}
 	ng.ID = idOrNew(ng.ID)
 	switch {
 	case !ValidID(ng.ID):

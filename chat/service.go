@@ -19,8 +19,15 @@ import (
 
 	"github.com/mqim/mqim/internal/config"
 	"github.com/mqim/mqim/internal/queue"
+	"github.com/mqim/mqim/internal/ratelimit"
+	"github.com/mqim/mqim/internal/token"
 	"github.com/mqim/mqim/store"
 )
+
+// Verifier checks access tokens' signatures and expiry.
+type Verifier interface {
+	Verify(raw string) (token.Claims, error)
+}
 
 // Deliverer publishes server events to MQTT topics (broker.Broker does). It
 // is called from the service's delivery goroutine and from request
@@ -71,6 +78,14 @@ type Service struct {
 	subs Subscriber
 	kick Disconnector
 	post []Committed
+	tok  Verifier
+
+	// Per-user limits (Options.Limits).
+	sendLim, typingLim, groupLim *ratelimit.Keyed
+	// Failed logins, per user id and per remote address.
+	loginLim, addrLim *ratelimit.Keyed
+	// storeDown is set while commits fail, so that the recovery is said once.
+	storeDown atomic.Bool
 
 	groups *groupCache
 	users  *userCache
@@ -97,6 +112,8 @@ type Options struct {
 	Store        store.Store
 	Log          *slog.Logger
 	Config       config.Chat
+	Limits       config.Limits
+	Tokens       Verifier      // required for Authenticate
 	CacheTTL     time.Duration // membership and user caches; 0: 5 minutes
 	Deliverer    Deliverer
 	Subscriber   Subscriber
@@ -120,20 +137,26 @@ func New(o Options) *Service {
 		o.Disconnector = nowhere{}
 	}
 	return &Service{
-		st:      o.Store,
-		log:     o.Log,
-		cfg:     o.Config,
-		out:     o.Deliverer,
-		subs:    o.Subscriber,
-		kick:    o.Disconnector,
-		post:    o.Committed,
-		groups:  newGroupCache(o.Store, o.CacheTTL),
-		users:   newUserCache(o.Store, o.CacheTTL),
-		queue:   make(chan *pending, 4*o.Config.BatchMax),
-		deliver: make(chan []*pending, 1024),
-		stop:    make(chan struct{}),
-		seqs:    map[string]int64{},
-		entropy: ulid.Monotonic(rand.Reader, 0),
+		st:        o.Store,
+		log:       o.Log,
+		cfg:       o.Config,
+		out:       o.Deliverer,
+		subs:      o.Subscriber,
+		kick:      o.Disconnector,
+		post:      o.Committed,
+		tok:       o.Tokens,
+		sendLim:   ratelimit.New(o.Limits.SendRate, o.Limits.SendBurst),
+		typingLim: ratelimit.New(o.Limits.TypingRate, o.Limits.TypingBurst),
+		groupLim:  ratelimit.New(o.Limits.GroupsPerHour/3600, o.Limits.GroupBurst),
+		loginLim:  ratelimit.New(o.Limits.LoginFailuresPerMinute/60, o.Limits.LoginFailureBurst),
+		addrLim:   ratelimit.New(o.Limits.AddrFailuresPerMinute/60, o.Limits.AddrFailureBurst),
+		groups:    newGroupCache(o.Store, o.CacheTTL),
+		users:     newUserCache(o.Store, o.CacheTTL),
+		queue:     make(chan *pending, 4*o.Config.BatchMax),
+		deliver:   make(chan []*pending, 1024),
+		stop:      make(chan struct{}),
+		seqs:      map[string]int64{},
+		entropy:   ulid.Monotonic(rand.Reader, 0),
 	}
 }
 
@@ -173,6 +196,9 @@ type Draft struct {
 	// System marks a server-authored message (service key); only then may
 	// Type be "system".
 	System bool
+	// Trusted marks a send by the product backend (the service key): it is
+	// not held to the sender's rate limit.
+	Trusted bool
 }
 
 // SendResult is a stored message and whether it was stored earlier (a
@@ -186,6 +212,11 @@ type SendResult struct {
 // Delivery over MQTT follows asynchronously, in seq order. Errors are
 // *Error values.
 func (s *Service) Send(ctx context.Context, d *Draft) (*SendResult, error) {
+	if !d.Trusted && !d.System {
+		if ok, retry := s.sendLim.Allow(d.From); !ok {
+			return nil, rateLimited("sending", retry)
+		}
+	}
 	if err := validateMessage(d, s.cfg, d.System); err != nil {
 		return nil, err
 	}
@@ -423,11 +454,19 @@ func (s *Service) commitWith(ctx context.Context, batch []*pending, alone bool) 
 		if !alone && len(batch) > 1 && ctx.Err() == nil {
 			return err // the caller retries the writes one by one
 		}
-		s.log.Error("commit failed", "messages", len(batch), "error", err)
+		if errors.Is(err, store.ErrConflict) {
+			s.log.Warn("commit refused", "messages", len(batch), "error", err)
+		} else {
+			s.storeDown.Store(true)
+			s.log.Error("commit failed", "messages", len(batch), "error", err)
+		}
 		for _, p := range batch {
 			p.done <- err
 		}
 		return nil
+	}
+	if s.storeDown.CompareAndSwap(true, false) {
+		s.log.Info("store is back: commits succeed again")
 	}
 	if len(fresh) > 0 {
 		s.commits.Add(1)
@@ -575,14 +614,24 @@ func (s *Service) QueueLen() int { return len(s.queue) }
 // messages they stored, since start.
 func (s *Service) Stats() (commits, messages int64) { return s.commits.Load(), s.messages.Load() }
 
-// SendError tells the sender's devices that a publish was refused.
-func (s *Service) SendError(uid, cid string, e *Error) {
-	s.send(UserTopic(uid), mustJSON(ErrorEvent{Kind: "error", CID: cid, Code: e.Code, Message: e.Message}), 1)
+// SendError tells the sender's devices that a publish from its device was
+// refused.
+func (s *Service) SendError(uid, device, cid string, e *Error) {
+	ev := ErrorEvent{Kind: "error", CID: cid, Device: device, Code: e.Code, Message: e.Message}
+	if e.Code == CodeRateLimited {
+		ev.RetryAfter = e.RetryAfterSeconds()
+	}
+	s.send(UserTopic(uid), mustJSON(ev), 1)
 }
 
 // Typing relays a typing notice from a user to t at QoS 0; nothing is
-// stored.
+// stored. It is relayed only inside a conversation that exists: to a group
+// the user belongs to, or to a user they already have a 1:1 conversation
+// with, at most at the typing rate.
 func (s *Service) Typing(ctx context.Context, from string, t Target) error {
+	if ok, retry := s.typingLim.Allow(from); !ok {
+		return rateLimited("typing", retry)
+	}
 	if t.IsGroup() {
 		g, err := s.groups.get(ctx, t.ID)
 		if err != nil {
@@ -591,6 +640,11 @@ func (s *Service) Typing(ctx context.Context, from string, t Target) error {
 		if _, ok := g.members[from]; !ok {
 			return errorf(CodeNotMember, "not a member of %s", t.ID)
 		}
+	} else if _, err := s.st.Conversation(ctx, from, t.Conv(from)); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return errorf(CodeNotFound, "no conversation with %s", t.ID)
+		}
+		return AsError(err)
 	}
 	s.send(t.Topic(), mustJSON(TypingEvent{Kind: KindTyping, Conv: t.Conv(from), User: from}), 0)
 	return nil

@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"time"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/mqim/mqim/internal/ratelimit"
+	"github.com/mqim/mqim/internal/token"
 	"github.com/mqim/mqim/store"
 )
 
@@ -39,6 +42,8 @@ func (s *Service) PutUser(ctx context.Context, uid string, u UserUpdate) (*store
 	switch {
 	case !ValidID(uid):
 		return nil, false, errorf(CodeInvalid, "invalid user id")
+	case reservedIDs[uid]:
+		return nil, false, errorf(CodeInvalid, "%s is a reserved id", uid)
 	case u.Name != nil && utf8.RuneCountInString(*u.Name) > maxNameChars:
 		return nil, false, errorf(CodeInvalid, "name longer than %d characters", maxNameChars)
 	case u.Avatar != nil && len(*u.Avatar) > maxAvatarBytes:
@@ -80,14 +85,22 @@ func (s *Service) PutUser(ctx context.Context, uid string, u UserUpdate) (*store
 	if u.Disabled != nil {
 		cur.Disabled = *u.Disabled
 	}
-	if disabling {
+	// Disabling and a password change (of a user who had one, or set
+	// anew) revoke every token issued before, and end the live sessions.
+	revoking := disabling || (u.Password != nil && cur.CreatedAt != 0)
+	if revoking {
 		cur.TokensAfter = time.Now().UnixMilli() + 1 // revokes even a token minted this millisecond
 	}
 	created, err := s.st.UpsertUser(ctx, cur)
 	if err != nil {
 		return nil, false, AsError(err)
 	}
-	if disabling {
+	if revoking {
+		// A token minted once this returns must not be revoked: wait out
+		// the millisecond that TokensAfter revokes.
+		time.Sleep(time.Until(time.UnixMilli(cur.TokensAfter)))
+	}
+	if revoking && !created {
 		s.kick.DisconnectUser(uid)
 	}
 	return cur, created, nil
@@ -105,20 +118,84 @@ func (s *Service) User(ctx context.Context, uid string) (*store.User, error) {
 	return u, nil
 }
 
-// Authenticate returns the user a verified token of uid, issued at
-// issuedAt, acts as: unauthorized when the user does not exist, is
-// disabled, or revoked the token; unavailable when the store cannot tell.
-func (s *Service) Authenticate(ctx context.Context, uid string, issuedAt time.Time) (*store.User, error) {
-	u, err := s.st.User(ctx, uid)
+// Refusals of Authenticate and Login that the doors tell apart (an MQTT
+// CONNECT answers each with its own reason code). All are unauthorized.
+var (
+	ErrBadToken     = &Error{Code: CodeUnauthorized, Message: "invalid, expired or revoked token"}
+	ErrUserDisabled = &Error{Code: CodeUnauthorized, Message: "user disabled"}
+)
+
+// reservedIDs cannot be user ids: "inline" is the broker's own client,
+// "all" is the @all mention, "system" the author of system messages.
+var reservedIDs = map[string]bool{"inline": true, "all": true, "system": true}
+
+// Authenticate returns the user a token acts as, and the token's claims.
+// claimed, when not empty, is who the client says it is (the MQTT
+// username) and must be the token's subject; addr is the client's address
+// (host or host:port). Refusals: ErrBadToken (bad signature, expired,
+// another user's, unknown user, revoked by a later disable or password
+// change), ErrUserDisabled, rate_limited once too many attempts of that
+// user id or address failed (they count against both), unavailable when
+// the store cannot tell.
+func (s *Service) Authenticate(ctx context.Context, claimed, raw, addr string) (*store.User, token.Claims, error) {
+	if err := s.loginAllowed(claimed, addr); err != nil {
+		return nil, token.Claims{}, err
+	}
+	claims, err := s.tok.Verify(raw)
+	if err != nil || (claimed != "" && claims.UserID != claimed) {
+		s.loginFailed(claimed, addr)
+		return nil, token.Claims{}, ErrBadToken
+	}
+	u, err := s.st.User(ctx, claims.UserID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, errorf(CodeUnauthorized, "unknown user")
+		s.loginFailed(claimed, addr)
+		return nil, claims, ErrBadToken
 	case err != nil:
-		return nil, AsError(err)
-	case !u.AcceptsToken(issuedAt):
-		return nil, errorf(CodeUnauthorized, "user disabled or token revoked")
+		return nil, claims, AsError(err)
+	case u.Disabled:
+		s.loginFailed(claimed, addr)
+		return nil, claims, ErrUserDisabled
+	case !u.AcceptsToken(claims.IssuedAt):
+		s.loginFailed(claimed, addr)
+		return nil, claims, ErrBadToken
 	}
-	return u, nil
+	return u, claims, nil
+}
+
+// loginAllowed refuses an attempt while uid's or addr's failures are over
+// their limit.
+func (s *Service) loginAllowed(uid, addr string) error {
+	host := hostOf(addr)
+	for _, c := range []struct {
+		lim *ratelimit.Keyed
+		key string
+	}{{s.loginLim, uid}, {s.addrLim, host}} {
+		if c.key == "" {
+			continue
+		}
+		if blocked, retry := c.lim.Blocked(c.key); blocked {
+			return rateLimited("login", retry)
+		}
+	}
+	return nil
+}
+
+func (s *Service) loginFailed(uid, addr string) {
+	if ValidID(uid) {
+		s.loginLim.Hit(uid)
+	}
+	if host := hostOf(addr); host != "" {
+		s.addrLim.Hit(host)
+	}
+}
+
+// hostOf is the host part of an address ("" for none).
+func hostOf(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }
 
 // TokenUser returns the user a new token may be issued to: one that exists
@@ -140,10 +217,14 @@ var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("mqim-dummy-password"), bc
 
 // Login returns the user whose password this is; unauthorized otherwise,
 // with one message whatever was wrong (unknown user, no password login,
-// wrong password, disabled).
-func (s *Service) Login(ctx context.Context, uid, password string) (*store.User, error) {
+// wrong password, disabled). Failures count against uid and addr as in
+// Authenticate.
+func (s *Service) Login(ctx context.Context, uid, password, addr string) (*store.User, error) {
 	if !ValidID(uid) {
 		return nil, errorf(CodeInvalid, "invalid user_id")
+	}
+	if err := s.loginAllowed(uid, addr); err != nil {
+		return nil, err
 	}
 	u, err := s.st.User(ctx, uid)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -154,6 +235,7 @@ func (s *Service) Login(ctx context.Context, uid, password string) (*store.User,
 		hash = []byte(u.PasswordHash)
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || u == nil || u.PasswordHash == "" || u.Disabled {
+		s.loginFailed(uid, addr)
 		return nil, errorf(CodeUnauthorized, "wrong user id or password")
 	}
 	return u, nil

@@ -10,6 +10,7 @@ package hooks
 import (
 	"context"
 	"strings"
+	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -20,15 +21,10 @@ import (
 	"github.com/mqim/mqim/store"
 )
 
-// Verifier checks access tokens.
-type Verifier interface {
-	Verify(raw string) (token.Claims, error)
-}
-
-// Authenticator tells whether a user accepts a verified token
-// (chat.Service does).
+// Authenticator tells which user a token acts as (chat.Service does): see
+// chat.Service.Authenticate for its refusals.
 type Authenticator interface {
-	Authenticate(ctx context.Context, uid string, issuedAt time.Time) (*store.User, error)
+	Authenticate(ctx context.Context, claimed, raw, addr string) (*store.User, token.Claims, error)
 }
 
 // MemberChecker answers "is uid a member of gid" from a cache.
@@ -36,22 +32,36 @@ type MemberChecker interface {
 	IsMember(ctx context.Context, gid, uid string) (bool, error)
 }
 
+// Gate is what the Auth hook needs of the broker (broker.Broker does).
+type Gate interface {
+	RefuseConnect(cl *mqtt.Client, why packets.Code) error
+	Admit(cl *mqtt.Client, uid string) error
+	ExpireAt(cl *mqtt.Client, t time.Time)
+}
+
 // AuthOptions configure the Auth hook.
 type AuthOptions struct {
-	Tokens  Verifier
 	Users   Authenticator
 	Members MemberChecker
+	Broker  Gate
 	// OpenTopics lets users use topics outside im/ (plain-broker use).
 	OpenTopics bool
 }
 
 // Auth authenticates connections (username = user id, password = access
-// token, client id = {user_id}/{device_id}) and enforces the topic ACL of
-// docs/protocol.md ("The ACL"). It denies whatever it does not explicitly allow; no other
-// auth hook may be added next to it (Mochi ORs their answers).
+// token, client id = {user_id}/{device_id}), applies the per-user caps and
+// the will rules, and enforces the topic ACL (docs/protocol.md, "The
+// ACL"). It denies whatever it does not explicitly allow; no other auth
+// hook may be added next to it (Mochi ORs their answers).
+//
+// Every CONNECT refusal is answered in OnConnect, with the CONNACK code
+// that names the reason (Mochi's own authentication path knows only "bad
+// user name or password"); OnConnectAuthenticate then admits exactly the
+// connections OnConnect let through.
 type Auth struct {
 	mqtt.HookBase
-	o AuthOptions
+	o        AuthOptions
+	admitted sync.Map // *mqtt.Client -> struct{}, between OnConnect and OnConnectAuthenticate
 }
 
 var _ mqtt.Hook = (*Auth)(nil)
@@ -61,50 +71,91 @@ func (h *Auth) ID() string { return "mqim-auth" }
 
 // Provides implements mqtt.Hook.
 func (h *Auth) Provides(b byte) bool {
-	return provides(b, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck)
+	return provides(b, mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck)
 }
 
 // Init implements mqtt.Hook.
 func (h *Auth) Init(config any) error {
 	var err error
-	h.o, err = options(config, func(o *AuthOptions) bool { return o.Tokens != nil && o.Users != nil && o.Members != nil })
+	h.o, err = options(config, func(o *AuthOptions) bool { return o.Users != nil && o.Members != nil && o.Broker != nil })
 	return err
 }
 
-// OnConnectAuthenticate implements mqtt.Hook. It costs one user lookup.
-func (h *Auth) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	uid := string(pk.Connect.Username)
-	refuse := func(reason string) bool {
-		// Never log the password: it is a token.
-		h.Log.Info("connect refused", "client_id", cl.ID, "user_id", uid, "reason", reason, "remote", cl.Net.Remote)
-		return false
+// connectRefusal is a refused CONNECT: the MQTT 5 reason code (3.1.1
+// clients get the matching return code) and what the log says.
+type connectRefusal struct {
+	code   packets.Code
+	reason string
+}
+
+// OnConnect implements mqtt.Hook. It runs on the connecting client's
+// goroutine before anything is set up for it, and costs one user lookup.
+func (h *Auth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	r, uid := h.check(cl, pk)
+	if r == nil {
+		h.admitted.Store(cl, struct{}{})
+		return nil
 	}
+	// Never log the password: it is a token. Client-supplied names are
+	// clipped: a refused client must not be able to fill the log.
+	h.Log.Info("connect refused", "client_id", clip(cl.ID), "user_id", clip(uid), "reason", r.reason,
+		"code", r.code.Code, "remote", cl.Net.Remote)
+	if err := h.o.Broker.RefuseConnect(cl, r.code); err != nil {
+		return err
+	}
+	return r.code
+}
+
+func (h *Auth) check(cl *mqtt.Client, pk packets.Packet) (*connectRefusal, string) {
+	uid := string(pk.Connect.Username)
 	if cl.ID == mqtt.InlineClientId || cl.Net.Inline {
-		return refuse("reserved client id")
+		return &connectRefusal{packets.ErrClientIdentifierNotValid, "reserved client id"}, uid
 	}
 	if !chat.ValidID(uid) {
-		return refuse("invalid user id")
+		return &connectRefusal{packets.ErrBadUsernameOrPassword, "invalid user id"}, uid
 	}
 	if chat.DeviceID(cl.ID, uid) == "" {
-		return refuse("client id must be {user_id}/{device_id}")
+		return &connectRefusal{packets.ErrClientIdentifierNotValid, "client id must be {user_id}/{device_id}"}, uid
 	}
-	claims, err := h.o.Tokens.Verify(string(pk.Connect.Password))
-	if err != nil {
-		return refuse("bad token")
-	}
-	if claims.UserID != uid {
-		return refuse("token is for another user")
+	if w := &cl.Properties.Will; w.Flag == 1 {
+		// A will is published by the broker itself, past the ACL and the
+		// chat pipeline: it may only go where its user may publish plainly.
+		if isIMFilter(w.TopicName) || !h.OnACLCheck(cl, w.TopicName, true) {
+			return &connectRefusal{packets.ErrNotAuthorized, "will on a topic the user may not publish to"}, uid
+		}
+		if w.Qos > 1 {
+			w.Qos = 1 // accepted at QoS 1, as the server's own messages
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := h.o.Users.Authenticate(ctx, uid, claims.IssuedAt); err != nil {
-		if e := chat.AsError(err); e.Code != chat.CodeUnavailable {
-			return refuse(e.Message)
+	_, claims, err := h.o.Users.Authenticate(ctx, uid, string(pk.Connect.Password), cl.Net.Remote)
+	if err != nil {
+		e := chat.AsError(err)
+		switch {
+		case e == chat.ErrUserDisabled:
+			return &connectRefusal{packets.ErrBanned, e.Message}, uid
+		case e.Code == chat.CodeRateLimited:
+			return &connectRefusal{packets.ErrConnectionRateExceeded, e.Message}, uid
+		case e.Code == chat.CodeUnavailable:
+			h.Log.Error("connect: user lookup failed", "user_id", uid, "error", err)
+			return &connectRefusal{packets.ErrServerUnavailable, e.Message}, uid
+		default:
+			return &connectRefusal{packets.ErrBadUsernameOrPassword, e.Message}, uid
 		}
-		h.Log.Error("connect: user lookup failed", "user_id", uid, "error", err)
-		return false
 	}
-	return true
+	if err := h.o.Broker.Admit(cl, uid); err != nil {
+		return &connectRefusal{packets.ErrQuotaExceeded, err.Error()}, uid
+	}
+	h.o.Broker.ExpireAt(cl, claims.Expires)
+	return nil, uid
+}
+
+// OnConnectAuthenticate implements mqtt.Hook: it admits the connections
+// OnConnect let through.
+func (h *Auth) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
+	_, ok := h.admitted.LoadAndDelete(cl)
+	return ok
 }
 
 // OnACLCheck implements mqtt.Hook. For subscriptions topic is a filter. It

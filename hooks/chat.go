@@ -12,14 +12,16 @@ import (
 	"github.com/mqim/mqim/internal/config"
 )
 
-// Disconnecter ends one connection (broker.Broker does).
-type Disconnecter interface {
+// Acker is what the Chat hook needs of the broker (broker.Broker does): end
+// a connection, and refuse a QoS 2 publish with a PUBREC.
+type Acker interface {
 	DisconnectClient(cl *mqtt.Client, why packets.Code) error
+	RefuseQoS2(cl *mqtt.Client, pk packets.Packet, why packets.Code) error
 }
 
 // ChatOptions configure the Chat hook.
 type ChatOptions struct {
-	Broker Disconnecter
+	Broker Acker
 	Chat   *chat.Service
 	Config config.Chat
 }
@@ -53,15 +55,25 @@ func (h *Chat) Init(config any) error {
 
 // reasonCodes maps refusal codes to MQTT 5 PUBACK reason codes; the one
 // place that does.
+// place that does. Only codes a PUBACK may carry (MQTT 5 §3.4.2.1).
 var reasonCodes = map[string]packets.Code{
 	chat.CodeInvalid:     packets.ErrPayloadFormatInvalid,
-	chat.CodeTooLarge:    packets.ErrPacketTooLarge,
+	chat.CodeTooLarge:    packets.ErrQuotaExceeded,
 	chat.CodeForbidden:   packets.ErrNotAuthorized,
 	chat.CodeNotMember:   packets.ErrNotAuthorized,
 	chat.CodeMuted:       packets.ErrNotAuthorized,
 	chat.CodeNotFound:    packets.ErrNotAuthorized,
 	chat.CodeConflict:    packets.ErrNotAuthorized,
-	chat.CodeUnavailable: packets.ErrServerBusy,
+	chat.CodeRateLimited: packets.ErrQuotaExceeded,
+	chat.CodeUnavailable: packets.ErrUnspecifiedError,
+}
+
+// reasonCode is the MQTT 5 reason code of a refusal.
+func reasonCode(code string) packets.Code {
+	if c, ok := reasonCodes[code]; ok {
+		return c
+	}
+	return packets.ErrUnspecifiedError
 }
 
 // OnPublish implements mqtt.Hook. It runs on the sender's read goroutine and
@@ -108,22 +120,29 @@ func (h *Chat) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	return pk, packets.CodeSuccessIgnore
 }
 
-// refuse answers a refused publish as the delivery guarantees say: the error event on
-// the sender's inbox always; then a PUBACK reason code for MQTT 5 QoS>0;
-// for MQTT 3.1.1, an ack for permanent refusals (so the client does not
-// retry) and a disconnect without ack for transient ones (so it does).
-// Nothing refused is ever delivered as-is.
+// refuse answers a refused publish as the delivery guarantees say: the
+// error event on the sender's inbox always; then for MQTT 5 QoS 1 a PUBACK
+// and for QoS 2 a PUBREC with the reason code; for MQTT 3.1.1, an ack for
+// permanent refusals (so the client does not retry; rate_limited is one:
+// the error event says when to try again) and a closed connection without
+// ack for transient ones (so it retransmits). Nothing refused is ever
+// delivered as-is.
 func (h *Chat) refuse(cl *mqtt.Client, pk packets.Packet, cid string, e *chat.Error) (packets.Packet, error) {
-	h.o.Chat.SendError(string(cl.Properties.Username), cid, e)
+	uid := string(cl.Properties.Username)
+	h.o.Chat.SendError(uid, chat.DeviceID(cl.ID, uid), cid, e)
 	if pk.FixedHeader.Qos == 0 {
 		return pk, packets.CodeSuccessIgnore
 	}
 	if cl.Properties.ProtocolVersion == 5 {
-		return pk, reasonCodes[e.Code]
+		if pk.FixedHeader.Qos == 2 {
+			_ = h.o.Broker.RefuseQoS2(cl, pk, reasonCode(e.Code))
+			return pk, packets.ErrRejectPacket
+		}
+		return pk, reasonCode(e.Code)
 	}
 	if e.Temporary() {
 		h.Log.Warn("publish not stored: disconnecting so the client retransmits", "client_id", cl.ID, "code", e.Code)
-		_ = h.o.Broker.DisconnectClient(cl, packets.ErrServerBusy)
+		_ = h.o.Broker.DisconnectClient(cl, packets.ErrUnspecifiedError)
 		return pk, packets.ErrRejectPacket
 	}
 	return pk, packets.CodeSuccessIgnore

@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"bytes"
+	"strconv"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 )
@@ -19,3 +20,12 @@ func options[O any](config any, complete func(*O) bool) (O, error) {
 
 // provides tells whether event is one of events (a hook's Provides).
 func provides(event byte, events ...byte) bool { return bytes.IndexByte(events, event) >= 0 }
+
+// clip shortens a client-supplied value for the log.
+func clip(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "…(" + strconv.Itoa(len(s)) + " bytes)"
+}

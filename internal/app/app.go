@@ -152,14 +152,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	} else {
 		log.Info("push is off: no push.gorush_url configured")
 	}
-	a.Chat = chat.New(chat.Options{Store: a.Store, Log: log, Config: cfg.Chat, CacheTTL: cfg.MQTT.ACLCacheTTL,
+	a.Chat = chat.New(chat.Options{Store: a.Store, Log: log, Config: cfg.Chat, Limits: cfg.Limits, Tokens: signer, CacheTTL: cfg.MQTT.ACLCacheTTL,
 		Deliverer: a.Broker, Subscriber: a.Broker, Disconnector: a.Broker, Committed: committed})
 	a.registerMetrics()
 	for _, h := range []struct {
 		hook mqtt.Hook
 		cfg  any
 	}{
-		{new(hooks.Auth), &hooks.AuthOptions{Tokens: signer, Users: a.Chat, Members: a.Chat, OpenTopics: cfg.MQTT.OpenTopics}},
+		{new(hooks.Auth), &hooks.AuthOptions{Users: a.Chat, Members: a.Chat, Broker: a.Broker, OpenTopics: cfg.MQTT.OpenTopics}},
 		{new(hooks.Sessions), &hooks.SessionOptions{Broker: a.Broker, Groups: a.Store, Members: a.Chat}},
 		{new(hooks.Chat), &hooks.ChatOptions{Broker: a.Broker, Chat: a.Chat, Config: cfg.Chat}},
 	} {

@@ -29,6 +29,7 @@ type Config struct {
 	Auth    Auth   `yaml:"auth"`
 	Chat    Chat   `yaml:"chat"`
 	Push    Push   `yaml:"push"`
+	Limits  Limits `yaml:"limits"`
 	Log     Log    `yaml:"log"`
 }
 
@@ -57,6 +58,12 @@ type MQTT struct {
 	OpenTopics       bool          `yaml:"open_topics"`        // allow users any topic outside im/
 	SysTopicInterval time.Duration `yaml:"sys_topic_interval"` // $SYS refresh
 	ACLCacheTTL      time.Duration `yaml:"acl_cache_ttl"`      // membership cache lifetime
+	// Per-user caps: connected devices, persistent sessions, and the bytes
+	// of events queued (sent and not yet acknowledged, or waiting while
+	// offline) for one session.
+	MaxDevicesPerUser    int   `yaml:"max_devices_per_user"`
+	MaxSessionsPerUser   int   `yaml:"max_sessions_per_user"`
+	MaxSessionQueueBytes int64 `yaml:"max_session_queue_bytes"`
 }
 
 // HTTP configures the API listener.
@@ -87,6 +94,28 @@ type Chat struct {
 	BatchMax       int           `yaml:"batch_max"` // messages per group commit
 	CommitTimeout  time.Duration `yaml:"commit_timeout"`
 	MaxGroupMember int           `yaml:"max_group_members"`
+}
+
+// Limits are the per-user rate limits: token buckets that refill at a
+// sustained rate up to a burst. Past one, a request is refused as
+// rate_limited with the time after which it would pass. A rate or burst of
+// 0 turns that limit off.
+type Limits struct {
+	// Messages one user sends (MQTT and HTTP), per second, and the burst.
+	SendRate  float64 `yaml:"send_rate"`
+	SendBurst int     `yaml:"send_burst"`
+	// Typing notices one user relays, per second, and the burst.
+	TypingRate  float64 `yaml:"typing_rate"`
+	TypingBurst int     `yaml:"typing_burst"`
+	// Groups one user creates, per hour, and the burst.
+	GroupsPerHour float64 `yaml:"groups_per_hour"`
+	GroupBurst    int     `yaml:"group_burst"`
+	// Failed logins (a refused MQTT CONNECT or POST /v1/login), per minute
+	// and burst, counted per user id and, separately, per remote address.
+	LoginFailuresPerMinute float64 `yaml:"login_failures_per_minute"`
+	LoginFailureBurst      int     `yaml:"login_failure_burst"`
+	AddrFailuresPerMinute  float64 `yaml:"addr_failures_per_minute"`
+	AddrFailureBurst       int     `yaml:"addr_failure_burst"`
 }
 
 // Push configures offline push through gorush.
@@ -126,6 +155,11 @@ func Default() Config {
 			MaxMessageExpiry: 7 * 24 * time.Hour,
 			SysTopicInterval: 30 * time.Second,
 			ACLCacheTTL:      5 * time.Minute,
+			// A person has a few devices; 32 is far above any, and keeps one
+			// account from holding hundreds of connections.
+			MaxDevicesPerUser:    32,
+			MaxSessionsPerUser:   16,
+			MaxSessionQueueBytes: 4 << 20,
 		},
 		HTTP: HTTP{
 			Addr:         ":8080",
@@ -143,7 +177,14 @@ func Default() Config {
 			MaxGroupMember: 2000,
 		},
 		Push: Push{Timeout: 30 * time.Second, Queue: 10000, Workers: 4, MaxRetries: 5, Backoff: 500 * time.Millisecond},
-		Log:  Log{Level: "info", Format: "text"},
+		Limits: Limits{
+			SendRate: 20, SendBurst: 200,
+			TypingRate: 2, TypingBurst: 10,
+			GroupsPerHour: 30, GroupBurst: 20,
+			LoginFailuresPerMinute: 5, LoginFailureBurst: 10,
+			AddrFailuresPerMinute: 60, AddrFailureBurst: 120,
+		},
+		Log: Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -234,6 +275,12 @@ func setValue(fv reflect.Value, s string) error {
 			return err
 		}
 		fv.SetInt(n)
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return err
+		}
+		fv.SetFloat(f)
 	case reflect.Uint16, reflect.Uint32:
 		n, err := strconv.ParseUint(s, 10, fv.Type().Bits())
 		if err != nil {
@@ -301,6 +348,14 @@ func (c *Config) Validate() error {
 	}
 	if c.MQTT.SysTopicInterval < time.Second {
 		bad("mqtt.sys_topic_interval", "must be at least 1s")
+	}
+	if c.MQTT.MaxDevicesPerUser < 1 || c.MQTT.MaxSessionsPerUser < 0 || c.MQTT.MaxSessionQueueBytes < 64<<10 {
+		bad("mqtt.max_devices_per_user", "max_devices_per_user must be at least 1, max_sessions_per_user not negative, max_session_queue_bytes at least 65536")
+	}
+	l := c.Limits
+	if l.SendRate < 0 || l.TypingRate < 0 || l.GroupsPerHour < 0 || l.LoginFailuresPerMinute < 0 || l.AddrFailuresPerMinute < 0 ||
+		l.SendBurst < 0 || l.TypingBurst < 0 || l.GroupBurst < 0 || l.LoginFailureBurst < 0 || l.AddrFailureBurst < 0 {
+		bad("limits.send_rate", "rates and bursts must not be negative (0 turns a limit off)")
 	}
 	if c.HTTP.MaxBodyBytes < 1024 {
 		bad("http.max_body_bytes", "must be at least 1024")

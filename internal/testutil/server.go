@@ -46,6 +46,8 @@ func TestConfig(t testing.TB, backend string) config.Config {
 	cfg.Auth.ServiceKey = ServiceKey
 	cfg.Auth.JWTSecret = "test-jwt-secret-0123456789abcdef0123456789"
 	cfg.Log.Level = "error"
+	// Tests act fast and as few users; the rate limit tests set their own.
+	cfg.Limits = config.Limits{}
 	if os.Getenv("MQIM_TEST_LOG") != "" {
 		cfg.Log.Level = "debug"
 	}
