@@ -1,0 +1,206 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/mqim/mqim/store"
+)
+
+type convRow struct {
+	ID        string `db:"id"`
+	Kind      string `db:"kind"`
+	LastSeq   int64  `db:"last_seq"`
+	LastMsgID string `db:"last_msg_id"`
+	UpdatedAt int64  `db:"updated_at"`
+	ReadSeq   int64  `db:"read_seq"`
+	MinSeq    int64  `db:"min_seq"`
+	Pinned    bool   `db:"pinned"`
+	Muted     bool   `db:"muted"`
+	Hidden    bool   `db:"hidden"`
+	Active    bool   `db:"active"`
+}
+
+// convUpdated is when a conversation last changed for its member: for a
+// former member, when they left.
+const convUpdated = `(CASE WHEN cm.active = 1 THEN c.updated_at ELSE cm.left_at END)`
+
+const convSelect = `SELECT c.id, c.kind, c.last_seq, c.last_msg_id, ` + convUpdated + ` AS updated_at, cm.read_seq, cm.min_seq, cm.pinned, cm.muted, cm.hidden, cm.active
+	FROM conversation_members cm JOIN conversations c ON c.id = cm.conv_id `
+
+// Conversations implements store.Messages.
+func (s *Store) Conversations(ctx context.Context, userID string, q store.ConvQuery) ([]store.Conversation, error) {
+	where := `WHERE cm.user_id = ? AND ` + convUpdated + ` > ?`
+	args := []any{userID, q.UpdatedAfter}
+	if q.BeforeTS > 0 {
+		where += ` AND (` + convUpdated + ` < ? OR (` + convUpdated + ` = ? AND c.id > ?))`
+		args = append(args, q.BeforeTS, q.BeforeTS, q.BeforeID)
+	}
+	args = append(args, q.Limit)
+	var rows []convRow
+	if err := s.db.SelectContext(ctx, &rows, convSelect+where+` ORDER BY `+convUpdated+` DESC, c.id LIMIT ?`, args...); err != nil {
+		return nil, s.wrap("conversations", err)
+	}
+	return s.convs(ctx, rows)
+}
+
+// Conversation implements store.Messages.
+func (s *Store) Conversation(ctx context.Context, userID, conv string) (*store.Conversation, error) {
+	var rows []convRow
+	if err := s.db.SelectContext(ctx, &rows, convSelect+`WHERE cm.user_id = ? AND cm.conv_id = ?`, userID, conv); err != nil {
+		return nil, s.wrap("conversation", err)
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("conversation %s: %w", conv, store.ErrNotFound)
+	}
+	cs, err := s.convs(ctx, rows)
+	if err != nil {
+		return nil, err
+	}
+	return &cs[0], nil
+}
+
+func (s *Store) convs(ctx context.Context, rows []convRow) ([]store.Conversation, error) {
+	ids := make([]string, 0, len(rows))
+	for _, r := range rows {
+		if r.LastMsgID != "" {
+			ids = append(ids, r.LastMsgID)
+		}
+	}
+	last := map[string]*store.Message{}
+	for _, chunk := range chunks(ids, s.d.MaxParams) {
+		q, args, err := sqlx.In(`SELECT `+msgCols+` FROM messages WHERE id IN (?)`, chunk)
+		if err != nil {
+			return nil, err
+		}
+		ms, err := s.selectMessages(ctx, q, args...)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			last[m.ID] = m
+		}
+	}
+	out := make([]store.Conversation, len(rows))
+	for i, r := range rows {
+		out[i] = store.Conversation{ID: r.ID, Kind: r.Kind, LastSeq: r.LastSeq, ReadSeq: r.ReadSeq, MinSeq: r.MinSeq,
+			Pinned: r.Pinned, Muted: r.Muted, Hidden: r.Hidden, Active: r.Active, UpdatedAt: r.UpdatedAt, LastMessage: last[r.LastMsgID]}
+		if !r.Active {
+			// A former member's view stops where they left, LastMessage too.
+			out[i].LastSeq = r.ReadSeq
+			if m := out[i].LastMessage; m != nil && m.Seq > r.ReadSeq {
+				ms, err := s.selectMessages(ctx, `SELECT `+msgCols+` FROM messages WHERE conv_id = ? AND seq = ?`, r.ID, r.ReadSeq)
+				if err != nil {
+					return nil, err
+				}
+				out[i].LastMessage = nil
+				if len(ms) > 0 {
+					out[i].LastMessage = ms[0]
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// MarkRead implements store.Messages.
+func (s *Store) MarkRead(ctx context.Context, userID, conv string, seq int64) (int64, error) {
+	// READ COMMITTED: under MySQL's REPEATABLE READ the final SELECT read the
+	// snapshot taken before the UPDATE, so when a concurrent MarkRead had
+	// already raised read_seq it returned the old, lower value.
+	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return 0, s.wrap("mark read", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	var lastSeq int64
+	if err := tx.GetContext(ctx, &lastSeq, `SELECT last_seq FROM conversations WHERE id = ?`, conv); err != nil {
+		return 0, s.wrap("mark read", err)
+	}
+	if seq > lastSeq {
+		seq = lastSeq
+	}
+	// A former member (active = 0) has read up to the leave event, and that stays.
+	res, err := tx.ExecContext(ctx, `UPDATE conversation_members SET read_seq = `+s.d.Greatest+`(read_seq, ?) WHERE user_id = ? AND conv_id = ? AND active = 1`, seq, userID, conv)
+	if err != nil {
+		return 0, s.wrap("mark read", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		// MySQL reports 0 when nothing changed: tell "no row" apart.
+		var c int
+		if err := tx.GetContext(ctx, &c, `SELECT COUNT(*) FROM conversation_members WHERE user_id = ? AND conv_id = ?`, userID, conv); err != nil {
+			return 0, s.wrap("mark read", err)
+		}
+		if c == 0 {
+			return 0, fmt.Errorf("mark read %s: %w", conv, store.ErrNotFound)
+		}
+	}
+	var read int64
+	if err := tx.GetContext(ctx, &read, `SELECT read_seq FROM conversation_members WHERE user_id = ? AND conv_id = ?`, userID, conv); err != nil {
+		return 0, s.wrap("mark read", err)
+	}
+	return read, s.wrap("mark read", tx.Commit())
+}
+
+// SetConvPrefs implements store.Messages.
+func (s *Store) SetConvPrefs(ctx context.Context, userID, conv string, p store.ConvPrefs) error {
+	var sets []string
+	var args []any
+	for col, v := range map[string]*bool{"pinned": p.Pinned, "muted": p.Muted, "hidden": p.Hidden} {
+		if v != nil {
+			sets = append(sets, col+" = ?")
+			args = append(args, *v)
+		}
+	}
+	if _, err := s.Conversation(ctx, userID, conv); err != nil {
+		return err
+	}
+	if len(sets) == 0 {
+		return nil
+	}
+	args = append(args, userID, conv)
+	_, err := s.db.ExecContext(ctx, `UPDATE conversation_members SET `+strings.Join(sets, ", ")+` WHERE user_id = ? AND conv_id = ?`, args...)
+	return s.wrap("conversation prefs", err)
+}
+
+// PushStates implements store.Messages: two queries for any number of users.
+func (s *Store) PushStates(ctx context.Context, conv string, userIDs []string) (map[string]store.PushState, error) {
+	out := make(map[string]store.PushState, len(userIDs))
+	for _, chunk := range chunks(userIDs, s.d.MaxParams-1) {
+		q, args, err := sqlx.In(`SELECT cm.user_id, SUM(c.last_seq - cm.read_seq) AS unread
+			FROM conversation_members cm JOIN conversations c ON c.id = cm.conv_id
+			WHERE cm.user_id IN (?) AND cm.muted = 0 AND cm.active = 1 AND c.last_seq > cm.read_seq
+			GROUP BY cm.user_id`, chunk)
+		if err != nil {
+			return nil, err
+		}
+		var rows []struct {
+			UserID string `db:"user_id"`
+			Unread int64  `db:"unread"`
+		}
+		if err := s.db.SelectContext(ctx, &rows, q, args...); err != nil {
+			return nil, s.wrap("unread totals", err)
+		}
+		for _, r := range rows {
+			out[r.UserID] = store.PushState{Unread: r.Unread}
+		}
+		q, args, err = sqlx.In(`SELECT user_id FROM conversation_members WHERE conv_id = ? AND muted = 1 AND user_id IN (?)`, conv, chunk)
+		if err != nil {
+			return nil, err
+		}
+		var muted []string
+		if err := s.db.SelectContext(ctx, &muted, q, args...); err != nil {
+			return nil, s.wrap("muted members", err)
+		}
+		for _, uid := range muted {
+			st := out[uid]
+			st.Muted = true
+			out[uid] = st
+		}
+	}
+	return out, nil
+}

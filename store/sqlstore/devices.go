@@ -1,0 +1,73 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/mqim/mqim/store"
+)
+
+const deviceCols = `user_id, device_id, platform, token, topic, updated_at`
+
+// PutDevice implements store.Devices.
+func (s *Store) PutDevice(ctx context.Context, d *store.Device) error {
+	d.UpdatedAt = now()
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return s.wrap("put device", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	// A token belongs to one device: a phone that changed hands is re-bound.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE platform = ? AND token = ? AND NOT (user_id = ? AND device_id = ?)`,
+		d.Platform, d.Token, d.UserID, d.DeviceID); err != nil {
+		return s.wrap("put device", err)
+	}
+	if _, err := tx.NamedExecContext(ctx, s.d.UpsertDevice, d); err != nil {
+		return s.wrap("put device", err)
+	}
+	return s.wrap("put device", tx.Commit())
+}
+
+// DeleteDevice implements store.Devices.
+func (s *Store) DeleteDevice(ctx context.Context, userID, deviceID string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM devices WHERE user_id = ? AND device_id = ?`, userID, deviceID)
+	if err != nil {
+		return s.wrap("delete device", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("device %s: %w", deviceID, store.ErrNotFound)
+	}
+	return nil
+}
+
+// Devices implements store.Devices.
+func (s *Store) Devices(ctx context.Context, userID string) ([]store.Device, error) {
+	ds := []store.Device{}
+	err := s.db.SelectContext(ctx, &ds, `SELECT `+deviceCols+` FROM devices WHERE user_id = ? ORDER BY device_id`, userID)
+	return ds, s.wrap("devices", err)
+}
+
+// DevicesOf implements store.Devices.
+func (s *Store) DevicesOf(ctx context.Context, userIDs []string) ([]store.Device, error) {
+	out := []store.Device{}
+	for _, chunk := range chunks(userIDs, s.d.MaxParams) {
+		q, args, err := sqlx.In(`SELECT `+deviceCols+` FROM devices WHERE user_id IN (?)`, chunk)
+		if err != nil {
+			return nil, err
+		}
+		var ds []store.Device
+		if err := s.db.SelectContext(ctx, &ds, q, args...); err != nil {
+			return nil, s.wrap("devices", err)
+		}
+		out = append(out, ds...)
+	}
+	return out, nil
+}
+
+// DeleteToken implements store.Devices.
+func (s *Store) DeleteToken(ctx context.Context, platform, token string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM devices WHERE platform = ? AND token = ?`, platform, token)
+	return s.wrap("delete token", err)
+}
