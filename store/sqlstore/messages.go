@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -85,12 +86,24 @@ func (s *Store) MessagesByCID(ctx context.Context, keys [][2]string) (map[string
 	return out, nil
 }
 
-// Commit implements store.Messages. One transaction: a multi-row insert of
-// the messages, then one update per conversation touched and the membership
-// changes, so a batch of N messages costs a handful of statements.
+// Commit stores a batch atomically, all or none, and returns ErrConflict
+// when a unique key is taken: a (conv, seq), a (sender, cid), a message or
+// group id, a membership (store.Messages). Every write names its Kind, and
+// a group write its group in Msg.To; a batch with one that does not is
+// refused. Each write's Reader, if any, has its read position raised to the
+// message (an active member's only); nobody else's moves.
+//
+// One transaction: a multi-row insert of the messages, then one upsert per
+// conversation touched, the membership changes and one upsert of the read
+// positions, so a batch of N messages costs a handful of statements.
 func (s *Store) Commit(ctx context.Context, batch []store.Write) error {
 	if len(batch) == 0 {
 		return nil
+	}
+	for _, w := range batch {
+		if err := checkWrite(w); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
 	}
 	// READ COMMITTED: under MySQL's REPEATABLE READ, the update of a
 	// conversation row that does not exist yet takes a gap lock, and two
@@ -105,6 +118,27 @@ func (s *Store) Commit(ctx context.Context, batch []store.Write) error {
 		return err
 	}
 	return s.wrap("commit", tx.Commit())
+}
+
+// checkWrite refuses a Write that does not say where it goes: its kind, and
+// for a group its id (Msg.To), which group changes need.
+func checkWrite(w store.Write) error {
+	if w.Msg == nil {
+		return errors.New("write without a message")
+	}
+	switch w.Kind {
+	case store.KindGroup:
+		if w.Msg.To == "" {
+			return fmt.Errorf("message %s: a group write names its group in Msg.To", w.Msg.ID)
+		}
+	case store.KindDirect:
+		if w.NewGroup != nil || len(w.AddMembers) > 0 || len(w.RemoveMembers) > 0 || len(w.UpdateMembers) > 0 {
+			return fmt.Errorf("message %s: group changes in a direct conversation", w.Msg.ID)
+		}
+	default:
+		return fmt.Errorf("message %s: kind %q, want %q or %q", w.Msg.ID, w.Kind, store.KindDirect, store.KindGroup)
+	}
+	return nil
 }
 
 func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write) error {
@@ -147,7 +181,7 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write) er
 		args := make([]any, 0, 5*len(part))
 		for _, id := range part {
 			w := last[id]
-			args = append(args, id, convKind(w), w.Msg.Seq, w.Msg.ID, w.Msg.TS)
+			args = append(args, id, w.Kind, w.Msg.Seq, w.Msg.ID, w.Msg.TS)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (id, kind, last_seq, last_msg_id, updated_at) VALUES `+
 			placeholders(len(part), 5)+` `+s.d.UpsertConvs, args...); err != nil {
@@ -164,14 +198,15 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write) er
 	}
 	// Participants join (if not members yet) from their message on: in a
 	// direct conversation it is unread, a group join event is not. Then the
-	// senders' own read positions: a sender has read what it sent.
+	// readers' positions move up to their messages (the upsert raises only
+	// active members: a former member's position stays at the leave).
 	type key struct{ user, conv string }
 	var joins []any
 	nJoins := 0
 	for _, w := range batch {
 		for _, uid := range w.Participants {
 			read := w.Msg.Seq - 1
-			if convKind(w) == store.KindGroup {
+			if w.Kind == store.KindGroup {
 				read = w.Msg.Seq
 			}
 			joins = append(joins, uid, w.Msg.Conv, read, w.Msg.Seq-1)
@@ -189,25 +224,14 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write) er
 	reads := map[key]int64{}
 	var order []key
 	for _, w := range batch {
-		from := w.Msg.From
-		if from == "" || strings.HasPrefix(from, "$") {
+		if w.Reader == "" {
 			continue
 		}
-		if w.Msg.Type == "system" {
-			// A system message may be attributed to someone who is not a
-			// member (the service key names anyone): raise only an existing
-			// member's position, never create one.
-			if _, err := tx.ExecContext(ctx, `UPDATE conversation_members SET read_seq = `+s.d.Greatest+`(read_seq, ?) WHERE user_id = ? AND conv_id = ? AND active = 1`,
-				w.Msg.Seq, from, w.Msg.Conv); err != nil {
-				return s.wrap("system read position", err)
-			}
-			continue
-		}
-		k := key{from, w.Msg.Conv}
+		k := key{w.Reader, w.Msg.Conv}
 		if _, ok := reads[k]; !ok {
 			order = append(order, k)
 		}
-		reads[k] = w.Msg.Seq
+		reads[k] = max(reads[k], w.Msg.Seq)
 	}
 	for _, part := range chunks(order, s.d.MaxParams/4) {
 		args := make([]any, 0, 4*len(part))
@@ -222,20 +246,11 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write) er
 	return nil
 }
 
-func convKind(w store.Write) string {
-	if w.Kind != "" {
-		return w.Kind
-	}
-	if strings.HasPrefix(w.Msg.Conv, "g:") {
-		return store.KindGroup
-	}
-	return store.KindDirect
-}
-
-// applyGroupChanges writes a Write's group creation and membership changes.
+// applyGroupChanges writes a Write's group creation and membership changes,
+// to the group Msg.To (checkWrite let only group writes carry any).
 func (s *Store) applyGroupChanges(ctx context.Context, tx *sqlx.Tx, w store.Write) error {
 	m := w.Msg
-	gid := strings.TrimPrefix(m.Conv, "g:")
+	gid := m.To
 	if g := w.NewGroup; g != nil {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO chat_groups (`+groupCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
 			g.ID, g.Name, g.Avatar, g.Notice, g.Owner, g.JoinPolicy, g.MuteAll, g.Ext, g.Dissolved, g.CreatedAt, g.UpdatedAt); err != nil {

@@ -33,9 +33,9 @@ func testConversations(t *testing.T, f *fixture) {
 	f.commit(firstDM(mAB))
 	f.commit(createGroup("g1", "g1", "bob", base+200, "alice"))
 	mG := gm("g2", "g1", 2, "bob", base+250)
-	f.commit(store.Write{Msg: mG})
+	f.commit(post(mG))
 	mAC1, mAC2 := dm("m2", 1, "carol", "alice", base+290), dm("m3", 2, "carol", "alice", base+300)
-	f.commit(firstDM(mAC1), store.Write{Msg: mAC2})
+	f.commit(firstDM(mAC1), direct(mAC2))
 
 	check := func(what string, got []store.Conversation, want ...string) {
 		t.Helper()
@@ -76,7 +76,7 @@ func testConversations(t *testing.T, f *fixture) {
 	// A new message moves its conversation to the front and past the
 	// updated_after cursor.
 	mAB2 := dm("m4", 2, "bob", "alice", base+400)
-	f.commit(store.Write{Msg: mAB2})
+	f.commit(direct(mAB2))
 	check("Conversations(alice) after a new message", f.conversations("alice", store.ConvQuery{Limit: 10}), ab, ac, "g:g1")
 	got := f.conversations("alice", store.ConvQuery{UpdatedAfter: base + 300, Limit: 10})
 	check("Conversations(alice, after 300) after a new message", got, ab)
@@ -136,7 +136,7 @@ func testMarkRead(t *testing.T, f *fixture) {
 	ab := directConv("alice", "bob")
 	f.commit(firstDM(dm("m1", 1, "alice", "bob", base+1)))
 	for i := int64(2); i <= 5; i++ {
-		f.commit(store.Write{Msg: dm(fmt.Sprintf("m%d", i), i, "alice", "bob", base+i)})
+		f.commit(direct(dm(fmt.Sprintf("m%d", i), i, "alice", "bob", base+i)))
 	}
 	f.wantState("bob", ab, 5, 0, 0)
 
@@ -159,7 +159,7 @@ func testMarkRead(t *testing.T, f *fixture) {
 	// alice's own position is untouched by bob's reads.
 	f.wantState("alice", ab, 5, 5, 0)
 
-	f.commit(store.Write{Msg: dm("m6", 6, "alice", "bob", base+6)})
+	f.commit(direct(dm("m6", 6, "alice", "bob", base+6)))
 	f.wantState("bob", ab, 6, 5, 0)
 	if got, err := f.st.MarkRead(f.ctx, "bob", ab, 6); err != nil || got != 6 {
 		t.Fatalf("MarkRead(bob, 6) = (%d, %v), want (6, nil)", got, err)
@@ -167,7 +167,7 @@ func testMarkRead(t *testing.T, f *fixture) {
 
 	// Groups too, from the join point.
 	f.commit(createGroup("c1", "g1", "olga", base+10, "bob"))
-	f.commit(store.Write{Msg: gm("g2", "g1", 2, "olga", base+11)}, store.Write{Msg: gm("g3", "g1", 3, "olga", base+12)})
+	f.commit(post(gm("g2", "g1", 2, "olga", base+11)), post(gm("g3", "g1", 3, "olga", base+12)))
 	if got, err := f.st.MarkRead(f.ctx, "bob", "g:g1", 2); err != nil || got != 2 {
 		t.Fatalf("MarkRead(bob, g:g1, 2) = (%d, %v), want (2, nil)", got, err)
 	}
@@ -248,7 +248,7 @@ func testUnhide(t *testing.T, f *fixture) {
 
 	// A message from alice brings the conversation back for both; the other
 	// prefs stay.
-	f.commit(store.Write{Msg: dm("m2", 2, "alice", "bob", base+2)})
+	f.commit(direct(dm("m2", 2, "alice", "bob", base+2)))
 	f.wantPrefs("bob", ab, prefs{pinned: true, muted: true})
 	f.wantPrefs("alice", ab, prefs{})
 
@@ -260,6 +260,6 @@ func testUnhide(t *testing.T, f *fixture) {
 	// Groups too.
 	f.commit(createGroup("c1", "g1", "olga", base+4, "bob"))
 	f.setPrefs("bob", "g:g1", store.ConvPrefs{Hidden: ptr(true)})
-	f.commit(store.Write{Msg: gm("g2", "g1", 2, "olga", base+5)})
+	f.commit(post(gm("g2", "g1", 2, "olga", base+5)))
 	f.wantPrefs("bob", "g:g1", prefs{})
 }

@@ -108,7 +108,7 @@ func testGroupCreate(t *testing.T, f *fixture) {
 	wantMessages(t, "history of g:g1", f.history("g:g1"), created)
 
 	// Messages from members: senders read them, the others have unread.
-	f.commit(store.Write{Msg: gm("m2", "g1", 2, "bob", base+3)}, store.Write{Msg: gm("m3", "g1", 3, "bob", base+4)})
+	f.commit(post(gm("m2", "g1", 2, "bob", base+3)), post(gm("m3", "g1", 3, "bob", base+4)))
 	f.wantState("bob", "g:g1", 3, 3, 0)
 	f.wantState("olga", "g:g1", 3, 1, 0)
 	f.wantState("carol", "g:g1", 3, 1, 0)
@@ -126,10 +126,11 @@ func testGroupCreate(t *testing.T, f *fixture) {
 	}
 }
 
-// The owner may be the sender of the "created" message: the same state.
+// The owner may be the sender, and reader, of the "created" message: the
+// same state.
 func testGroupCreatedByOwner(t *testing.T, f *fixture) {
 	w := createGroup("c1", "g1", "olga", base+1, "bob")
-	w.Msg.From = "olga"
+	w.Msg.From, w.Reader = "olga", "olga"
 	f.commit(w)
 	f.wantState("olga", "g:g1", 1, 1, 0)
 	f.wantState("bob", "g:g1", 1, 1, 0)
@@ -140,10 +141,10 @@ func testGroupCreatedByOwner(t *testing.T, f *fixture) {
 
 func testGroupJoin(t *testing.T, f *fixture) {
 	f.commit(createGroup("c1", "g1", "olga", base+1, "bob", "carol"))
-	f.commit(store.Write{Msg: gm("m2", "g1", 2, "bob", base+2)}, store.Write{Msg: gm("m3", "g1", 3, "olga", base+3)})
+	f.commit(post(gm("m2", "g1", 2, "bob", base+2)), post(gm("m3", "g1", 3, "olga", base+3)))
 
 	joined := sys("c4", "g1", 4, "joined", base+4)
-	f.commit(store.Write{Msg: joined, AddMembers: []store.Member{{UserID: "dave", Role: store.RoleMember}}})
+	f.commit(store.Write{Msg: joined, Kind: store.KindGroup, AddMembers: []store.Member{{UserID: "dave", Role: store.RoleMember}}})
 	if m := f.member("g1", "dave"); m.JoinSeq != 4 || m.JoinedAt != base+4 || m.Role != store.RoleMember {
 		t.Errorf("Member(g1, dave) = %+v, want JoinSeq 4, JoinedAt %d", m, base+4)
 	}
@@ -154,13 +155,13 @@ func testGroupJoin(t *testing.T, f *fixture) {
 	f.wantState("carol", "g:g1", 4, 1, 0)
 	f.wantState("olga", "g:g1", 4, 3, 0)
 
-	f.commit(store.Write{Msg: gm("m5", "g1", 5, "carol", base+5)})
+	f.commit(post(gm("m5", "g1", 5, "carol", base+5)))
 	f.wantState("dave", "g:g1", 5, 4, 3)
 
 	// Two joins in one batch, "aaron" sorting first by id but joining last.
 	f.commit(
-		store.Write{Msg: sys("c6", "g1", 6, "joined", base+6), AddMembers: []store.Member{{UserID: "erin", Role: store.RoleMember}}},
-		store.Write{Msg: sys("c7", "g1", 7, "joined", base+7), AddMembers: []store.Member{{UserID: "aaron", Role: store.RoleMember}}},
+		store.Write{Msg: sys("c6", "g1", 6, "joined", base+6), Kind: store.KindGroup, AddMembers: []store.Member{{UserID: "erin", Role: store.RoleMember}}},
+		store.Write{Msg: sys("c7", "g1", 7, "joined", base+7), Kind: store.KindGroup, AddMembers: []store.Member{{UserID: "aaron", Role: store.RoleMember}}},
 	)
 	f.wantState("erin", "g:g1", 7, 6, 5)
 	f.wantState("aaron", "g:g1", 7, 7, 6)
@@ -182,10 +183,10 @@ func testGroupJoin(t *testing.T, f *fixture) {
 // after: the view stays frozen whatever happens in the group later.
 func testGroupLeave(t *testing.T, f *fixture) {
 	f.commit(createGroup("c1", "g1", "olga", base+1, "bob", "carol"))
-	f.commit(store.Write{Msg: gm("m2", "g1", 2, "olga", base+2)}, store.Write{Msg: gm("m3", "g1", 3, "carol", base+3)})
+	f.commit(post(gm("m2", "g1", 2, "olga", base+2)), post(gm("m3", "g1", 3, "carol", base+3)))
 
 	left := sys("c4", "g1", 4, "left", base+4)
-	f.commit(store.Write{Msg: left, RemoveMembers: []string{"bob"}})
+	f.commit(store.Write{Msg: left, Kind: store.KindGroup, RemoveMembers: []string{"bob"}})
 	_, err := f.st.Member(f.ctx, "g1", "bob")
 	wantErr(t, "Member(g1, bob) after leaving", err, store.ErrNotFound)
 	if gs := f.userGroups("bob"); len(gs) != 0 {
@@ -225,7 +226,7 @@ func testGroupLeave(t *testing.T, f *fixture) {
 	wantFrozen("right after leaving")
 	wantMessage(t, "bob's LastMessage", f.conv("bob", "g:g1").LastMessage, left)
 
-	f.commit(store.Write{Msg: gm("m5", "g1", 5, "olga", base+5)}, store.Write{Msg: gm("m6", "g1", 6, "carol", base+6)})
+	f.commit(post(gm("m5", "g1", 5, "olga", base+5)), post(gm("m6", "g1", 6, "carol", base+6)))
 	f.wantLastSeq("g:g1", 6)
 	wantFrozen("after more messages")
 	f.wantState("olga", "g:g1", 6, 5, 0)
@@ -242,7 +243,7 @@ func testGroupLeave(t *testing.T, f *fixture) {
 	if err := f.st.SetConvPrefs(f.ctx, "bob", "g:g1", store.ConvPrefs{Hidden: ptr(true)}); err != nil {
 		t.Fatal(err)
 	}
-	f.commit(store.Write{Msg: gm("m7", "g1", 7, "olga", base+7)})
+	f.commit(post(gm("m7", "g1", 7, "olga", base+7)))
 	if c := f.conv("bob", "g:g1"); !c.Hidden {
 		t.Error("a new message unhid the conversation of a member who left")
 	}
@@ -251,7 +252,7 @@ func testGroupLeave(t *testing.T, f *fixture) {
 	// A kick by the owner: the owner's read_seq follows, the kicked is frozen.
 	kick := sys("c8", "g1", 8, "kicked", base+8)
 	kick.From = "olga"
-	f.commit(store.Write{Msg: kick, RemoveMembers: []string{"carol"}})
+	f.commit(store.Write{Msg: kick, Kind: store.KindGroup, Reader: "olga", RemoveMembers: []string{"carol"}})
 	c := f.conv("carol", "g:g1")
 	if c.Active || c.LastSeq != 8 || c.ReadSeq != 8 {
 		t.Errorf("carol's view after kick = %+v, want inactive at 8", c)
@@ -264,13 +265,13 @@ func testGroupLeave(t *testing.T, f *fixture) {
 
 func testGroupRejoin(t *testing.T, f *fixture) {
 	f.commit(createGroup("c1", "g1", "olga", base+1, "bob"))
-	f.commit(store.Write{Msg: sys("c2", "g1", 2, "left", base+2), RemoveMembers: []string{"bob"}})
+	f.commit(store.Write{Msg: sys("c2", "g1", 2, "left", base+2), Kind: store.KindGroup, RemoveMembers: []string{"bob"}})
 	if err := f.st.SetConvPrefs(f.ctx, "bob", "g:g1", store.ConvPrefs{Hidden: ptr(true)}); err != nil {
 		t.Fatal(err)
 	}
-	f.commit(store.Write{Msg: gm("m3", "g1", 3, "olga", base+3)}, store.Write{Msg: gm("m4", "g1", 4, "olga", base+4)})
+	f.commit(post(gm("m3", "g1", 3, "olga", base+3)), post(gm("m4", "g1", 4, "olga", base+4)))
 
-	f.commit(store.Write{Msg: sys("c5", "g1", 5, "joined", base+5), AddMembers: []store.Member{{UserID: "bob", Role: store.RoleMember}}})
+	f.commit(store.Write{Msg: sys("c5", "g1", 5, "joined", base+5), Kind: store.KindGroup, AddMembers: []store.Member{{UserID: "bob", Role: store.RoleMember}}})
 	if m := f.member("g1", "bob"); m.JoinSeq != 5 || m.JoinedAt != base+5 {
 		t.Errorf("Member(g1, bob) after rejoining = %+v, want JoinSeq 5", m)
 	}
@@ -278,7 +279,7 @@ func testGroupRejoin(t *testing.T, f *fixture) {
 	if c.Hidden {
 		t.Error("rejoined conversation is still hidden")
 	}
-	f.commit(store.Write{Msg: gm("m6", "g1", 6, "olga", base+6)})
+	f.commit(post(gm("m6", "g1", 6, "olga", base+6)))
 	f.wantState("bob", "g:g1", 6, 5, 4)
 	if gs := f.userGroups("bob"); !slices.Equal(gs, []string{"g1"}) {
 		t.Errorf("UserGroups(bob) after rejoining = %v", gs)

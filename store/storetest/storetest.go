@@ -162,9 +162,17 @@ func dm(id string, seq int64, from, to string, ts int64) *store.Message {
 	}
 }
 
-// firstDM is the Write opening a 1:1 conversation.
+// direct is the Write of a direct message: its sender has read it.
+func direct(m *store.Message) store.Write {
+	return store.Write{Msg: m, Kind: store.KindDirect, Reader: m.From}
+}
+
+// firstDM is the Write opening a 1:1 conversation: both users become
+// participants.
 func firstDM(m *store.Message) store.Write {
-	return store.Write{Msg: m, Kind: store.KindDirect, Participants: []string{m.From, m.To}}
+	w := direct(m)
+	w.Participants = []string{m.From, m.To}
+	return w
 }
 
 // gm is a message from a user to group gid.
@@ -173,6 +181,12 @@ func gm(id, gid string, seq int64, from string, ts int64) *store.Message {
 		ID: id, Conv: "g:" + gid, Seq: seq, From: from, To: gid,
 		Type: "text", Body: store.JSON(fmt.Sprintf(`{"text":%q}`, id)), TS: ts,
 	}
+}
+
+// post is the Write of a member's message to a group: its sender has read
+// it.
+func post(m *store.Message) store.Write {
+	return store.Write{Msg: m, Kind: store.KindGroup, Reader: m.From}
 }
 
 // sys is a system message of group gid about event.
@@ -184,7 +198,8 @@ func sys(id, gid string, seq int64, event string, ts int64) *store.Message {
 }
 
 // createGroup is the Write creating group gid with its "created" message at
-// seq 1: the owner first, then members with the member role.
+// seq 1 (from $system, so without a reader): the owner first, then members
+// with the member role.
 func createGroup(msgID, gid, owner string, ts int64, members ...string) store.Write {
 	adds := []store.Member{{UserID: owner, Role: store.RoleOwner}}
 	for _, m := range members {
