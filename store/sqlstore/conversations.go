@@ -64,6 +64,8 @@ func (s *Store) Conversation(ctx context.Context, userID, conv string) (*store.C
 	return &cs[0], nil
 }
 
+// convs makes Conversations of rows, as stored, with the last message of
+// each.
 func (s *Store) convs(ctx context.Context, rows []convRow) ([]store.Conversation, error) {
 	ids := make([]string, 0, len(rows))
 	for _, r := range rows {
@@ -89,20 +91,6 @@ func (s *Store) convs(ctx context.Context, rows []convRow) ([]store.Conversation
 	for i, r := range rows {
 		out[i] = store.Conversation{ID: r.ID, Kind: r.Kind, LastSeq: r.LastSeq, ReadSeq: r.ReadSeq, MinSeq: r.MinSeq,
 			Pinned: r.Pinned, Muted: r.Muted, Hidden: r.Hidden, Active: r.Active, UpdatedAt: r.UpdatedAt, LastMessage: last[r.LastMsgID]}
-		if !r.Active {
-			// A former member's view stops where they left, LastMessage too.
-			out[i].LastSeq = r.ReadSeq
-			if m := out[i].LastMessage; m != nil && m.Seq > r.ReadSeq {
-				ms, err := s.selectMessages(ctx, `SELECT `+msgCols+` FROM messages WHERE conv_id = ? AND seq = ?`, r.ID, r.ReadSeq)
-				if err != nil {
-					return nil, err
-				}
-				out[i].LastMessage = nil
-				if len(ms) > 0 {
-					out[i].LastMessage = ms[0]
-				}
-			}
-		}
 	}
 	return out, nil
 }

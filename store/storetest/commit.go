@@ -260,8 +260,9 @@ func testCommitReader(t *testing.T, f *fixture) {
 	// A former member's position stays at the leave, reader or not.
 	f.commit(store.Write{Msg: sys("c6", "g1", 6, "left", base+15), Kind: store.KindGroup, RemoveMembers: []string{"carol"}})
 	f.commit(store.Write{Msg: sys("c7", "g1", 7, "notice", base+16), Kind: store.KindGroup, Reader: "carol"})
-	if c := f.conv("carol", g); c.Active || c.ReadSeq != 6 {
-		t.Errorf("carol, who left at seq 6, read by a later write: Active %v, read_seq %d; want inactive, read_seq 6", c.Active, c.ReadSeq)
+	if c := f.conv("carol", g); c.Active || c.LastSeq != 7 || c.ReadSeq != 6 {
+		t.Errorf("carol, who left at seq 6, read by a later write: Active %v, last_seq %d, read_seq %d; want inactive, last_seq 7, read_seq 6",
+			c.Active, c.LastSeq, c.ReadSeq)
 	}
 }
 
