@@ -18,15 +18,6 @@ func (s *Store) Group(ctx context.Context, id string) (*store.Group, error) {
 	return &g, nil
 }
 
-// Member implements store.Groups.
-func (s *Store) Member(ctx context.Context, groupID, userID string) (*store.Member, error) {
-	var m store.Member
-	if err := s.db.GetContext(ctx, &m, `SELECT `+memberCols+` FROM group_members WHERE group_id = ? AND user_id = ?`, groupID, userID); err != nil {
-		return nil, s.wrap("member", err)
-	}
-	return &m, nil
-}
-
 // Members implements store.Groups.
 func (s *Store) Members(ctx context.Context, groupID string) ([]store.Member, error) {
 	ms := []store.Member{}

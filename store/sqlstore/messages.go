@@ -313,15 +313,3 @@ func (s *Store) Messages(ctx context.Context, conv string, q store.MsgQuery) ([]
 	return s.selectMessages(ctx, `SELECT `+msgCols+` FROM messages WHERE conv_id = ? AND seq > ? AND seq < ? ORDER BY seq `+order+` LIMIT ?`,
 		conv, q.After, before, q.Limit)
 }
-
-// Message implements store.Messages.
-func (s *Store) Message(ctx context.Context, id string) (*store.Message, error) {
-	ms, err := s.selectMessages(ctx, `SELECT `+msgCols+` FROM messages WHERE id = ?`, id)
-	if err != nil {
-		return nil, err
-	}
-	if len(ms) == 0 {
-		return nil, fmt.Errorf("message %s: %w", id, store.ErrNotFound)
-	}
-	return ms[0], nil
-}

@@ -11,7 +11,6 @@ var messageTests = []test{
 	{"DirectRoundTripAndPaging", testDirectMessages},
 	{"SenderReadsOwnMessages", testSenderRead},
 	{"ParticipantsStartAtTheirMessage", testParticipants},
-	{"MessageNotFound", testMessageNotFound},
 	{"MessagesByCID", testMessagesByCID},
 	{"LastSeqs", testLastSeqs},
 }
@@ -66,14 +65,6 @@ func testDirectMessages(t *testing.T, f *fixture) {
 		wantMessages(t, fmt.Sprintf("Messages(%s, %+v)", ab, p.q), f.messages(ab, p.q), p.want...)
 	}
 	wantMessages(t, "unknown conversation", f.history("d:x:y"))
-
-	for _, want := range []*store.Message{m1, m2, m3, m4, m5} {
-		got, err := f.st.Message(f.ctx, want.ID)
-		if err != nil {
-			t.Fatalf("Message(%s): %v", want.ID, err)
-		}
-		wantMessage(t, "Message("+want.ID+")", got, want)
-	}
 
 	// Conversation state: alice sent seq 4, bob sent seq 3.
 	c := f.wantState("alice", ab, 4, 4, 0)
@@ -145,11 +136,6 @@ func testParticipants(t *testing.T, f *fixture) {
 		t.Errorf("erin's view of g:g1 = %+v, want last_seq 2, read_seq 2, min_seq 1 or 2", c)
 	}
 	f.wantState("alice", "g:g1", 2, 1, 0)
-}
-
-func testMessageNotFound(t *testing.T, f *fixture) {
-	_, err := f.st.Message(f.ctx, "nope")
-	wantErr(t, "Message(nope)", err, store.ErrNotFound)
 }
 
 func testMessagesByCID(t *testing.T, f *fixture) {
