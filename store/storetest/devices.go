@@ -44,13 +44,21 @@ func (f *fixture) wantDevices(uid string, want ...store.Device) {
 	}
 }
 
-func (f *fixture) tokenRows(platform, token string) int {
+// tokenHolders lists the devices, among those of users, registered with
+// the token, as "user/device".
+func (f *fixture) tokenHolders(platform, token string, users ...string) []string {
 	f.t.Helper()
-	var n int
-	if err := f.st.DB().GetContext(f.ctx, &n, `SELECT COUNT(*) FROM devices WHERE platform = ? AND token = ?`, platform, token); err != nil {
-		f.t.Fatal(err)
+	ds, err := f.st.DevicesOf(f.ctx, users)
+	if err != nil {
+		f.t.Fatalf("DevicesOf(%v): %v", users, err)
 	}
-	return n
+	var out []string
+	for _, d := range ds {
+		if d.Platform == platform && d.Token == token {
+			out = append(out, d.UserID+"/"+d.DeviceID)
+		}
+	}
+	return out
 }
 
 func testPutDevice(t *testing.T, f *fixture) {
@@ -68,8 +76,8 @@ func testPutDevice(t *testing.T, f *fixture) {
 	d1b := store.Device{UserID: "alice", DeviceID: "phone", Platform: "ios", Token: "tok-b"}
 	f.putDevice(d1b)
 	f.wantDevices("alice", d1b)
-	if n := f.tokenRows("ios", "tok-a"); n != 0 {
-		t.Errorf("the replaced token is still stored (%d rows)", n)
+	if hs := f.tokenHolders("ios", "tok-a", "alice"); len(hs) != 0 {
+		t.Errorf("the replaced token is still registered: %v", hs)
 	}
 
 	d2 := store.Device{UserID: "alice", DeviceID: "tablet", Platform: "android", Token: "tok-c"}
@@ -97,8 +105,8 @@ func testDeviceTokenMoves(t *testing.T, f *fixture) {
 	f.putDevice(bob)
 	f.wantDevices("bob", bob)
 	f.wantDevices("alice", keep)
-	if n := f.tokenRows("android", "tok-1"); n != 1 {
-		t.Errorf("token tok-1 is stored %d times, want once", n)
+	if hs := f.tokenHolders("android", "tok-1", "alice", "bob"); len(hs) != 1 {
+		t.Errorf("token tok-1 is registered to %v, want one device", hs)
 	}
 
 	// To another device of the same user.
@@ -111,11 +119,11 @@ func testDeviceTokenMoves(t *testing.T, f *fixture) {
 	f.putDevice(taker)
 	f.wantDevices("alice", taker)
 	f.wantDevices("bob")
-	if n := f.tokenRows("android", "tok-1"); n != 1 {
-		t.Errorf("token tok-1 is stored %d times, want once", n)
+	if hs := f.tokenHolders("android", "tok-1", "alice", "bob"); len(hs) != 1 {
+		t.Errorf("token tok-1 is registered to %v, want one device", hs)
 	}
-	if n := f.tokenRows("android", "tok-2"); n != 0 {
-		t.Errorf("laptop's old token tok-2 is still stored (%d rows)", n)
+	if hs := f.tokenHolders("android", "tok-2", "alice", "bob"); len(hs) != 0 {
+		t.Errorf("laptop's old token tok-2 is still registered: %v", hs)
 	}
 
 	// Long APNs-like tokens.
