@@ -16,6 +16,7 @@ var conversationTests = []test{
 	{"Prefs", testConvPrefs},
 	{"PrefsNotFound", testConvPrefsNotFound},
 	{"NewMessageUnhides", testUnhide},
+	{"PushStates", testPushStates},
 }
 
 func (f *fixture) conversations(uid string, q store.ConvQuery) []store.Conversation {
@@ -262,4 +263,58 @@ func testUnhide(t *testing.T, f *fixture) {
 	f.setPrefs("bob", "g:g1", store.ConvPrefs{Hidden: ptr(true)})
 	f.commit(post(gm("g2", "g1", 2, "olga", base+5)))
 	f.wantPrefs("bob", "g:g1", prefs{})
+}
+
+// PushStates: whether the conversation is muted for each user, and their
+// unread total over the unmuted conversations they are active in.
+func testPushStates(t *testing.T, f *fixture) {
+	ab, g := directConv("alice", "bob"), "g:g1"
+	f.commit(firstDM(dm("m1", 1, "alice", "bob", base+1)), direct(dm("m2", 2, "alice", "bob", base+2)))
+	f.commit(firstDM(dm("m3", 1, "carol", "alice", base+3)))
+	f.commit(createGroup("c1", "g1", "olga", base+4, "bob", "carol"))
+	f.commit(post(gm("g2", "g1", 2, "olga", base+5)), post(gm("g3", "g1", 3, "olga", base+6)))
+	f.setPrefs("carol", g, store.ConvPrefs{Muted: ptr(true)})
+
+	check := func(what, conv string, users []string, want map[string]store.PushState) {
+		t.Helper()
+		got, err := f.st.PushStates(f.ctx, conv, users)
+		if err != nil {
+			t.Fatalf("%s: PushStates(%s): %v", what, conv, err)
+		}
+		for _, u := range users {
+			if got[u] != want[u] {
+				t.Errorf("%s: PushStates(%s)[%s] = %+v, want %+v", what, conv, u, got[u], want[u])
+			}
+		}
+	}
+	users := []string{"alice", "bob", "carol", "olga", "nobody"}
+	check("group", g, users, map[string]store.PushState{
+		"alice": {Unread: 1},              // not in g1; carol's message
+		"bob":   {Unread: 4},              // 2 in d:alice:bob, 2 in g1
+		"carol": {Muted: true, Unread: 0}, // g1 muted: not counted
+	})
+	f.setPrefs("bob", ab, store.ConvPrefs{Muted: ptr(true)})
+	check("direct, muted by bob", ab, users, map[string]store.PushState{
+		"alice": {Unread: 1},
+		"bob":   {Muted: true, Unread: 2},
+	})
+	// Reading lowers the total; a conversation the user left counts no more.
+	if _, err := f.st.MarkRead(f.ctx, "alice", directConv("alice", "carol"), 1); err != nil {
+		t.Fatal(err)
+	}
+	f.commit(store.Write{Msg: sys("c4", "g1", 4, "left", base+7), Kind: store.KindGroup, RemoveMembers: []string{"bob"}})
+	f.commit(post(gm("g5", "g1", 5, "olga", base+8)))
+	check("after a read and a leave", g, users, map[string]store.PushState{
+		"carol": {Muted: true},
+	})
+	// More users than one statement may bind.
+	many := []string{"carol"}
+	for i := range 9000 {
+		many = append(many, fmt.Sprintf("ghost%04d", i))
+	}
+	f.setPrefs("bob", ab, store.ConvPrefs{Muted: ptr(false)})
+	check("9002 users", g, append(many, "bob"), map[string]store.PushState{
+		"carol": {Muted: true},
+		"bob":   {Unread: 2},
+	})
 }
