@@ -77,7 +77,7 @@ func (s *Store) convs(ctx context.Context, rows []convRow) ([]store.Conversation
 	for _, chunk := range chunks(ids, s.d.MaxParams) {
 		q, args, err := sqlx.In(`SELECT `+msgCols+` FROM messages WHERE id IN (?)`, chunk)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("last messages: %w", err)
 		}
 		ms, err := s.selectMessages(ctx, q, args...)
 		if err != nil {
@@ -164,7 +164,7 @@ func (s *Store) PushStates(ctx context.Context, conv string, userIDs []string) (
 			WHERE cm.user_id IN (?) AND cm.muted = 0 AND cm.active = 1 AND c.last_seq > cm.read_seq
 			GROUP BY cm.user_id`, chunk)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("unread totals: %w", err)
 		}
 		var rows []struct {
 			UserID string `db:"user_id"`
@@ -178,7 +178,7 @@ func (s *Store) PushStates(ctx context.Context, conv string, userIDs []string) (
 		}
 		q, args, err = sqlx.In(`SELECT user_id FROM conversation_members WHERE conv_id = ? AND muted = 1 AND user_id IN (?)`, conv, chunk)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("muted members: %w", err)
 		}
 		var muted []string
 		if err := s.db.SelectContext(ctx, &muted, q, args...); err != nil {

@@ -55,7 +55,7 @@ func (s *Store) DevicesOf(ctx context.Context, userIDs []string) ([]store.Device
 	for _, chunk := range chunks(userIDs, s.d.MaxParams) {
 		q, args, err := sqlx.In(`SELECT `+deviceCols+` FROM devices WHERE user_id IN (?)`, chunk)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("devices: %w", err)
 		}
 		var ds []store.Device
 		if err := s.db.SelectContext(ctx, &ds, q, args...); err != nil {

@@ -46,7 +46,7 @@ func (s *Store) LastSeqs(ctx context.Context, ids []string) (map[string]int64, e
 	for _, chunk := range chunks(ids, s.d.MaxParams) {
 		q, args, err := sqlx.In(`SELECT id, last_seq FROM conversations WHERE id IN (?)`, chunk)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("last seqs: %w", err)
 		}
 		var rows []struct {
 			ID      string `db:"id"`
@@ -163,7 +163,7 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write) er
 	// Group creation and membership changes are rare: a statement each.
 	for _, w := range batch {
 		if err := s.applyGroupChanges(ctx, tx, w); err != nil {
-			return err
+			return fmt.Errorf("unhide conversations: %w", err)
 		}
 	}
 	// Per conversation, the batch's last message (batches are in seq order).

@@ -36,10 +36,10 @@ func (s *Store) Migrate(ctx context.Context) (int, error) { return Migrate(ctx, 
 func (s *Store) DB() *sqlx.DB { return s.db }
 
 // Ping implements store.Store.
-func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+func (s *Store) Ping(ctx context.Context) error { return s.wrap("ping", s.db.PingContext(ctx)) }
 
 // Close implements store.Store.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error { return s.wrap("close", s.db.Close()) }
 
 func now() int64 { return time.Now().UnixMilli() }
 

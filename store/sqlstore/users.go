@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/jmoiron/sqlx"
 
@@ -58,7 +59,7 @@ func (s *Store) UsersByID(ctx context.Context, ids []string) (map[string]*store.
 	for _, chunk := range chunks(ids, s.d.MaxParams) {
 		q, args, err := sqlx.In(`SELECT `+userCols+` FROM users WHERE id IN (?)`, chunk)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("users: %w", err)
 		}
 		var us []*store.User
 		if err := s.db.SelectContext(ctx, &us, q, args...); err != nil {
