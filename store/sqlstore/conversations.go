@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/mqim/mqim/store"
 )
 
@@ -73,19 +71,13 @@ func (s *Store) convs(ctx context.Context, rows []convRow) ([]store.Conversation
 			ids = append(ids, r.LastMsgID)
 		}
 	}
-	last := map[string]*store.Message{}
-	for _, chunk := range chunks(ids, s.d.MaxParams) {
-		q, args, err := sqlx.In(`SELECT `+msgCols+` FROM messages WHERE id IN (?)`, chunk)
-		if err != nil {
-			return nil, fmt.Errorf("last messages: %w", err)
-		}
-		ms, err := s.selectMessages(ctx, q, args...)
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range ms {
-			last[m.ID] = m
-		}
+	ms, err := selectIn[msgRow](ctx, s, "last messages", `SELECT `+msgCols+` FROM messages WHERE id IN (?)`, ids)
+	if err != nil {
+		return nil, err
+	}
+	last := make(map[string]*store.Message, len(ms))
+	for _, m := range messages(ms) {
+		last[m.ID] = m
 	}
 	out := make([]store.Conversation, len(rows))
 	for i, r := range rows {
@@ -155,40 +147,35 @@ func (s *Store) SetConvPrefs(ctx context.Context, userID, conv string, p store.C
 	return s.wrap("conversation prefs", err)
 }
 
-// PushStates implements store.Messages: two queries for any number of users.
+// PushStates returns, for each of userIDs, whether conv is muted for them
+// and their unread total over the unmuted conversations they are active in
+// (store.Messages). Users with neither are absent from the map. Two
+// queries per chunk of users, whatever their number of conversations.
 func (s *Store) PushStates(ctx context.Context, conv string, userIDs []string) (map[string]store.PushState, error) {
-	out := make(map[string]store.PushState, len(userIDs))
-	for _, chunk := range chunks(userIDs, s.d.MaxParams-1) {
-		q, args, err := sqlx.In(`SELECT cm.user_id, SUM(c.last_seq - cm.read_seq) AS unread
-			FROM conversation_members cm JOIN conversations c ON c.id = cm.conv_id
-			WHERE cm.user_id IN (?) AND cm.muted = 0 AND cm.active = 1 AND c.last_seq > cm.read_seq
-			GROUP BY cm.user_id`, chunk)
-		if err != nil {
-			return nil, fmt.Errorf("unread totals: %w", err)
-		}
-		var rows []struct {
-			UserID string `db:"user_id"`
-			Unread int64  `db:"unread"`
-		}
-		if err := s.db.SelectContext(ctx, &rows, q, args...); err != nil {
-			return nil, s.wrap("unread totals", err)
-		}
-		for _, r := range rows {
-			out[r.UserID] = store.PushState{Unread: r.Unread}
-		}
-		q, args, err = sqlx.In(`SELECT user_id FROM conversation_members WHERE conv_id = ? AND muted = 1 AND user_id IN (?)`, conv, chunk)
-		if err != nil {
-			return nil, fmt.Errorf("muted members: %w", err)
-		}
-		var muted []string
-		if err := s.db.SelectContext(ctx, &muted, q, args...); err != nil {
-			return nil, s.wrap("muted members", err)
-		}
-		for _, uid := range muted {
-			st := out[uid]
-			st.Muted = true
-			out[uid] = st
-		}
+	type row struct {
+		UserID string `db:"user_id"`
+		Unread int64  `db:"unread"`
+	}
+	rows, err := selectIn[row](ctx, s, "unread totals", `SELECT cm.user_id, SUM(c.last_seq - cm.read_seq) AS unread
+		FROM conversation_members cm JOIN conversations c ON c.id = cm.conv_id
+		WHERE cm.user_id IN (?) AND cm.muted = 0 AND cm.active = 1 AND c.last_seq > cm.read_seq
+		GROUP BY cm.user_id`, userIDs)
+	if err != nil {
+		return nil, err
+	}
+	muted, err := selectIn[string](ctx, s, "muted members",
+		`SELECT user_id FROM conversation_members WHERE conv_id = ? AND muted = 1 AND user_id IN (?)`, userIDs, conv)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]store.PushState, len(rows)+len(muted))
+	for _, r := range rows {
+		out[r.UserID] = store.PushState{Unread: r.Unread}
+	}
+	for _, uid := range muted {
+		st := out[uid]
+		st.Muted = true
+		out[uid] = st
 	}
 	return out, nil
 }

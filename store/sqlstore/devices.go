@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/mqim/mqim/store"
 )
 
@@ -51,19 +49,7 @@ func (s *Store) Devices(ctx context.Context, userID string) ([]store.Device, err
 
 // DevicesOf implements store.Devices.
 func (s *Store) DevicesOf(ctx context.Context, userIDs []string) ([]store.Device, error) {
-	out := []store.Device{}
-	for _, chunk := range chunks(userIDs, s.d.MaxParams) {
-		q, args, err := sqlx.In(`SELECT `+deviceCols+` FROM devices WHERE user_id IN (?)`, chunk)
-		if err != nil {
-			return nil, fmt.Errorf("devices: %w", err)
-		}
-		var ds []store.Device
-		if err := s.db.SelectContext(ctx, &ds, q, args...); err != nil {
-			return nil, s.wrap("devices", err)
-		}
-		out = append(out, ds...)
-	}
-	return out, nil
+	return selectIn[store.Device](ctx, s, "devices", `SELECT `+deviceCols+` FROM devices WHERE user_id IN (?)`, userIDs)
 }
 
 // DeleteToken implements store.Devices.

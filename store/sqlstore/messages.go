@@ -33,31 +33,30 @@ func (s *Store) selectMessages(ctx context.Context, q string, args ...any) ([]*s
 	if err := s.db.SelectContext(ctx, &rows, q, args...); err != nil {
 		return nil, s.wrap("messages", err)
 	}
+	return messages(rows), nil
+}
+
+func messages(rows []msgRow) []*store.Message {
 	out := make([]*store.Message, len(rows))
 	for i := range rows {
 		out[i] = rows[i].msg()
 	}
-	return out, nil
+	return out
 }
 
 // LastSeqs implements store.Messages.
 func (s *Store) LastSeqs(ctx context.Context, ids []string) (map[string]int64, error) {
-	out := make(map[string]int64, len(ids))
-	for _, chunk := range chunks(ids, s.d.MaxParams) {
-		q, args, err := sqlx.In(`SELECT id, last_seq FROM conversations WHERE id IN (?)`, chunk)
-		if err != nil {
-			return nil, fmt.Errorf("last seqs: %w", err)
-		}
-		var rows []struct {
-			ID      string `db:"id"`
-			LastSeq int64  `db:"last_seq"`
-		}
-		if err := s.db.SelectContext(ctx, &rows, q, args...); err != nil {
-			return nil, s.wrap("last seqs", err)
-		}
-		for _, r := range rows {
-			out[r.ID] = r.LastSeq
-		}
+	type row struct {
+		ID      string `db:"id"`
+		LastSeq int64  `db:"last_seq"`
+	}
+	rows, err := selectIn[row](ctx, s, "last seqs", `SELECT id, last_seq FROM conversations WHERE id IN (?)`, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.ID] = r.LastSeq
 	}
 	return out, nil
 }

@@ -76,6 +76,25 @@ func chunks[T any](xs []T, n int) [][]T {
 	return out
 }
 
+// selectIn runs q, whose "IN (?)" takes ids, a chunk of ids at a time (as
+// many as a statement may bind next to the args before them), and gathers
+// the rows of all chunks.
+func selectIn[T any](ctx context.Context, s *Store, op, q string, ids []string, before ...any) ([]T, error) {
+	out := []T{}
+	for _, chunk := range chunks(ids, s.d.MaxParams-len(before)) {
+		query, args, err := sqlx.In(q, append(append([]any(nil), before...), chunk)...)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		var rows []T
+		if err := s.db.SelectContext(ctx, &rows, query, args...); err != nil {
+			return nil, s.wrap(op, err)
+		}
+		out = append(out, rows...)
+	}
+	return out, nil
+}
+
 // placeholders returns "(?,?),(?,?)" for rows of n columns.
 func placeholders(rows, n int) string {
 	one := "(" + strings.Repeat("?,", n-1) + "?)"

@@ -2,9 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"fmt"
-
-	"github.com/jmoiron/sqlx"
 
 	"github.com/mqim/mqim/store"
 )
@@ -55,19 +52,13 @@ func (s *Store) User(ctx context.Context, id string) (*store.User, error) {
 
 // UsersByID implements store.Users.
 func (s *Store) UsersByID(ctx context.Context, ids []string) (map[string]*store.User, error) {
-	out := make(map[string]*store.User, len(ids))
-	for _, chunk := range chunks(ids, s.d.MaxParams) {
-		q, args, err := sqlx.In(`SELECT `+userCols+` FROM users WHERE id IN (?)`, chunk)
-		if err != nil {
-			return nil, fmt.Errorf("users: %w", err)
-		}
-		var us []*store.User
-		if err := s.db.SelectContext(ctx, &us, q, args...); err != nil {
-			return nil, s.wrap("users", err)
-		}
-		for _, u := range us {
-			out[u.ID] = u
-		}
+	us, err := selectIn[*store.User](ctx, s, "users", `SELECT `+userCols+` FROM users WHERE id IN (?)`, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*store.User, len(us))
+	for _, u := range us {
+		out[u.ID] = u
 	}
 	return out, nil
 }
