@@ -19,14 +19,10 @@ var Dialect = sqlstore.Dialect{
 	Name:         "mysql",
 	InsertIgnore: "INSERT IGNORE",
 	Greatest:     "GREATEST",
-	UpsertUser: `INSERT INTO users (id, name, avatar, ext, password_hash, disabled, tokens_after, created_at, updated_at)
-		VALUES (:id, :name, :avatar, :ext, :password_hash, :disabled, :tokens_after, :created_at, :updated_at)
-		ON DUPLICATE KEY UPDATE name = VALUES(name), avatar = VALUES(avatar), ext = VALUES(ext),
+	UpsertUser: `ON DUPLICATE KEY UPDATE name = VALUES(name), avatar = VALUES(avatar), ext = VALUES(ext),
 		password_hash = VALUES(password_hash), disabled = VALUES(disabled), tokens_after = VALUES(tokens_after),
 		updated_at = VALUES(updated_at)`,
-	UpsertDevice: `INSERT INTO devices (user_id, device_id, platform, token, topic, updated_at)
-		VALUES (:user_id, :device_id, :platform, :token, :topic, :updated_at)
-		ON DUPLICATE KEY UPDATE platform = VALUES(platform), token = VALUES(token),
+	UpsertDevice: `ON DUPLICATE KEY UPDATE platform = VALUES(platform), token = VALUES(token),
 		topic = VALUES(topic), updated_at = VALUES(updated_at)`,
 	// MySQL evaluates assignments left to right with the new values, so
 	// last_seq, which the others compare against, is assigned last.

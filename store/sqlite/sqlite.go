@@ -24,14 +24,10 @@ var Dialect = sqlstore.Dialect{
 	Name:         "sqlite",
 	InsertIgnore: "INSERT OR IGNORE",
 	Greatest:     "MAX",
-	UpsertUser: `INSERT INTO users (id, name, avatar, ext, password_hash, disabled, tokens_after, created_at, updated_at)
-		VALUES (:id, :name, :avatar, :ext, :password_hash, :disabled, :tokens_after, :created_at, :updated_at)
-		ON CONFLICT (id) DO UPDATE SET name = excluded.name, avatar = excluded.avatar, ext = excluded.ext,
+	UpsertUser: `ON CONFLICT (id) DO UPDATE SET name = excluded.name, avatar = excluded.avatar, ext = excluded.ext,
 		password_hash = excluded.password_hash, disabled = excluded.disabled, tokens_after = excluded.tokens_after,
 		updated_at = excluded.updated_at`,
-	UpsertDevice: `INSERT INTO devices (user_id, device_id, platform, token, topic, updated_at)
-		VALUES (:user_id, :device_id, :platform, :token, :topic, :updated_at)
-		ON CONFLICT (user_id, device_id) DO UPDATE SET platform = excluded.platform, token = excluded.token,
+	UpsertDevice: `ON CONFLICT (user_id, device_id) DO UPDATE SET platform = excluded.platform, token = excluded.token,
 		topic = excluded.topic, updated_at = excluded.updated_at`,
 	UpsertConvs: `ON CONFLICT (id) DO UPDATE SET
 		last_msg_id = CASE WHEN excluded.last_seq > conversations.last_seq THEN excluded.last_msg_id ELSE conversations.last_msg_id END,

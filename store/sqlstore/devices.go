@@ -9,6 +9,11 @@ import (
 
 const deviceCols = `user_id, device_id, platform, token, topic, updated_at`
 
+// insertDevice inserts one device from named parameters; Dialect.UpsertDevice
+// follows it.
+const insertDevice = `INSERT INTO devices (` + deviceCols + `)
+	VALUES (:user_id, :device_id, :platform, :token, :topic, :updated_at)`
+
 // PutDevice implements store.Devices.
 func (s *Store) PutDevice(ctx context.Context, d *store.Device) error {
 	d.UpdatedAt = now()
@@ -22,7 +27,7 @@ func (s *Store) PutDevice(ctx context.Context, d *store.Device) error {
 		d.Platform, d.Token, d.UserID, d.DeviceID); err != nil {
 		return s.wrap("put device", err)
 	}
-	if _, err := tx.NamedExecContext(ctx, s.d.UpsertDevice, d); err != nil {
+	if _, err := tx.NamedExecContext(ctx, insertDevice+` `+s.d.UpsertDevice, d); err != nil {
 		return s.wrap("put device", err)
 	}
 	return s.wrap("put device", tx.Commit())

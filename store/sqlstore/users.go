@@ -8,6 +8,11 @@ import (
 
 const userCols = `id, name, avatar, ext, password_hash, disabled, tokens_after, created_at, updated_at`
 
+// insertUser inserts one user from named parameters; Dialect.UpsertUser
+// may follow it.
+const insertUser = `INSERT INTO users (` + userCols + `)
+	VALUES (:id, :name, :avatar, :ext, :password_hash, :disabled, :tokens_after, :created_at, :updated_at)`
+
 // UpsertUser implements store.Users.
 func (s *Store) UpsertUser(ctx context.Context, u *store.User) (bool, error) {
 	t := now()
@@ -24,13 +29,12 @@ func (s *Store) UpsertUser(ctx context.Context, u *store.User) (bool, error) {
 	// creators exactly one succeeds, the others get a unique-key violation
 	// (counting rows beforehand let several of them report created).
 	created := true
-	if _, err := s.db.NamedExecContext(ctx, `INSERT INTO users (`+userCols+`)
-		VALUES (:id, :name, :avatar, :ext, :password_hash, :disabled, :tokens_after, :created_at, :updated_at)`, args); err != nil {
+	if _, err := s.db.NamedExecContext(ctx, insertUser, args); err != nil {
 		if !s.d.IsConflict(err) {
 			return false, s.wrap("upsert user", err)
 		}
 		created = false
-		if _, err := s.db.NamedExecContext(ctx, s.d.UpsertUser, args); err != nil {
+		if _, err := s.db.NamedExecContext(ctx, insertUser+` `+s.d.UpsertUser, args); err != nil {
 			return false, s.wrap("upsert user", err)
 		}
 	}
