@@ -9,7 +9,6 @@ import (
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
-	"github.com/jmoiron/sqlx"
 
 	"github.com/mqim/mqim/store/sqlstore"
 )
@@ -43,8 +42,9 @@ var Dialect = sqlstore.Dialect{
 	MaxParams: 8000,
 }
 
-// Open connects with dsn (a go-sql-driver DSN naming the database), and
-// applies pending migrations.
+// Open connects with dsn (a go-sql-driver DSN naming the database) and
+// checks that the server answers. The caller applies migrations with
+// Migrate.
 func Open(ctx context.Context, dsn string, maxConns int) (*sqlstore.Store, error) {
 	cfg, err := driver.ParseDSN(dsn)
 	if err != nil {
@@ -59,16 +59,10 @@ func Open(ctx context.Context, dsn string, maxConns int) (*sqlstore.Store, error
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second
 	}
-	db, err := sqlx.Open("mysql", cfg.FormatDSN())
+	st, err := sqlstore.Open(ctx, "mysql", cfg.FormatDSN(), maxConns, Dialect)
 	if err != nil {
-		return nil, fmt.Errorf("mysql: %w", err)
+		return nil, err
 	}
-	db.SetMaxOpenConns(maxConns)
-	db.SetMaxIdleConns(maxConns)
-	db.SetConnMaxLifetime(30 * time.Minute)
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("mysql: %w", err)
-	}
-	return sqlstore.New(db, Dialect), nil
+	st.DB().SetConnMaxLifetime(30 * time.Minute)
+	return st, nil
 }

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/jmoiron/sqlx"
 	sqlite3 "modernc.org/sqlite"
 	sqlite3lib "modernc.org/sqlite/lib"
 
@@ -50,8 +49,8 @@ var Dialect = sqlstore.Dialect{
 }
 
 // Open opens (creating if needed) the database file at path, in WAL mode with
-// synchronous=FULL so that a commit survives a crash of the machine. The
-// caller applies migrations with Migrate.
+// synchronous=FULL so that a commit survives a crash of the machine, and
+// checks that it answers. The caller applies migrations with Migrate.
 func Open(ctx context.Context, path string, maxConns int) (*sqlstore.Store, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -65,11 +64,5 @@ func Open(ctx context.Context, path string, maxConns int) (*sqlstore.Store, erro
 	// Writers take the lock at BEGIN, so two writers queue on busy_timeout
 	// instead of failing when both try to upgrade a read lock.
 	q.Set("_txlock", "immediate")
-	db, err := sqlx.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
-	}
-	db.SetMaxOpenConns(maxConns)
-	db.SetMaxIdleConns(maxConns)
-	return sqlstore.New(db, Dialect), nil
+	return sqlstore.Open(ctx, "sqlite", "file:"+path+"?"+q.Encode(), maxConns, Dialect)
 }

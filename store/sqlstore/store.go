@@ -29,6 +29,23 @@ func New(db *sqlx.DB, d Dialect) *Store {
 	return &Store{db: db, d: d}
 }
 
+// Open opens a pool of at most maxConns connections, all kept when idle,
+// on a database/sql driver, checks that the database answers, and wraps it.
+// The caller applies migrations with Migrate.
+func Open(ctx context.Context, driverName, dsn string, maxConns int, d Dialect) (*Store, error) {
+	db, err := sqlx.Open(driverName, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", d.Name, err)
+	}
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%s: %w", d.Name, err)
+	}
+	return New(db, d), nil
+}
+
 // Migrate applies pending migrations and reports how many ran.
 func (s *Store) Migrate(ctx context.Context) (int, error) { return Migrate(ctx, s.db, s.d) }
 
