@@ -64,16 +64,12 @@ func (f *fixture) conflictingBatch(what string, batch ...store.Write) {
 
 func testCommitDuplicateSeq(t *testing.T, f *fixture) {
 	ab, ad := directConv("alice", "bob"), directConv("alice", "dave")
-	m1 := dm("m1", 1, "alice", "bob", base+1)
-	m1.CID = "c-1"
+	m1 := withCID(dm("m1", 1, "alice", "bob", base+1), "c-1")
 	f.commit(firstDM(m1))
 
-	fresh := dm("x1", 1, "alice", "dave", base+2)
-	fresh.CID = "c-x1"
-	next := dm("x2", 2, "alice", "bob", base+3)
-	next.CID = "c-x2"
-	dup := dm("x3", 1, "bob", "alice", base+4) // seq 1 of d:alice:bob is taken
-	dup.CID = "c-x3"
+	fresh := withCID(dm("x1", 1, "alice", "dave", base+2), "c-x1")
+	next := withCID(dm("x2", 2, "alice", "bob", base+3), "c-x2")
+	dup := withCID(dm("x3", 1, "bob", "alice", base+4), "c-x3") // seq 1 of d:alice:bob is taken
 	for _, order := range [][]store.Write{
 		{firstDM(fresh), direct(next), direct(dup)},
 		{direct(dup), firstDM(fresh), direct(next)},
@@ -99,14 +95,11 @@ func testCommitDuplicateSeq(t *testing.T, f *fixture) {
 
 func testCommitDuplicateCID(t *testing.T, f *fixture) {
 	ab, ac := directConv("alice", "bob"), directConv("alice", "carol")
-	m1 := dm("m1", 1, "alice", "bob", base+1)
-	m1.CID = "c-1"
+	m1 := withCID(dm("m1", 1, "alice", "bob", base+1), "c-1")
 	f.commit(firstDM(m1))
 
-	other := dm("x1", 1, "alice", "carol", base+2)
-	other.CID = "c-2"
-	resend := dm("x2", 2, "alice", "bob", base+3) // a resend of c-1 with a new seq
-	resend.CID = "c-1"
+	other := withCID(dm("x1", 1, "alice", "carol", base+2), "c-2")
+	resend := withCID(dm("x2", 2, "alice", "bob", base+3), "c-1") // a resend of c-1 with a new seq
 	f.conflictingBatch("batch with a taken (sender, cid)", firstDM(other), direct(resend))
 	f.wantAbsent(other, resend)
 	f.wantLastSeq(ab, 1)
@@ -118,18 +111,15 @@ func testCommitDuplicateCID(t *testing.T, f *fixture) {
 	wantMessage(t, "the original of c-1", got["alice\x00c-1"], m1)
 
 	// The same cid from another sender is no conflict.
-	bobs := dm("x3", 2, "bob", "alice", base+4)
-	bobs.CID = "c-1"
+	bobs := withCID(dm("x3", 2, "bob", "alice", base+4), "c-1")
 	f.commit(direct(bobs))
 	f.wantLastSeq(ab, 2)
 }
 
 func testCommitDuplicateWithinBatch(t *testing.T, f *fixture) {
 	ab := directConv("alice", "bob")
-	a := dm("m1", 1, "alice", "bob", base+1)
-	a.CID = "same"
-	b := dm("m2", 2, "alice", "bob", base+2)
-	b.CID = "same"
+	a := withCID(dm("m1", 1, "alice", "bob", base+1), "same")
+	b := withCID(dm("m2", 2, "alice", "bob", base+2), "same")
 	f.conflictingBatch("two messages with one (sender, cid) in a batch", firstDM(a), direct(b))
 	f.wantAbsent(a, b)
 	f.wantLastSeq(ab, 0)
@@ -171,7 +161,7 @@ func testCommitLateFailure(t *testing.T, f *fixture) {
 	join := sys("c2", "g1", 2, "joined", base+3)
 	f.conflictingBatch("AddMembers of a member already in the group",
 		direct(dmsg),
-		store.Write{Msg: join, Kind: store.KindGroup, AddMembers: []store.Member{{UserID: "carol", Role: store.RoleMember}, {UserID: "bob", Role: store.RoleMember}}})
+		joins(join, "carol", "bob"))
 	f.wantAbsent(dmsg, join)
 	f.wantLastSeq(ab, 1)
 	f.wantLastSeq("g:g1", 1)
@@ -232,7 +222,7 @@ func testCommitReader(t *testing.T, f *fixture) {
 	// anyone), and read by nobody.
 	byDave := sys("c2", "g1", 2, "notice", base+11)
 	byDave.From = "dave"
-	f.commit(store.Write{Msg: byDave, Kind: store.KindGroup})
+	f.commit(event(byDave))
 	if _, err := f.st.Conversation(f.ctx, "dave", g); err == nil {
 		t.Error("a system message attributed to a non-member made them a conversation member")
 	}
@@ -245,7 +235,7 @@ func testCommitReader(t *testing.T, f *fixture) {
 	// Attributed to a member, still without a reader: not even they move.
 	byOlga := sys("c3", "g1", 3, "notice", base+12)
 	byOlga.From = "olga"
-	f.commit(store.Write{Msg: byOlga, Kind: store.KindGroup})
+	f.commit(event(byOlga))
 	f.wantState("olga", g, 3, 1, 0)
 
 	// The reader of a $system message, and of a user message sent by
@@ -260,7 +250,7 @@ func testCommitReader(t *testing.T, f *fixture) {
 	f.wantState("carol", g, 5, 4, 0)
 
 	// A former member's position stays at the leave, reader or not.
-	f.commit(store.Write{Msg: sys("c6", "g1", 6, "left", base+15), Kind: store.KindGroup, RemoveMembers: []string{"carol"}})
+	f.commit(leaves(sys("c6", "g1", 6, "left", base+15), "carol"))
 	f.commit(store.Write{Msg: sys("c7", "g1", 7, "notice", base+16), Kind: store.KindGroup, Reader: "carol"})
 	if c := f.conv("carol", g); c.Active || c.LastSeq != 7 || c.ReadSeq != 6 {
 		t.Errorf("carol, who left at seq 6, read by a later write: Active %v, last_seq %d, read_seq %d; want inactive, last_seq 7, read_seq 6",
@@ -272,13 +262,13 @@ func testCommitReader(t *testing.T, f *fixture) {
 // like; the kind of a conversation is the one its writes name.
 func testCommitGroupID(t *testing.T, f *fixture) {
 	const room = "room-7" // not built from the group id
-	event := func(id string, seq int64, ts int64) *store.Message {
+	roomEvent := func(id string, seq int64, ts int64) *store.Message {
 		m := sys(id, "team", seq, "changed", ts)
 		m.Conv = room
 		return m
 	}
 	f.commit(store.Write{
-		Msg: event("c1", 1, base+1), Kind: store.KindGroup,
+		Msg: roomEvent("c1", 1, base+1), Kind: store.KindGroup,
 		NewGroup:   &store.Group{ID: "team", Name: "Team", Owner: "olga", JoinPolicy: "invite", CreatedAt: base + 1, UpdatedAt: base + 1},
 		AddMembers: []store.Member{{UserID: "olga", Role: store.RoleOwner}, {UserID: "bob", Role: store.RoleMember}},
 	})
@@ -288,9 +278,9 @@ func testCommitGroupID(t *testing.T, f *fixture) {
 	if c := f.wantState("bob", room, 1, 1, 0); c.Kind != store.KindGroup {
 		t.Errorf("Kind of %s = %q, want %q", room, c.Kind, store.KindGroup)
 	}
-	f.commit(store.Write{Msg: event("c2", 2, base+2), Kind: store.KindGroup, AddMembers: []store.Member{{UserID: "carol", Role: store.RoleMember}}})
-	f.commit(store.Write{Msg: event("c3", 3, base+3), Kind: store.KindGroup, UpdateMembers: []store.Member{{UserID: "bob", Role: store.RoleAdmin, MutedUntil: base + 99}}})
-	f.commit(store.Write{Msg: event("c4", 4, base+4), Kind: store.KindGroup, RemoveMembers: []string{"olga"}})
+	f.commit(joins(roomEvent("c2", 2, base+2), "carol"))
+	f.commit(store.Write{Msg: roomEvent("c3", 3, base+3), Kind: store.KindGroup, UpdateMembers: []store.Member{{UserID: "bob", Role: store.RoleAdmin, MutedUntil: base + 99}}})
+	f.commit(leaves(roomEvent("c4", 4, base+4), "olga"))
 	want := []store.Member{
 		{GroupID: "team", UserID: "bob", Role: store.RoleAdmin, MutedUntil: base + 99, JoinSeq: 1, JoinedAt: base + 1},
 		{GroupID: "team", UserID: "carol", Role: store.RoleMember, JoinSeq: 2, JoinedAt: base + 2},

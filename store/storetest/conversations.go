@@ -302,7 +302,7 @@ func testPushStates(t *testing.T, f *fixture) {
 	if _, err := f.st.MarkRead(f.ctx, "alice", directConv("alice", "carol"), 1); err != nil {
 		t.Fatal(err)
 	}
-	f.commit(store.Write{Msg: sys("c4", "g1", 4, "left", base+7), Kind: store.KindGroup, RemoveMembers: []string{"bob"}})
+	f.commit(leaves(sys("c4", "g1", 4, "left", base+7), "bob"))
 	f.commit(post(gm("g5", "g1", 5, "olga", base+8)))
 	check("after a read and a leave", g, users, map[string]store.PushState{
 		"carol": {Muted: true},

@@ -150,7 +150,7 @@ func testGroupJoin(t *testing.T, f *fixture) {
 	f.commit(post(gm("m2", "g1", 2, "bob", base+2)), post(gm("m3", "g1", 3, "olga", base+3)))
 
 	joined := sys("c4", "g1", 4, "joined", base+4)
-	f.commit(store.Write{Msg: joined, Kind: store.KindGroup, AddMembers: []store.Member{{UserID: "dave", Role: store.RoleMember}}})
+	f.commit(joins(joined, "dave"))
 	if m := f.member("g1", "dave"); m.JoinSeq != 4 || m.JoinedAt != base+4 || m.Role != store.RoleMember {
 		t.Errorf("Member(g1, dave) = %+v, want JoinSeq 4, JoinedAt %d", m, base+4)
 	}
@@ -166,8 +166,8 @@ func testGroupJoin(t *testing.T, f *fixture) {
 
 	// Two joins in one batch, "aaron" sorting first by id but joining last.
 	f.commit(
-		store.Write{Msg: sys("c6", "g1", 6, "joined", base+6), Kind: store.KindGroup, AddMembers: []store.Member{{UserID: "erin", Role: store.RoleMember}}},
-		store.Write{Msg: sys("c7", "g1", 7, "joined", base+7), Kind: store.KindGroup, AddMembers: []store.Member{{UserID: "aaron", Role: store.RoleMember}}},
+		joins(sys("c6", "g1", 6, "joined", base+6), "erin"),
+		joins(sys("c7", "g1", 7, "joined", base+7), "aaron"),
 	)
 	f.wantState("erin", "g:g1", 7, 6, 5)
 	f.wantState("aaron", "g:g1", 7, 7, 6)
@@ -194,7 +194,7 @@ func testGroupLeave(t *testing.T, f *fixture) {
 	f.commit(post(gm("m2", "g1", 2, "olga", base+2)), post(gm("m3", "g1", 3, "carol", base+3)))
 
 	left := sys("c4", "g1", 4, "left", base+4)
-	f.commit(store.Write{Msg: left, Kind: store.KindGroup, RemoveMembers: []string{"bob"}})
+	f.commit(leaves(left, "bob"))
 	if f.isMember("g1", "bob") {
 		t.Error("bob is still a member of g1 after leaving")
 	}
@@ -277,13 +277,13 @@ func testGroupLeave(t *testing.T, f *fixture) {
 
 func testGroupRejoin(t *testing.T, f *fixture) {
 	f.commit(createGroup("c1", "g1", "olga", base+1, "bob"))
-	f.commit(store.Write{Msg: sys("c2", "g1", 2, "left", base+2), Kind: store.KindGroup, RemoveMembers: []string{"bob"}})
+	f.commit(leaves(sys("c2", "g1", 2, "left", base+2), "bob"))
 	if err := f.st.SetConvPrefs(f.ctx, "bob", "g:g1", store.ConvPrefs{Hidden: ptr(true)}); err != nil {
 		t.Fatal(err)
 	}
 	f.commit(post(gm("m3", "g1", 3, "olga", base+3)), post(gm("m4", "g1", 4, "olga", base+4)))
 
-	f.commit(store.Write{Msg: sys("c5", "g1", 5, "joined", base+5), Kind: store.KindGroup, AddMembers: []store.Member{{UserID: "bob", Role: store.RoleMember}}})
+	f.commit(joins(sys("c5", "g1", 5, "joined", base+5), "bob"))
 	if m := f.member("g1", "bob"); m.JoinSeq != 5 || m.JoinedAt != base+5 {
 		t.Errorf("Member(g1, bob) after rejoining = %+v, want JoinSeq 5", m)
 	}

@@ -165,6 +165,12 @@ func directConv(a, b string) string {
 	return "d:" + a + ":" + b
 }
 
+// withCID sets m's client id.
+func withCID(m *store.Message, cid string) *store.Message {
+	m.CID = cid
+	return m
+}
+
 // dm is a text message from one user to another, without a cid.
 func dm(id string, seq int64, from, to string, ts int64) *store.Message {
 	return &store.Message{
@@ -208,23 +214,39 @@ func sys(id, gid string, seq int64, event string, ts int64) *store.Message {
 	}
 }
 
+// event is the Write of a group's system message m, which moves nobody's
+// read position.
+func event(m *store.Message) store.Write {
+	return store.Write{Msg: m, Kind: store.KindGroup}
+}
+
+// joins is event(m) adding users to the group with the member role.
+func joins(m *store.Message, users ...string) store.Write {
+	w := event(m)
+	for _, u := range users {
+		w.AddMembers = append(w.AddMembers, store.Member{UserID: u, Role: store.RoleMember})
+	}
+	return w
+}
+
+// leaves is event(m) removing users from the group.
+func leaves(m *store.Message, users ...string) store.Write {
+	w := event(m)
+	w.RemoveMembers = users
+	return w
+}
+
 // createGroup is the Write creating group gid with its "created" message at
 // seq 1 (from $system, so without a reader): the owner first, then members
 // with the member role.
 func createGroup(msgID, gid, owner string, ts int64, members ...string) store.Write {
-	adds := []store.Member{{UserID: owner, Role: store.RoleOwner}}
-	for _, m := range members {
-		adds = append(adds, store.Member{UserID: m, Role: store.RoleMember})
+	w := joins(sys(msgID, gid, 1, "created", ts), members...)
+	w.AddMembers = append([]store.Member{{UserID: owner, Role: store.RoleOwner}}, w.AddMembers...)
+	w.NewGroup = &store.Group{
+		ID: gid, Name: "group " + gid, Owner: owner, JoinPolicy: "invite",
+		CreatedAt: ts, UpdatedAt: ts,
 	}
-	return store.Write{
-		Msg:  sys(msgID, gid, 1, "created", ts),
-		Kind: store.KindGroup,
-		NewGroup: &store.Group{
-			ID: gid, Name: "group " + gid, Owner: owner, JoinPolicy: "invite",
-			CreatedAt: ts, UpdatedAt: ts,
-		},
-		AddMembers: adds,
-	}
+	return w
 }
 
 // jsonEqual compares two JSON documents by value; absent (nil or empty)
