@@ -30,7 +30,10 @@ const convUpdated = `(CASE WHEN cm.active = 1 THEN c.updated_at ELSE cm.left_at 
 const convSelect = `SELECT c.id, c.kind, c.last_seq, c.last_msg_id, ` + convUpdated + ` AS updated_at, cm.read_seq, cm.min_seq, cm.pinned, cm.muted, cm.hidden, cm.active
 	FROM conversation_members cm JOIN conversations c ON c.id = cm.conv_id `
 
-// Conversations implements store.Messages.
+// Conversations lists a user's conversation rows as stored, newest first
+// by the user's updated time (for a former member, when they left), ties
+// by id, filtered by q.UpdatedAfter and the (BeforeTS, BeforeID) cursor, at
+// most q.Limit (store.Messages).
 func (s *Store) Conversations(ctx context.Context, userID string, q store.ConvQuery) ([]store.Conversation, error) {
 	where := `WHERE cm.user_id = ? AND ` + convUpdated + ` > ?`
 	args := []any{userID, q.UpdatedAfter}
@@ -46,7 +49,8 @@ func (s *Store) Conversations(ctx context.Context, userID string, q store.ConvQu
 	return s.convs(ctx, rows)
 }
 
-// Conversation implements store.Messages.
+// Conversation returns one user's row of one conversation as stored, or
+// ErrNotFound when the user has none (store.Messages).
 func (s *Store) Conversation(ctx context.Context, userID, conv string) (*store.Conversation, error) {
 	var rows []convRow
 	if err := s.db.SelectContext(ctx, &rows, convSelect+`WHERE cm.user_id = ? AND cm.conv_id = ?`, userID, conv); err != nil {
@@ -87,7 +91,10 @@ func (s *Store) convs(ctx context.Context, rows []convRow) ([]store.Conversation
 	return out, nil
 }
 
-// MarkRead implements store.Messages.
+// MarkRead raises the user's read_seq to seq, never lowering it, never
+// above last_seq, and leaving a former member's at their leave, and returns
+// the resulting read_seq; ErrNotFound when the user has no row of conv
+// (store.Messages).
 func (s *Store) MarkRead(ctx context.Context, userID, conv string, seq int64) (int64, error) {
 	// READ COMMITTED: under MySQL's REPEATABLE READ the final SELECT read the
 	// snapshot taken before the UPDATE, so when a concurrent MarkRead had
@@ -126,7 +133,9 @@ func (s *Store) MarkRead(ctx context.Context, userID, conv string, seq int64) (i
 	return read, s.wrap("mark read", tx.Commit())
 }
 
-// SetConvPrefs implements store.Messages.
+// SetConvPrefs changes the user's pinned/muted/hidden flags that p sets
+// (nil fields stay); ErrNotFound when the user has no row of conv
+// (store.Messages).
 func (s *Store) SetConvPrefs(ctx context.Context, userID, conv string, p store.ConvPrefs) error {
 	var sets []string
 	var args []any

@@ -44,7 +44,8 @@ func messages(rows []msgRow) []*store.Message {
 	return out
 }
 
-// LastSeqs implements store.Messages.
+// LastSeqs returns the stored last_seq of each existing conversation among
+// ids; missing ones are absent from the map (store.Messages).
 func (s *Store) LastSeqs(ctx context.Context, ids []string) (map[string]int64, error) {
 	type row struct {
 		ID      string `db:"id"`
@@ -61,7 +62,9 @@ func (s *Store) LastSeqs(ctx context.Context, ids []string) (map[string]int64, e
 	return out, nil
 }
 
-// MessagesByCID implements store.Messages.
+// MessagesByCID returns the stored messages matching (sender, cid) pairs,
+// keyed by sender+"\x00"+cid; pairs with no message are absent
+// (store.Messages).
 func (s *Store) MessagesByCID(ctx context.Context, keys [][2]string) (map[string]*store.Message, error) {
 	out := map[string]*store.Message{}
 	for _, chunk := range chunks(keys, s.d.MaxParams/2) {
@@ -299,7 +302,9 @@ func (s *Store) joinConv(ctx context.Context, tx *sqlx.Tx, uid, conv string, rea
 	return s.wrap("join conversation", err)
 }
 
-// Messages implements store.Messages.
+// Messages pages a conversation: the rows with After < seq < Before
+// (Before 0: no upper bound), ascending, or descending when Desc, at most
+// Limit (store.Messages). An unknown conversation has none.
 func (s *Store) Messages(ctx context.Context, conv string, q store.MsgQuery) ([]*store.Message, error) {
 	before := q.Before
 	if before <= 0 {

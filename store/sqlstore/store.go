@@ -13,7 +13,9 @@ import (
 	"github.com/mqim/mqim/store"
 )
 
-// Store is the sqlx implementation of store.Store.
+// Store is the sqlx implementation of store.Store. Its errors wrap
+// store.ErrNotFound and store.ErrConflict where the contract names them, and
+// say their operation.
 type Store struct {
 	db *sqlx.DB
 	d  Dialect
@@ -21,7 +23,8 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// New wraps an open database.
+// New wraps an open database of dialect d (MaxParams 0: 900). It neither
+// pings nor migrates.
 func New(db *sqlx.DB, d Dialect) *Store {
 	if d.MaxParams == 0 {
 		d.MaxParams = 900
@@ -46,16 +49,19 @@ func Open(ctx context.Context, driverName, dsn string, maxConns int, d Dialect) 
 	return New(db, d), nil
 }
 
-// Migrate applies pending migrations and reports how many ran.
+// Migrate applies the dialect's pending migrations and reports how many
+// ran (see the package function Migrate).
 func (s *Store) Migrate(ctx context.Context) (int, error) { return Migrate(ctx, s.db, s.d) }
 
-// DB exposes the pool for tests and tools.
+// DB exposes the pool, for tests and tools that need raw SQL; the store's
+// methods keep working beside it.
 func (s *Store) DB() *sqlx.DB { return s.db }
 
-// Ping implements store.Store.
+// Ping tells whether the database answers (store.Store).
 func (s *Store) Ping(ctx context.Context) error { return s.wrap("ping", s.db.PingContext(ctx)) }
 
-// Close implements store.Store.
+// Close releases the connection pool (store.Store); the store is unusable
+// afterwards.
 func (s *Store) Close() error { return s.wrap("close", s.db.Close()) }
 
 func now() int64 { return time.Now().UnixMilli() }

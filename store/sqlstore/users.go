@@ -13,7 +13,10 @@ const userCols = `id, name, avatar, ext, password_hash, disabled, tokens_after, 
 const insertUser = `INSERT INTO users (` + userCols + `)
 	VALUES (:id, :name, :avatar, :ext, :password_hash, :disabled, :tokens_after, :created_at, :updated_at)`
 
-// UpsertUser implements store.Users.
+// UpsertUser creates u or updates its profile fields and reports whether
+// it was created (store.Users); of concurrent creators of one id exactly one
+// is told so. CreatedAt is kept on update, UpdatedAt set to now, and u is
+// refreshed with the stored row.
 func (s *Store) UpsertUser(ctx context.Context, u *store.User) (bool, error) {
 	t := now()
 	if u.CreatedAt == 0 {
@@ -44,7 +47,7 @@ func (s *Store) UpsertUser(ctx context.Context, u *store.User) (bool, error) {
 	return created, nil
 }
 
-// User implements store.Users.
+// User returns one user or ErrNotFound (store.Users). Ids are case-sensitive.
 func (s *Store) User(ctx context.Context, id string) (*store.User, error) {
 	var u store.User
 	err := s.db.GetContext(ctx, &u, `SELECT `+userCols+` FROM users WHERE id = ?`, id)
@@ -54,7 +57,8 @@ func (s *Store) User(ctx context.Context, id string) (*store.User, error) {
 	return &u, nil
 }
 
-// UsersByID implements store.Users.
+// UsersByID returns the users that exist among ids, keyed by id
+// (store.Users), in as many statements as the ids need.
 func (s *Store) UsersByID(ctx context.Context, ids []string) (map[string]*store.User, error) {
 	us, err := selectIn[*store.User](ctx, s, "users", `SELECT `+userCols+` FROM users WHERE id IN (?)`, ids)
 	if err != nil {
