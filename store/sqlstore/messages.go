@@ -165,7 +165,7 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write) er
 	// Group creation and membership changes are rare: a statement each.
 	for _, w := range batch {
 		if err := s.applyGroupChanges(ctx, tx, w); err != nil {
-			return fmt.Errorf("unhide conversations: %w", err)
+			return err
 		}
 	}
 	// Per conversation, the batch's last message (batches are in seq order).
@@ -192,7 +192,7 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write) er
 		// A new message brings a hidden conversation back.
 		q, inArgs, err := sqlx.In(`UPDATE conversation_members SET hidden = 0 WHERE conv_id IN (?) AND hidden = 1 AND active = 1`, part)
 		if err != nil {
-			return err
+			return fmt.Errorf("unhide conversations: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, q, inArgs...); err != nil {
 			return s.wrap("unhide conversations", err)
