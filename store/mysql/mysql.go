@@ -9,7 +9,6 @@ import (
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
-	"github.com/jmoiron/sqlx"
 
 	"github.com/mqim/mqim/store/sqlstore"
 )
@@ -19,14 +18,10 @@ var Dialect = sqlstore.Dialect{
 	Name:         "mysql",
 	InsertIgnore: "INSERT IGNORE",
 	Greatest:     "GREATEST",
-	UpsertUser: `INSERT INTO users (id, name, avatar, ext, password_hash, disabled, tokens_after, created_at, updated_at)
-		VALUES (:id, :name, :avatar, :ext, :password_hash, :disabled, :tokens_after, :created_at, :updated_at)
-		ON DUPLICATE KEY UPDATE name = VALUES(name), avatar = VALUES(avatar), ext = VALUES(ext),
+	UpsertUser: `ON DUPLICATE KEY UPDATE name = VALUES(name), avatar = VALUES(avatar), ext = VALUES(ext),
 		password_hash = VALUES(password_hash), disabled = VALUES(disabled), tokens_after = VALUES(tokens_after),
 		updated_at = VALUES(updated_at)`,
-	UpsertDevice: `INSERT INTO devices (user_id, device_id, platform, token, topic, updated_at)
-		VALUES (:user_id, :device_id, :platform, :token, :topic, :updated_at)
-		ON DUPLICATE KEY UPDATE platform = VALUES(platform), token = VALUES(token),
+	UpsertDevice: `ON DUPLICATE KEY UPDATE platform = VALUES(platform), token = VALUES(token),
 		topic = VALUES(topic), updated_at = VALUES(updated_at)`,
 	// MySQL evaluates assignments left to right with the new values, so
 	// last_seq, which the others compare against, is assigned last.
@@ -47,8 +42,9 @@ var Dialect = sqlstore.Dialect{
 	MaxParams: 8000,
 }
 
-// Open connects with dsn (a go-sql-driver DSN naming the database), and
-// applies pending migrations.
+// Open connects with dsn (a go-sql-driver DSN naming the database) and
+// checks that the server answers. The caller applies migrations with
+// Migrate.
 func Open(ctx context.Context, dsn string, maxConns int) (*sqlstore.Store, error) {
 	cfg, err := driver.ParseDSN(dsn)
 	if err != nil {
@@ -63,16 +59,10 @@ func Open(ctx context.Context, dsn string, maxConns int) (*sqlstore.Store, error
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second
 	}
-	db, err := sqlx.Open("mysql", cfg.FormatDSN())
+	st, err := sqlstore.Open(ctx, "mysql", cfg.FormatDSN(), maxConns, Dialect)
 	if err != nil {
-		return nil, fmt.Errorf("mysql: %w", err)
+		return nil, err
 	}
-	db.SetMaxOpenConns(maxConns)
-	db.SetMaxIdleConns(maxConns)
-	db.SetConnMaxLifetime(30 * time.Minute)
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("mysql: %w", err)
-	}
-	return sqlstore.New(db, Dialect), nil
+	st.DB().SetConnMaxLifetime(30 * time.Minute)
+	return st, nil
 }

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/mqim/mqim/internal/testutil"
-	"github.com/mqim/mqim/store/sqlstore"
+	"github.com/mqim/mqim/store"
 	"github.com/mqim/mqim/store/storetest"
 )
 
@@ -15,5 +15,5 @@ func TestStore(t *testing.T) {
 	if os.Getenv(testutil.MySQLEnv) == "" {
 		t.Skip(testutil.MySQLEnv + " not set; run under scripts/test-mysql.sh")
 	}
-	storetest.Run(t, func(t *testing.T) *sqlstore.Store { return testutil.OpenStore(t, "mysql") })
+	storetest.Run(t, func(t *testing.T) store.Store { return testutil.OpenStore(t, "mysql") })
 }

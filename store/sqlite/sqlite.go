@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/jmoiron/sqlx"
 	sqlite3 "modernc.org/sqlite"
 	sqlite3lib "modernc.org/sqlite/lib"
 
@@ -24,14 +23,10 @@ var Dialect = sqlstore.Dialect{
 	Name:         "sqlite",
 	InsertIgnore: "INSERT OR IGNORE",
 	Greatest:     "MAX",
-	UpsertUser: `INSERT INTO users (id, name, avatar, ext, password_hash, disabled, tokens_after, created_at, updated_at)
-		VALUES (:id, :name, :avatar, :ext, :password_hash, :disabled, :tokens_after, :created_at, :updated_at)
-		ON CONFLICT (id) DO UPDATE SET name = excluded.name, avatar = excluded.avatar, ext = excluded.ext,
+	UpsertUser: `ON CONFLICT (id) DO UPDATE SET name = excluded.name, avatar = excluded.avatar, ext = excluded.ext,
 		password_hash = excluded.password_hash, disabled = excluded.disabled, tokens_after = excluded.tokens_after,
 		updated_at = excluded.updated_at`,
-	UpsertDevice: `INSERT INTO devices (user_id, device_id, platform, token, topic, updated_at)
-		VALUES (:user_id, :device_id, :platform, :token, :topic, :updated_at)
-		ON CONFLICT (user_id, device_id) DO UPDATE SET platform = excluded.platform, token = excluded.token,
+	UpsertDevice: `ON CONFLICT (user_id, device_id) DO UPDATE SET platform = excluded.platform, token = excluded.token,
 		topic = excluded.topic, updated_at = excluded.updated_at`,
 	UpsertConvs: `ON CONFLICT (id) DO UPDATE SET
 		last_msg_id = CASE WHEN excluded.last_seq > conversations.last_seq THEN excluded.last_msg_id ELSE conversations.last_msg_id END,
@@ -54,8 +49,8 @@ var Dialect = sqlstore.Dialect{
 }
 
 // Open opens (creating if needed) the database file at path, in WAL mode with
-// synchronous=FULL so that a commit survives a crash of the machine. The
-// caller applies migrations with Migrate.
+// synchronous=FULL so that a commit survives a crash of the machine, and
+// checks that it answers. The caller applies migrations with Migrate.
 func Open(ctx context.Context, path string, maxConns int) (*sqlstore.Store, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -69,11 +64,5 @@ func Open(ctx context.Context, path string, maxConns int) (*sqlstore.Store, erro
 	// Writers take the lock at BEGIN, so two writers queue on busy_timeout
 	// instead of failing when both try to upgrade a read lock.
 	q.Set("_txlock", "immediate")
-	db, err := sqlx.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
-	}
-	db.SetMaxOpenConns(maxConns)
-	db.SetMaxIdleConns(maxConns)
-	return sqlstore.New(db, Dialect), nil
+	return sqlstore.Open(ctx, "sqlite", "file:"+path+"?"+q.Encode(), maxConns, Dialect)
 }

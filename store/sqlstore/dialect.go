@@ -12,9 +12,13 @@ type Dialect struct {
 	InsertIgnore string
 	// Greatest is the two-argument maximum function.
 	Greatest string
-	// UpsertUser is the user upsert statement (named parameters).
+	// UpsertUser follows a one-row INSERT INTO users of every column: on an
+	// existing id it sets every column but id and created_at to the new
+	// row's.
 	UpsertUser string
-	// UpsertDevice is the device upsert statement (named parameters).
+	// UpsertDevice follows a one-row INSERT INTO devices of every column: on
+	// an existing (user_id, device_id) it sets platform, token, topic and
+	// updated_at to the new row's.
 	UpsertDevice string
 	// UpsertConvs follows a multi-row INSERT INTO conversations (id, kind,
 	// last_seq, last_msg_id, updated_at): on an existing id it moves

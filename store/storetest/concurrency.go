@@ -24,13 +24,13 @@ func testConcurrentMarkRead(t *testing.T, f *fixture) {
 	ab := directConv("alice", "bob")
 	batch := []store.Write{firstDM(dm("m1", 1, "alice", "bob", base+1))}
 	for i := int64(2); i <= 50; i++ {
-		batch = append(batch, store.Write{Msg: dm(fmt.Sprintf("m%d", i), i, "alice", "bob", base+i)})
+		batch = append(batch, direct(dm(fmt.Sprintf("m%d", i), i, "alice", "bob", base+i)))
 	}
 	f.commit(batch...)
 	f.commit(createGroup("c1", "g1", "olga", base+100, "carol", "dave"))
 	batch = nil
 	for i := int64(2); i <= 30; i++ {
-		batch = append(batch, store.Write{Msg: gm(fmt.Sprintf("g%d", i), "g1", i, "olga", base+100+i)})
+		batch = append(batch, post(gm(fmt.Sprintf("g%d", i), "g1", i, "olga", base+100+i)))
 	}
 	f.commit(batch...)
 
@@ -131,7 +131,7 @@ func testConcurrentCommitSameSeq(t *testing.T, f *fixture) {
 			}
 			m := dm(fmt.Sprintf("r%d-w%d", seq, w), seq, from, to, base+seq)
 			m.CID = m.ID
-			wr := store.Write{Msg: m}
+			wr := direct(m)
 			if seq == 1 {
 				wr = firstDM(m)
 			}
@@ -222,11 +222,11 @@ func testConcurrentMixed(t *testing.T, f *fixture) {
 	}
 	run("Commit d:alice:bob", func(i int) error {
 		seq := int64(i + 2)
-		return f.st.Commit(f.ctx, []store.Write{{Msg: dm(fmt.Sprintf("m%d", seq), seq, "alice", "bob", base+seq)}})
+		return f.st.Commit(f.ctx, []store.Write{direct(dm(fmt.Sprintf("m%d", seq), seq, "alice", "bob", base+seq))})
 	})
 	run("Commit g:g1", func(i int) error {
 		seq := int64(i + 2)
-		return f.st.Commit(f.ctx, []store.Write{{Msg: gm(fmt.Sprintf("g%d", seq), "g1", seq, "olga", base+seq)}})
+		return f.st.Commit(f.ctx, []store.Write{post(gm(fmt.Sprintf("g%d", seq), "g1", seq, "olga", base+seq))})
 	})
 	run("MarkRead bob", func(i int) error {
 		_, err := f.st.MarkRead(f.ctx, "bob", ab, int64(i+1))

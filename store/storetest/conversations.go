@@ -16,6 +16,7 @@ var conversationTests = []test{
 	{"Prefs", testConvPrefs},
 	{"PrefsNotFound", testConvPrefsNotFound},
 	{"NewMessageUnhides", testUnhide},
+	{"PushStates", testPushStates},
 }
 
 func (f *fixture) conversations(uid string, q store.ConvQuery) []store.Conversation {
@@ -33,9 +34,9 @@ func testConversations(t *testing.T, f *fixture) {
 	f.commit(firstDM(mAB))
 	f.commit(createGroup("g1", "g1", "bob", base+200, "alice"))
 	mG := gm("g2", "g1", 2, "bob", base+250)
-	f.commit(store.Write{Msg: mG})
+	f.commit(post(mG))
 	mAC1, mAC2 := dm("m2", 1, "carol", "alice", base+290), dm("m3", 2, "carol", "alice", base+300)
-	f.commit(firstDM(mAC1), store.Write{Msg: mAC2})
+	f.commit(firstDM(mAC1), direct(mAC2))
 
 	check := func(what string, got []store.Conversation, want ...string) {
 		t.Helper()
@@ -76,7 +77,7 @@ func testConversations(t *testing.T, f *fixture) {
 	// A new message moves its conversation to the front and past the
 	// updated_after cursor.
 	mAB2 := dm("m4", 2, "bob", "alice", base+400)
-	f.commit(store.Write{Msg: mAB2})
+	f.commit(direct(mAB2))
 	check("Conversations(alice) after a new message", f.conversations("alice", store.ConvQuery{Limit: 10}), ab, ac, "g:g1")
 	got := f.conversations("alice", store.ConvQuery{UpdatedAfter: base + 300, Limit: 10})
 	check("Conversations(alice, after 300) after a new message", got, ab)
@@ -136,7 +137,7 @@ func testMarkRead(t *testing.T, f *fixture) {
 	ab := directConv("alice", "bob")
 	f.commit(firstDM(dm("m1", 1, "alice", "bob", base+1)))
 	for i := int64(2); i <= 5; i++ {
-		f.commit(store.Write{Msg: dm(fmt.Sprintf("m%d", i), i, "alice", "bob", base+i)})
+		f.commit(direct(dm(fmt.Sprintf("m%d", i), i, "alice", "bob", base+i)))
 	}
 	f.wantState("bob", ab, 5, 0, 0)
 
@@ -159,7 +160,7 @@ func testMarkRead(t *testing.T, f *fixture) {
 	// alice's own position is untouched by bob's reads.
 	f.wantState("alice", ab, 5, 5, 0)
 
-	f.commit(store.Write{Msg: dm("m6", 6, "alice", "bob", base+6)})
+	f.commit(direct(dm("m6", 6, "alice", "bob", base+6)))
 	f.wantState("bob", ab, 6, 5, 0)
 	if got, err := f.st.MarkRead(f.ctx, "bob", ab, 6); err != nil || got != 6 {
 		t.Fatalf("MarkRead(bob, 6) = (%d, %v), want (6, nil)", got, err)
@@ -167,7 +168,7 @@ func testMarkRead(t *testing.T, f *fixture) {
 
 	// Groups too, from the join point.
 	f.commit(createGroup("c1", "g1", "olga", base+10, "bob"))
-	f.commit(store.Write{Msg: gm("g2", "g1", 2, "olga", base+11)}, store.Write{Msg: gm("g3", "g1", 3, "olga", base+12)})
+	f.commit(post(gm("g2", "g1", 2, "olga", base+11)), post(gm("g3", "g1", 3, "olga", base+12)))
 	if got, err := f.st.MarkRead(f.ctx, "bob", "g:g1", 2); err != nil || got != 2 {
 		t.Fatalf("MarkRead(bob, g:g1, 2) = (%d, %v), want (2, nil)", got, err)
 	}
@@ -248,7 +249,7 @@ func testUnhide(t *testing.T, f *fixture) {
 
 	// A message from alice brings the conversation back for both; the other
 	// prefs stay.
-	f.commit(store.Write{Msg: dm("m2", 2, "alice", "bob", base+2)})
+	f.commit(direct(dm("m2", 2, "alice", "bob", base+2)))
 	f.wantPrefs("bob", ab, prefs{pinned: true, muted: true})
 	f.wantPrefs("alice", ab, prefs{})
 
@@ -260,6 +261,60 @@ func testUnhide(t *testing.T, f *fixture) {
 	// Groups too.
 	f.commit(createGroup("c1", "g1", "olga", base+4, "bob"))
 	f.setPrefs("bob", "g:g1", store.ConvPrefs{Hidden: ptr(true)})
-	f.commit(store.Write{Msg: gm("g2", "g1", 2, "olga", base+5)})
+	f.commit(post(gm("g2", "g1", 2, "olga", base+5)))
 	f.wantPrefs("bob", "g:g1", prefs{})
+}
+
+// PushStates: whether the conversation is muted for each user, and their
+// unread total over the unmuted conversations they are active in.
+func testPushStates(t *testing.T, f *fixture) {
+	ab, g := directConv("alice", "bob"), "g:g1"
+	f.commit(firstDM(dm("m1", 1, "alice", "bob", base+1)), direct(dm("m2", 2, "alice", "bob", base+2)))
+	f.commit(firstDM(dm("m3", 1, "carol", "alice", base+3)))
+	f.commit(createGroup("c1", "g1", "olga", base+4, "bob", "carol"))
+	f.commit(post(gm("g2", "g1", 2, "olga", base+5)), post(gm("g3", "g1", 3, "olga", base+6)))
+	f.setPrefs("carol", g, store.ConvPrefs{Muted: ptr(true)})
+
+	check := func(what, conv string, users []string, want map[string]store.PushState) {
+		t.Helper()
+		got, err := f.st.PushStates(f.ctx, conv, users)
+		if err != nil {
+			t.Fatalf("%s: PushStates(%s): %v", what, conv, err)
+		}
+		for _, u := range users {
+			if got[u] != want[u] {
+				t.Errorf("%s: PushStates(%s)[%s] = %+v, want %+v", what, conv, u, got[u], want[u])
+			}
+		}
+	}
+	users := []string{"alice", "bob", "carol", "olga", "nobody"}
+	check("group", g, users, map[string]store.PushState{
+		"alice": {Unread: 1},              // not in g1; carol's message
+		"bob":   {Unread: 4},              // 2 in d:alice:bob, 2 in g1
+		"carol": {Muted: true, Unread: 0}, // g1 muted: not counted
+	})
+	f.setPrefs("bob", ab, store.ConvPrefs{Muted: ptr(true)})
+	check("direct, muted by bob", ab, users, map[string]store.PushState{
+		"alice": {Unread: 1},
+		"bob":   {Muted: true, Unread: 2},
+	})
+	// Reading lowers the total; a conversation the user left counts no more.
+	if _, err := f.st.MarkRead(f.ctx, "alice", directConv("alice", "carol"), 1); err != nil {
+		t.Fatal(err)
+	}
+	f.commit(leaves(sys("c4", "g1", 4, "left", base+7), "bob"))
+	f.commit(post(gm("g5", "g1", 5, "olga", base+8)))
+	check("after a read and a leave", g, users, map[string]store.PushState{
+		"carol": {Muted: true},
+	})
+	// More users than one statement may bind.
+	many := []string{"carol"}
+	for i := range 9000 {
+		many = append(many, fmt.Sprintf("ghost%04d", i))
+	}
+	f.setPrefs("bob", ab, store.ConvPrefs{Muted: ptr(false)})
+	check("9002 users", g, append(many, "bob"), map[string]store.PushState{
+		"carol": {Muted: true},
+		"bob":   {Unread: 2},
+	})
 }

@@ -1,0 +1,319 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/mqim/mqim/store"
+)
+
+const msgCols = `id, conv_id, seq, sender, to_id, COALESCE(cid, '') AS cid, type, body, reply_to, mentions, ext, ts, edited_at, recalled`
+
+type msgRow struct {
+	store.Message
+	MentionsCSV string `db:"mentions"`
+}
+
+func (r *msgRow) msg() *store.Message {
+	m := r.Message
+	if r.MentionsCSV != "" {
+		m.Mentions = strings.Split(r.MentionsCSV, ",")
+	}
+	return &m
+}
+
+func (s *Store) selectMessages(ctx context.Context, q string, args ...any) ([]*store.Message, error) {
+	var rows []msgRow
+	if err := s.db.SelectContext(ctx, &rows, q, args...); err != nil {
+		return nil, s.wrap("messages", err)
+	}
+	return messages(rows), nil
+}
+
+func messages(rows []msgRow) []*store.Message {
+	out := make([]*store.Message, len(rows))
+	for i := range rows {
+		out[i] = rows[i].msg()
+	}
+	return out
+}
+
+// LastSeqs returns the stored last_seq of each existing conversation among
+// ids; missing ones are absent from the map (store.Messages).
+func (s *Store) LastSeqs(ctx context.Context, ids []string) (map[string]int64, error) {
+	type row struct {
+		ID      string `db:"id"`
+		LastSeq int64  `db:"last_seq"`
+	}
+	rows, err := selectIn[row](ctx, s, "last seqs", `SELECT id, last_seq FROM conversations WHERE id IN (?)`, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.ID] = r.LastSeq
+	}
+	return out, nil
+}
+
+// MessagesByCID returns the stored messages matching (sender, cid) pairs,
+// keyed by sender+"\x00"+cid; pairs with no message are absent
+// (store.Messages).
+func (s *Store) MessagesByCID(ctx context.Context, keys [][2]string) (map[string]*store.Message, error) {
+	out := map[string]*store.Message{}
+	for _, chunk := range chunks(keys, s.d.MaxParams/2) {
+		var b strings.Builder
+		args := make([]any, 0, 2*len(chunk))
+		for i, k := range chunk {
+			if i > 0 {
+				b.WriteString(" OR ")
+			}
+			b.WriteString("(sender = ? AND cid = ?)")
+			args = append(args, k[0], k[1])
+		}
+		ms, err := s.selectMessages(ctx, `SELECT `+msgCols+` FROM messages WHERE `+b.String(), args...)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			out[m.From+"\x00"+m.CID] = m
+		}
+	}
+	return out, nil
+}
+
+// Commit stores a batch atomically, all or none, and returns ErrConflict
+// when a unique key is taken: a (conv, seq), a (sender, cid), a message or
+// group id, a membership (store.Messages). Every write names its Kind, and
+// a group write its group in Msg.To; a batch with one that does not is
+// refused. Each write's Reader, if any, has its read position raised to the
+// message (an active member's only); nobody else's moves.
+//
+// One transaction: a multi-row insert of the messages, then one upsert per
+// conversation touched, the membership changes and one upsert of the read
+// positions, so a batch of N messages costs a handful of statements.
+func (s *Store) Commit(ctx context.Context, batch []store.Write) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	for _, w := range batch {
+		if err := checkWrite(w); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+	}
+	// READ COMMITTED: under MySQL's REPEATABLE READ, the update of a
+	// conversation row that does not exist yet takes a gap lock, and two
+	// batches opening different conversations deadlock on their inserts.
+	// SQLite ignores the level (its writers are serialized anyway).
+	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return s.wrap("commit", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	if err := s.commit(ctx, tx, batch); err != nil {
+		return err
+	}
+	return s.wrap("commit", tx.Commit())
+}
+
+// checkWrite refuses a Write that does not say where it goes: its kind, and
+// for a group its id (Msg.To), which group changes need.
+func checkWrite(w store.Write) error {
+	if w.Msg == nil {
+		return errors.New("write without a message")
+	}
+	switch w.Kind {
+	case store.KindGroup:
+		if w.Msg.To == "" {
+			return fmt.Errorf("message %s: a group write names its group in Msg.To", w.Msg.ID)
+		}
+	case store.KindDirect:
+		if w.NewGroup != nil || len(w.AddMembers) > 0 || len(w.RemoveMembers) > 0 || len(w.UpdateMembers) > 0 {
+			return fmt.Errorf("message %s: group changes in a direct conversation", w.Msg.ID)
+		}
+	default:
+		return fmt.Errorf("message %s: kind %q, want %q or %q", w.Msg.ID, w.Kind, store.KindDirect, store.KindGroup)
+	}
+	return nil
+}
+
+func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write) error {
+	const per = 14
+	for _, part := range chunks(batch, s.d.MaxParams/per) {
+		var b strings.Builder
+		b.WriteString(`INSERT INTO messages (id, conv_id, seq, sender, to_id, cid, type, body, reply_to, mentions, ext, ts, edited_at, recalled) VALUES `)
+		args := make([]any, 0, per*len(part))
+		for i, w := range part {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+			m := w.Msg
+			args = append(args, m.ID, m.Conv, m.Seq, m.From, m.To, nullString(m.CID), m.Type, string(m.Body),
+				m.ReplyTo, strings.Join(m.Mentions, ","), m.Ext, m.TS, m.EditedAt, m.Recalled)
+		}
+		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+			return s.wrap("insert messages", err)
+		}
+	}
+	// Group creation and membership changes are rare: a statement each.
+	for _, w := range batch {
+		if err := s.applyGroupChanges(ctx, tx, w); err != nil {
+			return err
+		}
+	}
+	// Per conversation, the batch's last message (batches are in seq order).
+	// The unique (conv_id, seq) of messages is the arbiter between writers;
+	// the upsert only ever moves last_seq forward.
+	last := map[string]store.Write{}
+	var convIDs []string
+	for _, w := range batch {
+		if _, ok := last[w.Msg.Conv]; !ok {
+			convIDs = append(convIDs, w.Msg.Conv)
+		}
+		last[w.Msg.Conv] = w
+	}
+	for _, part := range chunks(convIDs, s.d.MaxParams/5) {
+		args := make([]any, 0, 5*len(part))
+		for _, id := range part {
+			w := last[id]
+			args = append(args, id, w.Kind, w.Msg.Seq, w.Msg.ID, w.Msg.TS)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (id, kind, last_seq, last_msg_id, updated_at) VALUES `+
+			placeholders(len(part), 5)+` `+s.d.UpsertConvs, args...); err != nil {
+			return s.wrap("upsert conversations", err)
+		}
+		// A new message brings a hidden conversation back.
+		q, inArgs, err := sqlx.In(`UPDATE conversation_members SET hidden = 0 WHERE conv_id IN (?) AND hidden = 1 AND active = 1`, part)
+		if err != nil {
+			return fmt.Errorf("unhide conversations: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, q, inArgs...); err != nil {
+			return s.wrap("unhide conversations", err)
+		}
+	}
+	// Participants join (if not members yet) from their message on: in a
+	// direct conversation it is unread, a group join event is not. Then the
+	// readers' positions move up to their messages (the upsert raises only
+	// active members: a former member's position stays at the leave).
+	type key struct{ user, conv string }
+	var joins []any
+	nJoins := 0
+	for _, w := range batch {
+		for _, uid := range w.Participants {
+			read := w.Msg.Seq - 1
+			if w.Kind == store.KindGroup {
+				read = w.Msg.Seq
+			}
+			joins = append(joins, uid, w.Msg.Conv, read, w.Msg.Seq-1)
+			nJoins++
+		}
+	}
+	for len(joins) > 0 {
+		n := min(nJoins, s.d.MaxParams/4)
+		if _, err := tx.ExecContext(ctx, s.d.InsertIgnore+` INTO conversation_members (user_id, conv_id, read_seq, min_seq) VALUES `+
+			placeholders(n, 4), joins[:4*n]...); err != nil {
+			return s.wrap("insert participants", err)
+		}
+		joins, nJoins = joins[4*n:], nJoins-n
+	}
+	reads := map[key]int64{}
+	var order []key
+	for _, w := range batch {
+		if w.Reader == "" {
+			continue
+		}
+		k := key{w.Reader, w.Msg.Conv}
+		if _, ok := reads[k]; !ok {
+			order = append(order, k)
+		}
+		reads[k] = max(reads[k], w.Msg.Seq)
+	}
+	for _, part := range chunks(order, s.d.MaxParams/4) {
+		args := make([]any, 0, 4*len(part))
+		for _, k := range part {
+			args = append(args, k.user, k.conv, reads[k], reads[k]-1)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO conversation_members (user_id, conv_id, read_seq, min_seq) VALUES `+
+			placeholders(len(part), 4)+` `+s.d.UpsertReads, args...); err != nil {
+			return s.wrap("upsert read positions", err)
+		}
+	}
+	return nil
+}
+
+// applyGroupChanges writes a Write's group creation and membership changes,
+// to the group Msg.To (checkWrite let only group writes carry any).
+func (s *Store) applyGroupChanges(ctx context.Context, tx *sqlx.Tx, w store.Write) error {
+	m := w.Msg
+	gid := m.To
+	if g := w.NewGroup; g != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO chat_groups (`+groupCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+			g.ID, g.Name, g.Avatar, g.Notice, g.Owner, g.JoinPolicy, g.MuteAll, g.Ext, g.Dissolved, g.CreatedAt, g.UpdatedAt); err != nil {
+			return s.wrap("insert group", err)
+		}
+	}
+	for _, mem := range w.AddMembers {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO group_members (`+memberCols+`) VALUES (?,?,?,?,?,?)`,
+			gid, mem.UserID, mem.Role, mem.MutedUntil, m.Seq, m.TS); err != nil {
+			return s.wrap("insert member", err)
+		}
+		// Joiners have read up to their join event and see history from it on.
+		if err := s.joinConv(ctx, tx, mem.UserID, m.Conv, m.Seq, m.Seq-1); err != nil {
+			return err
+		}
+	}
+	for _, mem := range w.UpdateMembers {
+		if _, err := tx.ExecContext(ctx, `UPDATE group_members SET role = ?, muted_until = ? WHERE group_id = ? AND user_id = ?`,
+			mem.Role, mem.MutedUntil, gid, mem.UserID); err != nil {
+			return s.wrap("update member", err)
+		}
+	}
+	for _, uid := range w.RemoveMembers {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM group_members WHERE group_id = ? AND user_id = ?`, gid, uid); err != nil {
+			return s.wrap("delete member", err)
+		}
+		// The leaver keeps history up to the leave event and has read it.
+		if _, err := tx.ExecContext(ctx, `UPDATE conversation_members SET active = 0, read_seq = ?, left_at = ? WHERE user_id = ? AND conv_id = ?`, m.Seq, m.TS, uid, m.Conv); err != nil {
+			return s.wrap("leave conversation", err)
+		}
+	}
+	return nil
+}
+
+// joinConv makes the user an active member of the conversation, reading from
+// minSeq on, with read_seq at readSeq.
+func (s *Store) joinConv(ctx context.Context, tx *sqlx.Tx, uid, conv string, readSeq, minSeq int64) error {
+	res, err := tx.ExecContext(ctx, `UPDATE conversation_members SET read_seq = ?, min_seq = ?, active = 1, hidden = 0, left_at = 0 WHERE user_id = ? AND conv_id = ?`,
+		readSeq, minSeq, uid, conv)
+	if err != nil {
+		return s.wrap("join conversation", err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return nil
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO conversation_members (user_id, conv_id, read_seq, min_seq) VALUES (?,?,?,?)`, uid, conv, readSeq, minSeq)
+	return s.wrap("join conversation", err)
+}
+
+// Messages pages a conversation: the rows with After < seq < Before
+// (Before 0: no upper bound), ascending, or descending when Desc, at most
+// Limit (store.Messages). An unknown conversation has none.
+func (s *Store) Messages(ctx context.Context, conv string, q store.MsgQuery) ([]*store.Message, error) {
+	before := q.Before
+	if before <= 0 {
+		before = math.MaxInt64
+	}
+	order := "ASC"
+	if q.Desc {
+		order = "DESC"
+	}
+	return s.selectMessages(ctx, `SELECT `+msgCols+` FROM messages WHERE conv_id = ? AND seq > ? AND seq < ? ORDER BY seq `+order+` LIMIT ?`,
+		conv, q.After, before, q.Limit)
+}

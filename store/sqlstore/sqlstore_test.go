@@ -1,0 +1,156 @@
+package sqlstore_test
+
+import (
+	"io/fs"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mqim/mqim/internal/testutil"
+	"github.com/mqim/mqim/schema"
+	"github.com/mqim/mqim/store"
+	"github.com/mqim/mqim/store/sqlstore"
+)
+
+// What the contract suite (store/storetest) cannot see through store.Store:
+// migrations and the rows behind the methods, on every backend.
+
+type migration struct {
+	Version int64  `db:"version"`
+	Name    string `db:"name"`
+}
+
+// wantMigrations lists the migration files of the store's dialect, whose
+// folder in schema.FS is named like the database/sql driver.
+func wantMigrations(t *testing.T, st *sqlstore.Store) []migration {
+	t.Helper()
+	dialect := st.DB().DriverName()
+	files, err := fs.Glob(schema.FS, dialect+"/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatalf("no migration files for driver %q in schema.FS", dialect)
+	}
+	var out []migration
+	for _, p := range files {
+		name := strings.TrimPrefix(p, dialect+"/")
+		num, _, _ := strings.Cut(name, "_")
+		v, err := strconv.ParseInt(num, 10, 64)
+		if err != nil {
+			t.Fatalf("migration %s: name does not start with a number", p)
+		}
+		out = append(out, migration{v, name})
+	}
+	return out
+}
+
+func wantRecorded(t *testing.T, st *sqlstore.Store, want []migration) {
+	t.Helper()
+	var got []migration
+	if err := st.DB().SelectContext(t.Context(), &got, `SELECT version, name FROM schema_migrations ORDER BY version`); err != nil {
+		t.Fatalf("read schema_migrations: %v", err)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("schema_migrations = %+v, want one row per file: %+v", got, want)
+	}
+}
+
+func TestMigrate(t *testing.T) {
+	testutil.EachBackend(t, func(t *testing.T, backend string) {
+		t.Run("UpToDateIsNoop", func(t *testing.T) {
+			st := testutil.OpenStore(t, backend)
+			want := wantMigrations(t, st)
+			wantRecorded(t, st, want)
+			for i := range 2 {
+				n, err := st.Migrate(t.Context())
+				if err != nil || n != 0 {
+					t.Fatalf("Migrate #%d on a migrated store = (%d, %v), want (0, nil)", i+1, n, err)
+				}
+			}
+			wantRecorded(t, st, want)
+		})
+		// Migrations use IF NOT EXISTS so that one interrupted halfway
+		// (MySQL DDL is not transactional) completes when run again:
+		// replaying all of them over an existing schema must work and keep
+		// the data.
+		t.Run("RerunAfterLostBookkeeping", func(t *testing.T) {
+			st := testutil.OpenStore(t, backend)
+			ctx := t.Context()
+			want := wantMigrations(t, st)
+			if _, err := st.UpsertUser(ctx, &store.User{ID: "alice", Name: "Alice"}); err != nil {
+				t.Fatal(err)
+			}
+			conv := "d:alice:bob"
+			if err := st.Commit(ctx, []store.Write{{
+				Msg:  &store.Message{ID: "m1", Conv: conv, Seq: 1, From: "alice", To: "bob", Type: "text", Body: store.JSON(`{"text":"hi"}`), TS: 1},
+				Kind: store.KindDirect, Reader: "alice", Participants: []string{"alice", "bob"},
+			}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.DB().ExecContext(ctx, `DELETE FROM schema_migrations`); err != nil {
+				t.Fatal(err)
+			}
+			n, err := st.Migrate(ctx)
+			if err != nil || n != len(want) {
+				t.Fatalf("Migrate with an empty schema_migrations = (%d, %v), want (%d, nil)", n, err, len(want))
+			}
+			wantRecorded(t, st, want)
+			if n, err := st.Migrate(ctx); err != nil || n != 0 {
+				t.Fatalf("Migrate again = (%d, %v), want (0, nil)", n, err)
+			}
+			if u, err := st.User(ctx, "alice"); err != nil || u.Name != "Alice" {
+				t.Errorf("user after re-migration = %+v, %v", u, err)
+			}
+			if ms, err := st.Messages(ctx, conv, store.MsgQuery{Limit: 10}); err != nil || len(ms) != 1 || ms[0].ID != "m1" {
+				t.Errorf("messages after re-migration = %v, %v; want [m1]", ms, err)
+			}
+		})
+	})
+}
+
+// A token re-bound to another device, or replaced on its device, leaves no
+// row behind: a token is stored once.
+func TestDeviceTokenRows(t *testing.T) {
+	testutil.EachBackend(t, func(t *testing.T, backend string) {
+		st := testutil.OpenStore(t, backend)
+		ctx := t.Context()
+		rows := func(platform, token string) int {
+			t.Helper()
+			var n int
+			if err := st.DB().GetContext(ctx, &n, `SELECT COUNT(*) FROM devices WHERE platform = ? AND token = ?`, platform, token); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		put := func(d store.Device) {
+			t.Helper()
+			if err := st.PutDevice(ctx, &d); err != nil {
+				t.Fatalf("PutDevice(%+v): %v", d, err)
+			}
+		}
+		put(store.Device{UserID: "alice", DeviceID: "phone", Platform: store.PlatformIOS, Token: "tok-a"})
+		put(store.Device{UserID: "alice", DeviceID: "phone", Platform: store.PlatformIOS, Token: "tok-b"})
+		if n := rows(store.PlatformIOS, "tok-a"); n != 0 {
+			t.Errorf("the replaced token is still stored (%d rows)", n)
+		}
+		put(store.Device{UserID: "alice", DeviceID: "laptop", Platform: store.PlatformAndroid, Token: "tok-1"})
+		put(store.Device{UserID: "bob", DeviceID: "phone", Platform: store.PlatformAndroid, Token: "tok-1"})
+		put(store.Device{UserID: "bob", DeviceID: "tablet", Platform: store.PlatformAndroid, Token: "tok-1"})
+		put(store.Device{UserID: "alice", DeviceID: "phone", Platform: store.PlatformAndroid, Token: "tok-1"})
+		if n := rows(store.PlatformAndroid, "tok-1"); n != 1 {
+			t.Errorf("token tok-1 is stored %d times, want once", n)
+		}
+		if n := rows(store.PlatformIOS, "tok-b"); n != 0 {
+			t.Errorf("the phone's former token tok-b is still stored (%d rows)", n)
+		}
+		var total int
+		if err := st.DB().GetContext(ctx, &total, `SELECT COUNT(*) FROM devices`); err != nil {
+			t.Fatal(err)
+		}
+		if total != 1 {
+			t.Errorf("%d device rows, want 1 (alice's phone)", total)
+		}
+	})
+}
