@@ -414,9 +414,7 @@ func TestMaxPacketSize(t *testing.T) {
 			lostOpt, lost := testutil.OnLost()
 			c := srv.Connect(t, "alice", "big3", alice, lostOpt)
 			// Under the limit still works.
-			if err := c.Publish("im/u/alice", 1, strings.Repeat("a", 2000)); err != nil {
-				t.Fatal(err)
-			}
+			c.MustPublish(t, "im/u/alice", 1, strings.Repeat("a", 2000))
 			c.Await(t, wait, map[string]any{"kind": "msg", "from": "alice"})
 			c.Client.Publish("im/u/alice", 1, false, strings.Repeat("b", 10<<10))
 			select {

@@ -265,6 +265,14 @@ func (c *Client) Publish(topic string, qos byte, payload any) error {
 	return tok.Error()
 }
 
+// MustPublish is Publish that fails the test on an error.
+func (c *Client) MustPublish(t testing.TB, topic string, qos byte, payload any) {
+	t.Helper()
+	if err := c.Publish(topic, qos, payload); err != nil {
+		t.Fatalf("%s: publish to %s: %v", c.ID, topic, err)
+	}
+}
+
 // Next returns the next message received, failing after within.
 func (c *Client) Next(t testing.TB, within time.Duration) Msg {
 	t.Helper()
