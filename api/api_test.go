@@ -16,9 +16,7 @@ import (
 )
 
 func TestHealth(t *testing.T) {
-	t.Parallel()
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
+	eachServer(t, func(t *testing.T, srv *testutil.Server) {
 		for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready"} {
 			for _, auth := range []*string{nil, bearer("junk"), bearer(serviceKey)} {
 				st, hdr, body := do(t, srv, call{method: "GET", path: path, auth: auth})
@@ -41,9 +39,7 @@ func TestHealth(t *testing.T) {
 // TestReadyzStoreDown: /readyz tells when the store is unreachable, while
 // /healthz (the process) stays up.
 func TestReadyzStoreDown(t *testing.T) {
-	t.Parallel()
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
+	eachServer(t, func(t *testing.T, srv *testutil.Server) {
 		if err := srv.Store.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -62,9 +58,7 @@ func TestReadyzStoreDown(t *testing.T) {
 }
 
 func TestUnknownRoutes(t *testing.T) {
-	t.Parallel()
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
+	eachServer(t, func(t *testing.T, srv *testutil.Server) {
 		tok := srv.User(t, "u")
 		for _, c := range []struct{ method, path string }{
 			{"GET", "/"}, {"GET", "/v1"}, {"GET", "/v1/"}, {"GET", "/v2/users/u"}, {"GET", "/v1/nope"},
@@ -253,9 +247,7 @@ func checkNo500(t *testing.T, what string, method string, st int, hdr http.Heade
 // every bootstrap endpoint: nothing may answer 5xx, and every refusal is a
 // JSON error.
 func TestNoInputYields500(t *testing.T) {
-	t.Parallel()
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
+	eachServer(t, func(t *testing.T, srv *testutil.Server) {
 		utok := srv.User(t, "u")
 		srv.MustAPI(t, http.StatusCreated, "PUT", "/v1/users/pw", serviceKey, map[string]string{"password": "pw password"}, nil)
 		srv.User(t, "v")
@@ -370,9 +362,7 @@ func TestNoInputYields500(t *testing.T) {
 // connection: net/http refuses most of it before the API sees it, and
 // nothing may yield a 5xx.
 func TestMalformedRequests(t *testing.T) {
-	t.Parallel()
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
+	eachServer(t, func(t *testing.T, srv *testutil.Server) {
 		addr := strings.TrimPrefix(srv.HTTPURL, "http://")
 		auth := "Authorization: Bearer " + serviceKey + "\r\n"
 		for _, raw := range []string{

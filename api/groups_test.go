@@ -81,9 +81,7 @@ func newGroup(t *testing.T, srv *testutil.Server, owner string, in map[string]an
 }
 
 func TestCreateGroup(t *testing.T) {
-	t.Parallel()
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
+	eachServer(t, func(t *testing.T, srv *testutil.Server) {
 		own := srv.User(t, "own")
 		m1 := srv.User(t, "m1")
 		m2 := srv.User(t, "m2")
@@ -244,9 +242,7 @@ func TestCreateGroup(t *testing.T) {
 }
 
 func TestGetGroup(t *testing.T) {
-	t.Parallel()
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
+	eachServer(t, func(t *testing.T, srv *testutil.Server) {
 		own := srv.User(t, "own")
 		mem := srv.User(t, "mem")
 		out := srv.User(t, "out")
@@ -284,30 +280,12 @@ func TestGetGroup(t *testing.T) {
 			}
 		})
 
-		t.Run("unknown", func(t *testing.T) {
-			for _, tok := range []string{own, serviceKey} {
-				st, body := srv.API(t, "GET", "/v1/groups/nope", tok, nil)
-				wantError(t, "GET unknown", st, body, http.StatusNotFound, "not_found")
-			}
-		})
-
-		t.Run("invalid ids", func(t *testing.T) {
-			for _, id := range badPathIDs {
-				st, body := srv.API(t, "GET", "/v1/groups/"+id, own, nil)
-				wantError(t, "GET /v1/groups/"+id, st, body, http.StatusBadRequest, "invalid")
-			}
-		})
-
-		t.Run("credentials", func(t *testing.T) {
-			checkUnauthorized(t, srv, badCreds(t, srv, "getgcred"), call{method: "GET", path: "/v1/groups/open"})
-		})
+		checkGetRefusals(t, srv, "/v1/groups", own, "nope", "open", "getgcred")
 	})
 }
 
 func TestAddMembers(t *testing.T) {
-	t.Parallel()
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
+	eachServer(t, func(t *testing.T, srv *testutil.Server) {
 		own := srv.User(t, "own")
 		mem := srv.User(t, "mem")
 		out := srv.User(t, "out")
@@ -438,9 +416,7 @@ func TestAddMembers(t *testing.T) {
 }
 
 func TestRemoveMember(t *testing.T) {
-	t.Parallel()
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
+	eachServer(t, func(t *testing.T, srv *testutil.Server) {
 		own := srv.User(t, "own")
 		toks := map[string]string{}
 		for _, u := range []string{"k1", "k2", "k3", "k4", "k5", "out"} {

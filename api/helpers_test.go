@@ -17,6 +17,13 @@ import (
 
 const serviceKey = testutil.ServiceKey
 
+// eachServer runs f, in parallel with the other tests, against a fresh
+// server of each backend.
+func eachServer(t *testing.T, f func(t *testing.T, srv *testutil.Server)) {
+	t.Parallel()
+	testutil.EachServer(t, f)
+}
+
 // apiError is the error body of every refusal.
 type apiError struct {
 	Error *struct {
@@ -200,6 +207,29 @@ func checkUnauthorized(t *testing.T, srv *testutil.Server, creds []cred, c call)
 			t.Errorf("%s: WWW-Authenticate = %q", what, hdr.Get("WWW-Authenticate"))
 		}
 	}
+}
+
+// checkGetRefusals runs the refusals every GET {coll}/{id} shares: 404 for
+// the unknown id (with tok and with the service key), 400 for each of
+// badPathIDs, and 401 for every bad credential (built for user credUser) on
+// GET {coll}/{known}.
+func checkGetRefusals(t *testing.T, srv *testutil.Server, coll, tok, unknown, known, credUser string) {
+	t.Helper()
+	t.Run("unknown", func(t *testing.T) {
+		for _, auth := range []string{tok, serviceKey} {
+			st, body := srv.API(t, "GET", coll+"/"+unknown, auth, nil)
+			wantError(t, "GET unknown", st, body, http.StatusNotFound, "not_found")
+		}
+	})
+	t.Run("invalid ids", func(t *testing.T) {
+		for _, id := range badPathIDs {
+			st, body := srv.API(t, "GET", coll+"/"+id, tok, nil)
+			wantError(t, "GET "+coll+"/"+id, st, body, http.StatusBadRequest, "invalid")
+		}
+	})
+	t.Run("credentials", func(t *testing.T) {
+		checkUnauthorized(t, srv, badCreds(t, srv, credUser), call{method: "GET", path: coll + "/" + known})
+	})
 }
 
 // mustJSON decodes body into v or fails.

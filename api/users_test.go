@@ -32,9 +32,7 @@ var badJSONBodies = []string{
 }
 
 func TestPutUser(t *testing.T) {
-	t.Parallel()
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
+	eachServer(t, func(t *testing.T, srv *testutil.Server) {
 
 		t.Run("create then partial updates keep fields", func(t *testing.T) {
 			ext := `{"level":3,"tags":["a","ü"],"nested":{"ok":true,"n":null},"big":12345678901234567890,"f":1.5}`
@@ -232,9 +230,7 @@ func TestPutUser(t *testing.T) {
 }
 
 func TestGetUser(t *testing.T) {
-	t.Parallel()
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
+	eachServer(t, func(t *testing.T, srv *testutil.Server) {
 		alice := srv.User(t, "alice")
 		srv.User(t, "bob")
 
@@ -263,30 +259,12 @@ func TestGetUser(t *testing.T) {
 			}
 		})
 
-		t.Run("unknown", func(t *testing.T) {
-			for _, tok := range []string{alice, serviceKey} {
-				st, body := srv.API(t, "GET", "/v1/users/nobody", tok, nil)
-				wantError(t, "GET unknown", st, body, http.StatusNotFound, "not_found")
-			}
-		})
-
-		t.Run("invalid ids", func(t *testing.T) {
-			for _, id := range badPathIDs {
-				st, body := srv.API(t, "GET", "/v1/users/"+id, alice, nil)
-				wantError(t, "GET /v1/users/"+id, st, body, http.StatusBadRequest, "invalid")
-			}
-		})
-
-		t.Run("credentials", func(t *testing.T) {
-			checkUnauthorized(t, srv, badCreds(t, srv, "getcred"), call{method: "GET", path: "/v1/users/alice"})
-		})
+		checkGetRefusals(t, srv, "/v1/users", alice, "nobody", "alice", "getcred")
 	})
 }
 
 func TestMintToken(t *testing.T) {
-	t.Parallel()
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
+	eachServer(t, func(t *testing.T, srv *testutil.Server) {
 		srv.User(t, "alice")
 		cfg := srv.Config.Auth
 
@@ -374,9 +352,7 @@ func TestMintToken(t *testing.T) {
 }
 
 func TestLogin(t *testing.T) {
-	t.Parallel()
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
+	eachServer(t, func(t *testing.T, srv *testutil.Server) {
 		srv.MustAPI(t, http.StatusCreated, "PUT", "/v1/users/pat", serviceKey, map[string]string{"name": "Pat", "password": "correct horse"}, nil)
 		srv.User(t, "nopass")
 		login := func(uid, pw string) (int, []byte) {
@@ -467,9 +443,7 @@ func TestLogin(t *testing.T) {
 }
 
 func TestDisabledUser(t *testing.T) {
-	t.Parallel()
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
+	eachServer(t, func(t *testing.T, srv *testutil.Server) {
 		srv.MustAPI(t, http.StatusCreated, "PUT", "/v1/users/dan", serviceKey, map[string]string{"password": "dans password"}, nil)
 		var tr tokenResp
 		srv.MustAPI(t, http.StatusOK, "POST", "/v1/users/dan/tokens", serviceKey, nil, &tr)

@@ -93,14 +93,21 @@ func readPacket(r *bufio.Reader) (byte, []byte, error) {
 	return first, body, err
 }
 
-// rawConnect opens a TCP connection and completes CONNECT/CONNACK.
-func rawConnect(t *testing.T, addr string, level byte, uid, device, tok string) (net.Conn, *bufio.Reader) {
+// dial opens a TCP connection to addr, closed when the test ends.
+func dial(t *testing.T, addr string) net.Conn {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, wait)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// rawConnect opens a TCP connection and completes CONNECT/CONNACK.
+func rawConnect(t *testing.T, addr string, level byte, uid, device, tok string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn := dial(t, addr)
 	if _, err := conn.Write(connectPacket(level, uid+"/"+device, uid, tok)); err != nil {
 		t.Fatal(err)
 	}
@@ -136,58 +143,14 @@ func awaitClosed(t *testing.T, conn net.Conn, r io.Reader) time.Duration {
 	}
 }
 
-// v5Dial connects an MQTT 5 client over TCP and returns it with its CONNACK.
-func v5Dial(t *testing.T, srv *testutil.Server, uid, device, tok string) (*pahov5.Client, *pahov5.Connack, chan testutil.Msg) {
+// v5Dial connects an MQTT 5 client over TCP, failing the test if refused.
+func v5Dial(t *testing.T, srv *testutil.Server, uid, device, tok string) *testutil.V5 {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", srv.MQTTAddr, wait)
+	c, err := srv.DialV5(t, uid, device, tok)
 	if err != nil {
-		t.Fatal(err)
-	}
-	msgs := make(chan testutil.Msg, 100)
-	c := pahov5.NewClient(pahov5.ClientConfig{
-		Conn: conn,
-		OnPublishReceived: []func(pahov5.PublishReceived) (bool, error){func(pr pahov5.PublishReceived) (bool, error) {
-			msgs <- testutil.Msg{Topic: pr.Packet.Topic, Payload: append([]byte(nil), pr.Packet.Payload...), QoS: pr.Packet.QoS}
-			return true, nil
-		}},
-		OnClientError:      func(error) {},
-		OnServerDisconnect: func(*pahov5.Disconnect) {},
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	ca, err := c.Connect(ctx, &pahov5.Connect{ClientID: uid + "/" + device, Username: uid, UsernameFlag: true,
-		Password: []byte(tok), PasswordFlag: true, KeepAlive: 30, CleanStart: true})
-	if err != nil {
-		conn.Close()
 		t.Fatalf("v5 connect: %v", err)
 	}
-	t.Cleanup(func() { _ = c.Disconnect(&pahov5.Disconnect{}) })
-	return c, ca, msgs
-}
-
-func awaitV5(t *testing.T, msgs chan testutil.Msg, want map[string]any) {
-	t.Helper()
-	deadline := time.After(wait)
-	for {
-		select {
-		case m := <-msgs:
-			if testutil.Matches(m.Event(t), want) {
-				return
-			}
-		case <-deadline:
-			t.Fatalf("v5: no event matching %v", want)
-		}
-	}
-}
-
-func publishV5(c *pahov5.Client, topic string, payload []byte) (byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	pr, err := c.Publish(ctx, &pahov5.Publish{Topic: topic, QoS: 1, Payload: payload})
-	if pr != nil {
-		return pr.ReasonCode, err
-	}
-	return 0, err
+	return c
 }
 
 func overWebSocket(addr string) func(*mqtt.ClientOptions) {
@@ -271,69 +234,40 @@ func TestConnectDeadline(t *testing.T) {
 			}
 		}
 
-		t.Run("tcp silent", func(t *testing.T) {
-			conn, err := net.DialTimeout("tcp", srv.MQTTAddr, wait)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			checkElapsed(t, awaitClosed(t, conn, conn))
-		})
-
-		t.Run("tcp partial connect", func(t *testing.T) {
-			conn, err := net.DialTimeout("tcp", srv.MQTTAddr, wait)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
+		tcp := func(addr string) func() (net.Conn, error) {
+			return func() (net.Conn, error) { return net.DialTimeout("tcp", addr, wait) }
+		}
+		for _, tc := range []struct {
+			name string
+			dial func() (net.Conn, error)
+			send []byte // sent once connected, then nothing
+		}{
+			{name: "tcp silent", dial: tcp(srv.MQTTAddr)},
 			// The start of a CONNECT, then nothing: a slow client does not
 			// get to keep the connection either.
-			full := connectPacket(4, "alice/phone", "alice", alice)
-			if _, err := conn.Write(full[:8]); err != nil {
-				t.Fatal(err)
-			}
-			checkElapsed(t, awaitClosed(t, conn, conn))
-		})
-
-		t.Run("tls silent before handshake", func(t *testing.T) {
-			conn, err := net.DialTimeout("tcp", tlsAddr, wait)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			checkElapsed(t, awaitClosed(t, conn, conn))
-		})
-
-		t.Run("tls silent after handshake", func(t *testing.T) {
-			conn, err := tls.DialWithDialer(&net.Dialer{Timeout: wait}, "tcp", tlsAddr,
-				&tls.Config{InsecureSkipVerify: true}) //nolint:gosec // self-signed test certificate
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			checkElapsed(t, awaitClosed(t, conn, conn))
-		})
-
-		t.Run("websocket port silent before the upgrade", func(t *testing.T) {
-			conn, err := net.DialTimeout("tcp", srv.WSAddr, wait)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			checkElapsed(t, awaitClosed(t, conn, conn))
-		})
-
-		t.Run("websocket port partial upgrade request", func(t *testing.T) {
-			conn, err := net.DialTimeout("tcp", srv.WSAddr, wait)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			if _, err := conn.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n")); err != nil {
-				t.Fatal(err)
-			}
-			checkElapsed(t, awaitClosed(t, conn, conn))
-		})
+			{name: "tcp partial connect", dial: tcp(srv.MQTTAddr), send: connectPacket(4, "alice/phone", "alice", alice)[:8]},
+			{name: "tls silent before handshake", dial: tcp(tlsAddr)},
+			{name: "tls silent after handshake", dial: func() (net.Conn, error) {
+				return tls.DialWithDialer(&net.Dialer{Timeout: wait}, "tcp", tlsAddr,
+					&tls.Config{InsecureSkipVerify: true}) //nolint:gosec // self-signed test certificate
+			}},
+			{name: "websocket port silent before the upgrade", dial: tcp(srv.WSAddr)},
+			{name: "websocket port partial upgrade request", dial: tcp(srv.WSAddr), send: []byte("GET / HTTP/1.1\r\nHost: x\r\n")},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				conn, err := tc.dial()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				if len(tc.send) > 0 {
+					if _, err := conn.Write(tc.send); err != nil {
+						t.Fatal(err)
+					}
+				}
+				checkElapsed(t, awaitClosed(t, conn, conn))
+			})
+		}
 
 		t.Run("websocket silent", func(t *testing.T) {
 			d := websocket.Dialer{Subprotocols: []string{"mqtt"}, HandshakeTimeout: wait}
@@ -363,7 +297,7 @@ func TestConnectDeadline(t *testing.T) {
 			ws := srv.Connect(t, "alice", "ws", alice, overWebSocket(srv.WSAddr), wsLostOpt)
 			tlsLostOpt, tlsLost := testutil.OnLost()
 			tlsc := srv.Connect(t, "alice", "tls", alice, overTLS(tlsAddr), tlsLostOpt)
-			v5, _, v5msgs := v5Dial(t, srv, "alice", "v5", alice)
+			v5 := v5Dial(t, srv, "alice", "v5", alice)
 
 			// Wait well past the CONNECT deadline: a deadline that leaked
 			// into the session would have closed these connections by now.
@@ -399,13 +333,13 @@ func TestConnectDeadline(t *testing.T) {
 				tcp.Await(t, wait, map[string]any{"kind": "msg", "cid": cid})
 				ws.Await(t, wait, map[string]any{"kind": "msg", "cid": cid})
 				tlsc.Await(t, wait, map[string]any{"kind": "msg", "cid": cid})
-				awaitV5(t, v5msgs, map[string]any{"kind": "msg", "cid": cid})
+				v5.Await(t, wait, map[string]any{"kind": "msg", "cid": cid})
 			}
-			if rc, err := publishV5(v5, "im/u/alice", []byte(`{"cid":"v5","type":"text","body":{"text":"still here"}}`)); err != nil || rc != 0 {
+			if rc, err := v5.Publish("im/u/alice", 1, []byte(`{"cid":"v5","type":"text","body":{"text":"still here"}}`)); err != nil || rc != 0 {
 				t.Fatalf("v5 publish: 0x%02x %v", rc, err)
 			}
 			tcp.Await(t, wait, map[string]any{"kind": "msg", "cid": "v5"})
-			awaitV5(t, v5msgs, map[string]any{"kind": "msg", "cid": "v5"})
+			v5.Await(t, wait, map[string]any{"kind": "msg", "cid": "v5"})
 		})
 	})
 }
@@ -444,11 +378,7 @@ func TestMaxPacketSize(t *testing.T) {
 		}
 
 		t.Run("oversized CONNECT before authentication", func(t *testing.T) {
-			conn, err := net.DialTimeout("tcp", srv.MQTTAddr, wait)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
+			conn := dial(t, srv.MQTTAddr)
 			var d time.Duration
 			alloc := allocated(func() {
 				if _, err := conn.Write(oversized(0x10)); err != nil {
@@ -484,9 +414,7 @@ func TestMaxPacketSize(t *testing.T) {
 			lostOpt, lost := testutil.OnLost()
 			c := srv.Connect(t, "alice", "big3", alice, lostOpt)
 			// Under the limit still works.
-			if err := c.Publish("im/u/alice", 1, strings.Repeat("a", 2000)); err != nil {
-				t.Fatal(err)
-			}
+			c.MustPublish(t, "im/u/alice", 1, strings.Repeat("a", 2000))
 			c.Await(t, wait, map[string]any{"kind": "msg", "from": "alice"})
 			c.Client.Publish("im/u/alice", 1, false, strings.Repeat("b", 10<<10))
 			select {
@@ -499,19 +427,19 @@ func TestMaxPacketSize(t *testing.T) {
 		t.Run("paho v5 publish above the limit is disconnected", func(t *testing.T) {
 			// The CONNACK advertises the limit (Mochi alone does not); a
 			// client that sends more anyway is refused by the server.
-			c, ca, msgs := v5Dial(t, srv, "alice", "big5", alice)
-			if ca.Properties == nil || ca.Properties.MaximumPacketSize == nil || *ca.Properties.MaximumPacketSize != 4096 {
+			c := v5Dial(t, srv, "alice", "big5", alice)
+			if ca := c.Connack; ca.Properties == nil || ca.Properties.MaximumPacketSize == nil || *ca.Properties.MaximumPacketSize != 4096 {
 				t.Fatalf("CONNACK does not advertise Maximum Packet Size 4096: %+v", ca.Properties)
 			}
-			if rc, err := publishV5(c, "im/u/alice", []byte(strings.Repeat("a", 2000))); err != nil || rc != 0 {
+			if rc, err := c.Publish("im/u/alice", 1, []byte(strings.Repeat("a", 2000))); err != nil || rc != 0 {
 				t.Fatalf("publish under the limit: 0x%02x %v", rc, err)
 			}
-			awaitV5(t, msgs, map[string]any{"kind": "msg", "from": "alice"})
+			c.Await(t, wait, map[string]any{"kind": "msg", "from": "alice"})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			acked := make(chan error, 1)
 			go func() {
-				pr, err := c.Publish(ctx, &pahov5.Publish{Topic: "im/u/alice", QoS: 1, Payload: []byte(strings.Repeat("b", 10<<10))})
+				pr, err := c.Client.Publish(ctx, &pahov5.Publish{Topic: "im/u/alice", QoS: 1, Payload: []byte(strings.Repeat("b", 10<<10))})
 				if err == nil {
 					err = fmt.Errorf("10 KB publish acknowledged with 0x%02x", pr.ReasonCode)
 					acked <- err
@@ -533,6 +461,39 @@ func TestMaxPacketSize(t *testing.T) {
 	})
 }
 
+// allowAll starts a bare broker on a free loopback TCP port that lets every
+// client in. The test closes it.
+func allowAll(t *testing.T) *broker.Broker {
+	t.Helper()
+	cfg := config.Default().MQTT
+	cfg.Addr, cfg.WSAddr = "127.0.0.1:0", ""
+	b, err := broker.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddHook(new(auth.AllowHook), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// awaitClose waits for the result of a Close on closed: it fails if Close
+// failed, or with stuck if no result came within wait.
+func awaitClose(t *testing.T, closed <-chan error, stuck string) {
+	t.Helper()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("close: %v", err)
+		}
+	case <-time.After(wait):
+		t.Fatal(stuck)
+	}
+}
+
 // TestCloseWithWriterQueued closes the broker while a writer is queued on
 // Mochi's client map, deterministically: Mochi's own listener close path
 // (Clients.GetByListener) takes the map's read lock twice, so a writer that
@@ -546,20 +507,9 @@ func TestMaxPacketSize(t *testing.T) {
 // scheduler's next slot last), which makes the interleaving reliable.
 func TestCloseWithWriterQueued(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	cfg := config.Default().MQTT
-	cfg.Addr, cfg.WSAddr = "127.0.0.1:0", ""
 	// The race detector randomises the scheduler, so a few rounds.
 	for round := 0; round < 30; round++ {
-		b, err := broker.New(cfg, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := b.AddHook(new(auth.AllowHook), nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Start(); err != nil {
-			t.Fatal(err)
-		}
+		b := allowAll(t)
 		clients := broker.MochiServer(b).Clients
 
 		clients.Lock() // first writer
@@ -592,14 +542,7 @@ func TestCloseWithWriterQueued(t *testing.T) {
 		})
 		clients.Unlock()
 
-		select {
-		case err := <-closed:
-			if err != nil {
-				t.Fatalf("close: %v", err)
-			}
-		case <-time.After(wait):
-			t.Fatalf("round %d: Server.Close deadlocked with a writer queued on the client map (mochi-mqtt/server#488)", round)
-		}
+		awaitClose(t, closed, fmt.Sprintf("round %d: Server.Close deadlocked with a writer queued on the client map (mochi-mqtt/server#488)", round))
 		<-secondDone
 	}
 }
@@ -607,27 +550,12 @@ func TestCloseWithWriterQueued(t *testing.T) {
 // TestCloseDisconnectsClients closes the broker while half of its clients
 // leave on their own: Close returns, and disconnects those that stayed.
 func TestCloseDisconnectsClients(t *testing.T) {
-	cfg := config.Default().MQTT
-	cfg.Addr, cfg.WSAddr = "127.0.0.1:0", ""
 	const clients = 64
 	for round := 0; round < 5; round++ {
-		b, err := broker.New(cfg, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := b.AddHook(new(auth.AllowHook), nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Start(); err != nil {
-			t.Fatal(err)
-		}
+		b := allowAll(t)
 		conns := make([]net.Conn, clients)
 		for i := range conns {
-			conn, err := net.DialTimeout("tcp", b.Addr("tcp"), wait)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
+			conn := dial(t, b.Addr("tcp"))
 			_ = conn.SetDeadline(time.Now().Add(wait))
 			if _, err := conn.Write(connectPacket(4, fmt.Sprintf("c%d", i), "u", "p")); err != nil {
 				t.Fatal(err)
@@ -659,14 +587,7 @@ func TestCloseDisconnectsClients(t *testing.T) {
 			closed <- b.Close()
 		}()
 		close(start)
-		select {
-		case err := <-closed:
-			if err != nil {
-				t.Fatalf("close: %v", err)
-			}
-		case <-time.After(wait):
-			t.Fatalf("round %d: Close did not return", round)
-		}
+		awaitClose(t, closed, fmt.Sprintf("round %d: Close did not return", round))
 		wg.Wait()
 		for _, c := range conns[clients/2:] {
 			awaitClosed(t, c, c)

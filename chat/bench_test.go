@@ -3,16 +3,12 @@ package chat_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mqim/mqim/chat"
-	"github.com/mqim/mqim/internal/config"
 	"github.com/mqim/mqim/internal/testutil"
-	"github.com/mqim/mqim/store"
 )
 
 // BenchmarkSend measures the send pipeline (validate, group commit, seq
@@ -24,15 +20,9 @@ func BenchmarkSend(b *testing.B) {
 		for _, senders := range []int{1, 16, 256} {
 			b.Run(fmt.Sprintf("%s/senders=%d", backend, senders), func(b *testing.B) {
 				st := testutil.OpenStore(b, backend)
+				addUsers(b, st, append(names(senders), "sink")...)
+				svc := startService(b, st, 0)
 				ctx := context.Background()
-				for _, uid := range append(names(senders), "sink") {
-					if _, err := st.UpsertUser(ctx, &store.User{ID: uid}); err != nil {
-						b.Fatal(err)
-					}
-				}
-				svc := chat.New(chat.Options{Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: config.Default().Chat})
-				svc.Start()
-				defer svc.Close()
 				body := []byte(`{"text":"hello, this is a benchmark message of a typical length"}`)
 				b.ResetTimer()
 				start := time.Now()

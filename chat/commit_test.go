@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mqim/mqim/chat"
-	"github.com/mqim/mqim/internal/config"
 	"github.com/mqim/mqim/internal/testutil"
 	"github.com/mqim/mqim/store"
 	"github.com/mqim/mqim/store/sqlstore"
@@ -64,16 +61,9 @@ func (f *faulty) Members(ctx context.Context, gid string) ([]store.Member, error
 func newFaulty(t *testing.T, backend string, ttl time.Duration, users ...string) (*faulty, *chat.Service) {
 	t.Helper()
 	st := testutil.OpenStore(t, backend)
-	for _, u := range users {
-		if _, err := st.UpsertUser(context.Background(), &store.User{ID: u}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addUsers(t, st, users...)
 	f := &faulty{Store: st, held: make(chan struct{}, 1), readTaken: make(chan struct{}, 1)}
-	svc := chat.New(chat.Options{Store: f, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: config.Default().Chat, CacheTTL: ttl})
-	svc.Start()
-	t.Cleanup(svc.Close)
-	return f, svc
+	return f, startService(t, f, ttl)
 }
 
 // holdCommit blocks the committer on a plug message, runs submit (which
@@ -202,9 +192,7 @@ func TestCacheLoadRacingKick(t *testing.T) {
 		f, svc := newFaulty(t, backend, time.Minute, "owner", "x", "plug", "sink")
 		ctx := context.Background()
 		// Another node creates the group, so this service has not cached it.
-		other := chat.New(chat.Options{Store: f.Store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: config.Default().Chat})
-		other.Start()
-		defer other.Close()
+		other := startService(t, f.Store, 0)
 		if _, _, err := other.CreateGroup(ctx, chat.Actor{UserID: "owner"}, chat.NewGroup{ID: "G", Name: "g", Owner: "owner", Members: []string{"x"}}); err != nil {
 			t.Fatal(err)
 		}

@@ -140,8 +140,7 @@ func assertV5Refused(t *testing.T, ca *pahov5.Connack, err error) {
 }
 
 func TestConnectAuthentication(t *testing.T) {
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
+	testutil.EachServer(t, func(t *testing.T, srv *testutil.Server) {
 		alice := srv.User(t, "alice")
 		bob := srv.User(t, "bob")
 		good := signer(t, srv.App.Config.Auth.JWTSecret)
@@ -241,17 +240,14 @@ func TestConnectAuthentication(t *testing.T) {
 			}
 			// Server-side delivery still reaches a subscriber.
 			c := srv.Connect(t, "bob", "phone", bob)
-			if err := c.Publish("im/u/bob", 1, "after inline attempt"); err != nil {
-				t.Fatal(err)
-			}
+			c.MustPublish(t, "im/u/bob", 1, "after inline attempt")
 			c.Await(t, wait, map[string]any{"kind": "msg", "from": "bob", "to": "bob"})
 		})
 	})
 }
 
 func TestDisabledUser(t *testing.T) {
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
+	testutil.EachServer(t, func(t *testing.T, srv *testutil.Server) {
 		alice := srv.User(t, "alice")
 		bob := srv.User(t, "bob")
 		sg := signer(t, srv.App.Config.Auth.JWTSecret)
@@ -301,9 +297,7 @@ func TestDisabledUser(t *testing.T) {
 		})
 
 		// Bob is untouched and still works.
-		if err := b3.Publish("im/u/bob", 1, "still here"); err != nil {
-			t.Fatal(err)
-		}
+		b3.MustPublish(t, "im/u/bob", 1, "still here")
 		b3.Await(t, wait, map[string]any{"kind": "msg", "from": "bob"})
 		select {
 		case err := <-bobLost:
@@ -435,8 +429,7 @@ func awaitAll(t *testing.T, c *testutil.Client, wants ...map[string]any) {
 }
 
 func TestSubscribeACL(t *testing.T) {
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
+	testutil.EachServer(t, func(t *testing.T, srv *testutil.Server) {
 		alice := srv.User(t, "alice")
 		bob := srv.User(t, "bob")
 		carol := srv.User(t, "carol")
@@ -500,12 +493,8 @@ func TestSubscribeACL(t *testing.T) {
 			b := srv.Connect(t, "bob", "reader", bob)
 			awaitSession(t, srv, "bob/reader")
 			a := srv.Connect(t, "alice", "writer", alice)
-			if err := a.Publish("im/u/bob", 1, "secret 1:1"); err != nil {
-				t.Fatal(err)
-			}
-			if err := a.Publish("im/g/g1", 1, `{"cid":"c1","type":"text","body":{"text":"secret group"}}`); err != nil {
-				t.Fatal(err)
-			}
+			a.MustPublish(t, "im/u/bob", 1, "secret 1:1")
+			a.MustPublish(t, "im/g/g1", 1, `{"cid":"c1","type":"text","body":{"text":"secret group"}}`)
 			b.Await(t, wait, map[string]any{"kind": "msg", "to": "bob"})
 			b.Await(t, wait, map[string]any{"kind": "msg", "to": "g1"})
 			select {
@@ -573,9 +562,7 @@ func TestOpenTopics(t *testing.T) {
 			t.Fatalf("v5 subscribe news/1: 0x%02x", rc)
 		}
 		pub := srv.Connect(t, "bob", "pub", bob)
-		if err := pub.Publish("news/1", 1, "headline"); err != nil {
-			t.Fatal(err)
-		}
+		pub.MustPublish(t, "news/1", 1, "headline")
 		if m := sub3.Next(t, wait); m.Topic != "news/1" || string(m.Payload) != "headline" {
 			t.Fatalf("v3 got %q on %s", m.Payload, m.Topic)
 		}

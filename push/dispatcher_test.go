@@ -83,6 +83,41 @@ func note(i int, platform string) push.Notification {
 	}
 }
 
+// start enqueues ns and starts the dispatcher.
+func (h *harness) start(t *testing.T, ns ...push.Notification) {
+	t.Helper()
+	enqueueAll(t, h.d, ns...)
+	h.d.Start()
+}
+
+// await polls the counts until done holds.
+func (h *harness) await(t *testing.T, within time.Duration, done func(counts) bool) {
+	t.Helper()
+	testutil.Eventually(t, within, func() error {
+		if c := h.counts(); !done(c) {
+			return fmt.Errorf("counts %+v", c)
+		}
+		return nil
+	})
+}
+
+// wantCounts fails unless the counts are exactly want.
+func (h *harness) wantCounts(t *testing.T, want counts) {
+	t.Helper()
+	if c := h.counts(); c != want {
+		t.Fatalf("counts %+v, want %+v", c, want)
+	}
+}
+
+// notes returns note(0, platform) to note(n-1, platform).
+func notes(n int, platform string) []push.Notification {
+	ns := make([]push.Notification, n)
+	for i := range ns {
+		ns[i] = note(i, platform)
+	}
+	return ns
+}
+
 func enqueueAll(t *testing.T, d *push.Dispatcher, ns ...push.Notification) {
 	t.Helper()
 	for _, n := range ns {
@@ -94,10 +129,7 @@ func enqueueAll(t *testing.T, d *push.Dispatcher, ns ...push.Notification) {
 
 func TestBatchingQueued(t *testing.T) {
 	h := newHarness(t, push.DispatcherOptions{Queue: 1000, Workers: 3, BatchMax: 50}, 0)
-	for i := range 450 {
-		enqueueAll(t, h.d, note(i, store.PlatformAndroid))
-	}
-	h.d.Start()
+	h.start(t, notes(450, store.PlatformAndroid)...)
 	h.close(t)
 	if got := h.fake.Requests(); got != 9 {
 		t.Fatalf("%d requests, want 9", got)
@@ -110,9 +142,7 @@ func TestBatchingQueued(t *testing.T) {
 	if len(toks) != 450 || len(seen) != 450 {
 		t.Fatalf("received %d tokens (%d distinct), want 450", len(toks), len(seen))
 	}
-	if c := h.counts(); c != (counts{queued: 450, sent: 450}) {
-		t.Fatalf("counts %+v", c)
-	}
+	h.wantCounts(t, counts{queued: 450, sent: 450})
 }
 
 func TestBatchingLive(t *testing.T) {
@@ -120,15 +150,8 @@ func TestBatchingLive(t *testing.T) {
 	h := newHarness(t, push.DispatcherOptions{Queue: 1000, Workers: workers, BatchMax: batchMax}, 0)
 	h.fake.SetDelay(20 * time.Millisecond)
 	h.d.Start()
-	for i := range 450 {
-		enqueueAll(t, h.d, note(i, store.PlatformIOS))
-	}
-	testutil.Eventually(t, 10*time.Second, func() error {
-		if s := h.m.Sent(); s != 450 {
-			return fmt.Errorf("sent %d", s)
-		}
-		return nil
-	})
+	enqueueAll(t, h.d, notes(450, store.PlatformIOS)...)
+	h.await(t, 10*time.Second, sent(450))
 	// Each worker may take a small first batch before the rest is queued.
 	if got, max := h.fake.Requests(), (450+batchMax-1)/batchMax+workers; got > max {
 		t.Fatalf("%d requests, want <= %d", got, max)
@@ -140,89 +163,98 @@ func TestBatchingLive(t *testing.T) {
 
 func TestBatchMaxClampedToGorushLimit(t *testing.T) {
 	h := newHarness(t, push.DispatcherOptions{Queue: 300, Workers: 1, BatchMax: 500}, 0)
-	for i := range 250 {
-		enqueueAll(t, h.d, note(i, store.PlatformAndroid))
-	}
-	h.d.Start()
+	h.start(t, notes(250, store.PlatformAndroid)...)
 	h.close(t)
 	if h.fake.Requests() != 3 || h.m.Sent() != 250 || h.m.Failed() != 0 {
 		t.Fatalf("requests %d counts %+v", h.fake.Requests(), h.counts())
 	}
 }
 
-func Test4xxNotRetried(t *testing.T) {
-	t.Run("over limit", func(t *testing.T) {
-		h := newHarness(t, push.DispatcherOptions{Workers: 1, BatchMax: 10}, 0)
-		h.fake.SetMaxNotification(5)
-		for i := range 8 {
-			enqueueAll(t, h.d, note(i, store.PlatformAndroid))
-		}
-		h.d.Start()
-		h.close(t)
-		if h.fake.Requests() != 1 {
-			t.Fatalf("%d requests, want 1", h.fake.Requests())
-		}
-		if c := h.counts(); c != (counts{queued: 8, failed: 8}) {
-			t.Fatalf("counts %+v", c)
-		}
-	})
-	for _, code := range []int{400, 401, 404, 413, 429} {
-		t.Run(fmt.Sprint(code), func(t *testing.T) {
-			h := newHarness(t, push.DispatcherOptions{Workers: 1}, 0)
-			h.fake.FailNext(1, code, `{"code":400,"message":"Missing notifications field."}`)
-			enqueueAll(t, h.d, note(1, store.PlatformIOS), note(2, store.PlatformIOS))
-			h.d.Start()
-			h.close(t)
-			if h.fake.Requests() != 1 || len(h.fake.Received()) != 0 {
-				t.Fatalf("requests %d received %d", h.fake.Requests(), len(h.fake.Received()))
+// exchange is one dispatcher run against a fake gorush with failures
+// injected: notes are enqueued, the dispatcher is started and, once until
+// holds (at once when nil), closed. The fake must then have seen requests
+// requests and accepted received notifications, and the counts be want.
+type exchange struct {
+	name               string
+	opts               push.DispatcherOptions
+	inject             func(f *gorushtest.Server)
+	notes              []push.Notification
+	until              func(counts) bool
+	requests, received int
+	want               counts
+	check              func(t *testing.T, h *harness) // further checks, or nil
+}
+
+func runExchanges(t *testing.T, cases []exchange) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.opts, 0)
+			tc.inject(h.fake)
+			h.start(t, tc.notes...)
+			if tc.until != nil {
+				h.await(t, 5*time.Second, tc.until)
 			}
-			if c := h.counts(); c != (counts{queued: 2, failed: 2}) {
-				t.Fatalf("counts %+v", c)
+			h.close(t)
+			if got, rec := h.fake.Requests(), len(h.fake.Received()); got != tc.requests || rec != tc.received {
+				t.Fatalf("requests %d received %d, want %d and %d", got, rec, tc.requests, tc.received)
+			}
+			h.wantCounts(t, tc.want)
+			if tc.check != nil {
+				tc.check(t, h)
 			}
 		})
 	}
 }
 
+func sent(n uint64) func(counts) bool   { return func(c counts) bool { return c.sent == n } }
+func failed(n uint64) func(counts) bool { return func(c counts) bool { return c.failed == n } }
+
+func Test4xxNotRetried(t *testing.T) {
+	cases := []exchange{{
+		name:     "over limit",
+		opts:     push.DispatcherOptions{Workers: 1, BatchMax: 10},
+		inject:   func(f *gorushtest.Server) { f.SetMaxNotification(5) },
+		notes:    notes(8, store.PlatformAndroid),
+		requests: 1,
+		want:     counts{queued: 8, failed: 8},
+	}}
+	for _, code := range []int{400, 401, 404, 413, 429} {
+		cases = append(cases, exchange{
+			name: fmt.Sprint(code),
+			opts: push.DispatcherOptions{Workers: 1},
+			inject: func(f *gorushtest.Server) {
+				f.FailNext(1, code, `{"code":400,"message":"Missing notifications field."}`)
+			},
+			notes:    []push.Notification{note(1, store.PlatformIOS), note(2, store.PlatformIOS)},
+			requests: 1,
+			want:     counts{queued: 2, failed: 2},
+		})
+	}
+	runExchanges(t, cases)
+}
+
 func Test5xxRetried(t *testing.T) {
-	t.Run("then succeeds", func(t *testing.T) {
-		h := newHarness(t, push.DispatcherOptions{Workers: 1, MaxRetries: 3}, 0)
-		h.fake.FailNext(1, 502, "<html>bad gateway</html>")
-		h.fake.FailNext(1, 503, "")
-		enqueueAll(t, h.d, note(1, store.PlatformIOS), note(2, store.PlatformAndroid))
-		h.d.Start()
-		testutil.Eventually(t, 5*time.Second, func() error {
-			if h.m.Sent() != 2 {
-				return fmt.Errorf("counts %+v", h.counts())
-			}
-			return nil
-		})
-		h.close(t)
-		if h.fake.Requests() != 3 || len(h.fake.Received()) != 2 {
-			t.Fatalf("requests %d received %d", h.fake.Requests(), len(h.fake.Received()))
-		}
-		if c := h.counts(); c != (counts{queued: 2, sent: 2, retried: 4}) {
-			t.Fatalf("counts %+v", c)
-		}
-	})
-	t.Run("until MaxRetries then failed", func(t *testing.T) {
-		h := newHarness(t, push.DispatcherOptions{Workers: 1, MaxRetries: 3}, 0)
-		h.fake.FailNext(100, 503, `{"code":503,"message":"unavailable"}`)
-		enqueueAll(t, h.d, note(1, store.PlatformIOS))
-		h.d.Start()
-		testutil.Eventually(t, 5*time.Second, func() error {
-			if h.m.Failed() != 1 {
-				return fmt.Errorf("counts %+v", h.counts())
-			}
-			return nil
-		})
-		h.close(t)
-		if h.fake.Requests() != 4 {
-			t.Fatalf("%d requests, want 1+3", h.fake.Requests())
-		}
-		if c := h.counts(); c != (counts{queued: 1, failed: 1, retried: 3}) {
-			t.Fatalf("counts %+v", c)
-		}
-	})
+	runExchanges(t, []exchange{{
+		name: "then succeeds",
+		opts: push.DispatcherOptions{Workers: 1, MaxRetries: 3},
+		inject: func(f *gorushtest.Server) {
+			f.FailNext(1, 502, "<html>bad gateway</html>")
+			f.FailNext(1, 503, "")
+		},
+		notes:    []push.Notification{note(1, store.PlatformIOS), note(2, store.PlatformAndroid)},
+		until:    sent(2),
+		requests: 3, received: 2,
+		want: counts{queued: 2, sent: 2, retried: 4},
+	}, {
+		name:     "until MaxRetries then failed",
+		opts:     push.DispatcherOptions{Workers: 1, MaxRetries: 3},
+		inject:   func(f *gorushtest.Server) { f.FailNext(100, 503, `{"code":503,"message":"unavailable"}`) },
+		notes:    []push.Notification{note(1, store.PlatformIOS)},
+		until:    failed(1),
+		requests: 1 + 3,
+		want:     counts{queued: 1, failed: 1, retried: 3},
+	}})
 	t.Run("backoff is observed", func(t *testing.T) {
 		// With full jitter a single wait may be ~0, but 4 retries over
 		// windows of 40, 80, 80, 80ms wait 140ms on average, and the
@@ -232,12 +264,7 @@ func Test5xxRetried(t *testing.T) {
 		enqueueAll(t, h.d, note(1, store.PlatformIOS))
 		start := time.Now()
 		h.d.Start()
-		testutil.Eventually(t, 5*time.Second, func() error {
-			if h.m.Failed() != 1 {
-				return errors.New("not failed yet")
-			}
-			return nil
-		})
+		h.await(t, 5*time.Second, failed(1))
 		if el := time.Since(start); el > 2*time.Second {
 			t.Fatalf("retries took %v, backoff cap is 80ms", el)
 		}
@@ -248,60 +275,38 @@ func Test5xxRetried(t *testing.T) {
 }
 
 func TestEmpty500(t *testing.T) {
-	t.Run("multi-notification batch not resent", func(t *testing.T) {
-		h := newHarness(t, push.DispatcherOptions{Workers: 1, BatchMax: 10}, 0)
-		h.fake.QueueFullNext(1, 1) // gorush queues the first, then fails
-		enqueueAll(t, h.d, note(1, store.PlatformIOS), note(2, store.PlatformIOS), note(3, store.PlatformAndroid))
-		h.d.Start()
-		h.close(t)
-		if h.fake.Requests() != 1 {
-			t.Fatalf("%d requests, want 1 (no resend)", h.fake.Requests())
-		}
-		if r := h.fake.Received(); len(r) != 1 || r[0].Tokens[0] != "tok-1" {
-			t.Fatalf("received %+v", r)
-		}
-		if c := h.counts(); c != (counts{queued: 3, failed: 3, uncertain: 3}) {
-			t.Fatalf("counts %+v", c)
-		}
-		if !strings.Contains(h.logs.String(), "partly queued") {
-			t.Fatalf("no warning logged:\n%s", h.logs.String())
-		}
-	})
-	t.Run("single notification resent", func(t *testing.T) {
-		h := newHarness(t, push.DispatcherOptions{Workers: 1, BatchMax: 10}, 0)
-		h.fake.QueueFullNext(1, 0)
-		enqueueAll(t, h.d, note(1, store.PlatformIOS))
-		h.d.Start()
-		testutil.Eventually(t, 5*time.Second, func() error {
-			if h.m.Sent() != 1 {
-				return fmt.Errorf("counts %+v", h.counts())
+	runExchanges(t, []exchange{{
+		name:     "multi-notification batch not resent",
+		opts:     push.DispatcherOptions{Workers: 1, BatchMax: 10},
+		inject:   func(f *gorushtest.Server) { f.QueueFullNext(1, 1) }, // gorush queues the first, then fails
+		notes:    []push.Notification{note(1, store.PlatformIOS), note(2, store.PlatformIOS), note(3, store.PlatformAndroid)},
+		requests: 1, received: 1, // no resend
+		want: counts{queued: 3, failed: 3, uncertain: 3},
+		check: func(t *testing.T, h *harness) {
+			if r := h.fake.Received(); r[0].Tokens[0] != "tok-1" {
+				t.Fatalf("received %+v", r)
 			}
-			return nil
-		})
-		h.close(t)
-		if h.fake.Requests() != 2 || len(h.fake.Received()) != 1 {
-			t.Fatalf("requests %d received %d, want 2 and exactly 1", h.fake.Requests(), len(h.fake.Received()))
-		}
-		if c := h.counts(); c != (counts{queued: 1, sent: 1, retried: 1}) {
-			t.Fatalf("counts %+v", c)
-		}
-	})
-	t.Run("500 with a body resent whole", func(t *testing.T) {
-		h := newHarness(t, push.DispatcherOptions{Workers: 1, BatchMax: 10}, 0)
-		h.fake.FailNext(1, 500, `{"code":500,"message":"oops"}`)
-		enqueueAll(t, h.d, note(1, store.PlatformIOS), note(2, store.PlatformIOS))
-		h.d.Start()
-		testutil.Eventually(t, 5*time.Second, func() error {
-			if h.m.Sent() != 2 {
-				return fmt.Errorf("counts %+v", h.counts())
+			if !strings.Contains(h.logs.String(), "partly queued") {
+				t.Fatalf("no warning logged:\n%s", h.logs.String())
 			}
-			return nil
-		})
-		h.close(t)
-		if c := h.counts(); c != (counts{queued: 2, sent: 2, retried: 2}) {
-			t.Fatalf("counts %+v", c)
-		}
-	})
+		},
+	}, {
+		name:     "single notification resent",
+		opts:     push.DispatcherOptions{Workers: 1, BatchMax: 10},
+		inject:   func(f *gorushtest.Server) { f.QueueFullNext(1, 0) },
+		notes:    []push.Notification{note(1, store.PlatformIOS)},
+		until:    sent(1),
+		requests: 2, received: 1, // exactly once
+		want: counts{queued: 1, sent: 1, retried: 1},
+	}, {
+		name:     "500 with a body resent whole",
+		opts:     push.DispatcherOptions{Workers: 1, BatchMax: 10},
+		inject:   func(f *gorushtest.Server) { f.FailNext(1, 500, `{"code":500,"message":"oops"}`) },
+		notes:    []push.Notification{note(1, store.PlatformIOS), note(2, store.PlatformIOS)},
+		until:    sent(2),
+		requests: 2, received: 2,
+		want: counts{queued: 2, sent: 2, retried: 2},
+	}})
 }
 
 func TestGorushDown(t *testing.T) {
@@ -338,12 +343,7 @@ func TestGorushDown(t *testing.T) {
 	}
 	h.fake.Up()
 	enqueueAll(t, h.d, note(1000, store.PlatformAndroid))
-	testutil.Eventually(t, 5*time.Second, func() error {
-		if h.m.Sent() != 1 {
-			return fmt.Errorf("counts %+v", h.counts())
-		}
-		return nil
-	})
+	h.await(t, 5*time.Second, sent(1))
 	h.close(t)
 }
 
@@ -450,8 +450,7 @@ func TestCloseBeforeStart(t *testing.T) {
 func TestCloseInterruptsBackoff(t *testing.T) {
 	h := newHarness(t, push.DispatcherOptions{Workers: 1, BaseBackoff: time.Hour, MaxBackoff: time.Hour}, 0)
 	h.fake.FailNext(1, 503, "")
-	enqueueAll(t, h.d, note(1, store.PlatformIOS))
-	h.d.Start()
+	h.start(t, note(1, store.PlatformIOS))
 	testutil.Eventually(t, 5*time.Second, func() error {
 		if h.fake.Requests() != 1 {
 			return errors.New("no request yet")
@@ -479,13 +478,9 @@ func TestDrainOnClose(t *testing.T) {
 	h := newHarness(t, push.DispatcherOptions{Queue: 500, Workers: 2, BatchMax: 7}, 0)
 	h.fake.SetDelay(2 * time.Millisecond)
 	h.d.Start()
-	for i := range 300 {
-		enqueueAll(t, h.d, note(i, store.PlatformAndroid))
-	}
+	enqueueAll(t, h.d, notes(300, store.PlatformAndroid)...)
 	h.close(t)
-	if c := h.counts(); c != (counts{queued: 300, sent: 300}) {
-		t.Fatalf("counts %+v", c)
-	}
+	h.wantCounts(t, counts{queued: 300, sent: 300})
 	if len(h.fake.Tokens()) != 300 {
 		t.Fatalf("received %d", len(h.fake.Tokens()))
 	}
@@ -538,8 +533,7 @@ func TestPrune(t *testing.T) {
 			h.fake.FailToken(dead, tc.errText)
 			n := note(1, tc.platform)
 			n.Tokens = []string{"fine-token", dead}
-			enqueueAll(t, h.d, n)
-			h.d.Start()
+			h.start(t, n)
 			h.close(t)
 			var want []string
 			wantCounts := counts{queued: 1, sent: 1, tokenFailed: 1}
@@ -565,7 +559,7 @@ func TestPruneAll(t *testing.T) {
 	h := newHarness(t, push.DispatcherOptions{Workers: 2, Prune: p.prune}, 0)
 	h.fake.SetAndroidMaxRetry(1) // duplicate log entries: prune once
 	var want []string
-	var notes []push.Notification
+	var batch []push.Notification
 	for i, tc := range []struct{ platform, errText string }{
 		{store.PlatformIOS, "Unregistered"}, {store.PlatformIOS, "BadDeviceToken"}, {store.PlatformIOS, "DeviceTokenNotForTopic"},
 		{store.PlatformIOS, "ExpiredToken"}, {store.PlatformAndroid, "Requested entity was not found."},
@@ -578,26 +572,22 @@ func TestPruneAll(t *testing.T) {
 		}
 		n := note(i, tc.platform)
 		n.Tokens = []string{tok}
-		notes = append(notes, n)
+		batch = append(batch, n)
 	}
-	enqueueAll(t, h.d, notes...)
-	h.d.Start()
+	h.start(t, batch...)
 	h.close(t)
 	sort.Strings(want)
 	if got := p.got(); !equal(got, want) {
 		t.Fatalf("pruned %v, want %v", got, want)
 	}
-	if c := h.counts(); c != (counts{queued: 7, sent: 7, pruned: 5, tokenFailed: 2}) {
-		t.Fatalf("counts %+v", c)
-	}
+	h.wantCounts(t, counts{queued: 7, sent: 7, pruned: 5, tokenFailed: 2})
 }
 
 func TestPruneErrorNotCounted(t *testing.T) {
 	p := &pruner{err: errors.New("db down")}
 	h := newHarness(t, push.DispatcherOptions{Workers: 1, Prune: p.prune}, 0)
 	h.fake.FailToken("tok-1", "Unregistered")
-	enqueueAll(t, h.d, note(1, store.PlatformIOS))
-	h.d.Start()
+	h.start(t, note(1, store.PlatformIOS))
 	h.close(t)
 	if len(p.got()) != 1 || h.m.Pruned() != 0 {
 		t.Fatalf("calls %v pruned %d", p.got(), h.m.Pruned())
@@ -612,14 +602,8 @@ func TestNetworkFailureNeverPrunes(t *testing.T) {
 	h := newHarness(t, push.DispatcherOptions{Workers: 1, MaxRetries: 1, Prune: p.prune}, 30*time.Millisecond)
 	h.fake.FailToken("tok-1", "Unregistered") // would be dead, if gorush answered
 	h.fake.SetDelay(time.Minute)              // it never does: client timeouts
-	enqueueAll(t, h.d, note(1, store.PlatformIOS))
-	h.d.Start()
-	testutil.Eventually(t, 5*time.Second, func() error {
-		if h.m.Failed() != 1 {
-			return fmt.Errorf("counts %+v", h.counts())
-		}
-		return nil
-	})
+	h.start(t, note(1, store.PlatformIOS))
+	h.await(t, 5*time.Second, failed(1))
 	if len(p.got()) != 0 || h.m.Pruned() != 0 || h.fake.Requests() != 2 {
 		t.Fatalf("prune calls %v requests %d", p.got(), h.fake.Requests())
 	}
@@ -627,16 +611,13 @@ func TestNetworkFailureNeverPrunes(t *testing.T) {
 
 func TestDisabledPlatformDroppedByGorush(t *testing.T) {
 	h := newHarness(t, push.DispatcherOptions{Workers: 1}, 0)
-	enqueueAll(t, h.d, note(1, store.PlatformHuawei), note(2, store.PlatformHuawei))
-	h.d.Start()
+	h.start(t, note(1, store.PlatformHuawei), note(2, store.PlatformHuawei))
 	h.close(t)
 	// The dispatcher cannot tell: gorush answered 200 (counts 0).
 	if h.fake.Counts() != 0 || len(h.fake.Received()) != 0 || h.fake.Dropped() != 2 {
 		t.Fatalf("counts %d received %d dropped %d", h.fake.Counts(), len(h.fake.Received()), h.fake.Dropped())
 	}
-	if c := h.counts(); c != (counts{queued: 2, sent: 2}) {
-		t.Fatalf("counts %+v", c)
-	}
+	h.wantCounts(t, counts{queued: 2, sent: 2})
 	if !strings.Contains(h.logs.String(), "counted fewer tokens") {
 		t.Fatal("no warning about gorush dropping notifications")
 	}
@@ -753,8 +734,7 @@ func TestNoRetryOnceClosing(t *testing.T) {
 	// Batches sent during Close's drain get a single attempt.
 	h := newHarness(t, push.DispatcherOptions{Workers: 1, BatchMax: 1}, 0)
 	h.fake.FailNext(100, 503, "")
-	enqueueAll(t, h.d, note(1, store.PlatformIOS), note(2, store.PlatformIOS))
-	h.d.Start()
+	h.start(t, note(1, store.PlatformIOS), note(2, store.PlatformIOS))
 	h.close(t)
 	c := h.counts()
 	if c.failed != 2 || c.sent != 0 || c.retried > 1 || h.fake.Requests() > 3 {

@@ -24,6 +24,16 @@ func group(t *testing.T, srv *testutil.Server, gid, owner string, members ...str
 		map[string]any{"id": gid, "name": "Group " + gid, "owner": owner, "members": members}, nil)
 }
 
+// pairInGroup creates alice, bob and carol, makes alice and bob group g,
+// and connects the devices alice/a and bob/b. It returns the three users'
+// tokens and the two clients.
+func pairInGroup(t *testing.T, srv *testutil.Server) (ta, tb, tc string, a, b *testutil.Client) {
+	t.Helper()
+	ta, tb, tc = srv.User(t, "alice"), srv.User(t, "bob"), srv.User(t, "carol")
+	group(t, srv, "g", "alice", "bob")
+	return ta, tb, tc, srv.Connect(t, "alice", "a", ta), srv.Connect(t, "bob", "b", tb)
+}
+
 type conv struct {
 	ID      string `json:"id"`
 	LastSeq int64  `json:"last_seq"`
@@ -69,16 +79,13 @@ func history(t *testing.T, srv *testutil.Server, tok, conv string, after int64) 
 // The README quick start in miniature: a plain-text publish with no
 // SUBSCRIBE anywhere reaches both of bob's devices and alice's other device.
 func TestDirectTextReachesAllDevices(t *testing.T) {
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
+	testutil.EachServer(t, func(t *testing.T, srv *testutil.Server) {
 		ta, tb := srv.User(t, "alice"), srv.User(t, "bob")
 		laptop := srv.Connect(t, "alice", "laptop", ta)
 		aphone := srv.Connect(t, "alice", "phone", ta)
 		bphone := srv.Connect(t, "bob", "phone", tb)
 		bweb := srv.Connect(t, "bob", "web", tb)
-		if err := laptop.Publish("im/u/bob", 1, "hi"); err != nil {
-			t.Fatal(err)
-		}
+		laptop.MustPublish(t, "im/u/bob", 1, "hi")
 		want := map[string]any{"kind": "msg", "conv": "d:alice:bob", "seq": 1, "from": "alice", "to": "bob", "type": "text"}
 		for _, c := range []*testutil.Client{bphone, bweb, aphone, laptop} {
 			ev := c.Await(t, wait, want)
@@ -92,38 +99,29 @@ func TestDirectTextReachesAllDevices(t *testing.T) {
 			t.Fatalf("history = %+v", h)
 		}
 		// Notes to self: one conversation d:alice:alice.
-		if err := laptop.Publish("im/u/alice", 1, "note"); err != nil {
-			t.Fatal(err)
-		}
+		laptop.MustPublish(t, "im/u/alice", 1, "note")
 		aphone.Await(t, wait, map[string]any{"conv": "d:alice:alice", "seq": 1})
 	})
 }
 
 func TestGroupSendMembershipAndMute(t *testing.T) {
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
+	testutil.EachServer(t, func(t *testing.T, srv *testutil.Server) {
 		ta, tb, tc, td := srv.User(t, "alice"), srv.User(t, "bob"), srv.User(t, "carol"), srv.User(t, "dave")
 		group(t, srv, "team", "alice", "bob", "carol")
 		a := srv.Connect(t, "alice", "a", ta)
 		b := srv.Connect(t, "bob", "b", tb)
 		c := srv.Connect(t, "carol", "c", tc)
 		d := srv.Connect(t, "dave", "d", td)
-		if err := a.Publish("im/g/team", 1, `{"cid":"m1","type":"text","body":{"text":"hello team"}}`); err != nil {
-			t.Fatal(err)
-		}
+		a.MustPublish(t, "im/g/team", 1, `{"cid":"m1","type":"text","body":{"text":"hello team"}}`)
 		for _, cl := range []*testutil.Client{a, b, c} {
 			cl.Await(t, wait, map[string]any{"kind": "msg", "conv": "g:team", "seq": 2, "from": "alice", "cid": "m1"})
 		}
 		// A non-member is refused with not_member and nothing is stored.
-		if err := d.Publish("im/g/team", 1, `{"cid":"x1","type":"text","body":{"text":"let me in"}}`); err != nil {
-			t.Fatal(err)
-		}
+		d.MustPublish(t, "im/g/team", 1, `{"cid":"x1","type":"text","body":{"text":"let me in"}}`)
 		d.Await(t, wait, map[string]any{"kind": "error", "cid": "x1", "code": "not_member"})
 		// Muting is done by the owner; the muted member's send is refused.
 		srv.MustAPI(t, 200, "PATCH", "/v1/groups/team/members/bob", ta, map[string]any{"muted_until": time.Now().Add(time.Hour).UnixMilli()}, nil)
-		if err := b.Publish("im/g/team", 1, `{"cid":"b1","type":"text","body":{"text":"can I talk?"}}`); err != nil {
-			t.Fatal(err)
-		}
+		b.MustPublish(t, "im/g/team", 1, `{"cid":"b1","type":"text","body":{"text":"can I talk?"}}`)
 		b.Await(t, wait, map[string]any{"kind": "error", "cid": "b1", "code": "muted"})
 		h := history(t, srv, ta, "g:team", 0)
 		for _, m := range h {
@@ -234,25 +232,18 @@ func TestConcurrentGroupSendsSeqs(t *testing.T) {
 }
 
 func TestResendSameCIDStoredOnce(t *testing.T) {
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
+	testutil.EachServer(t, func(t *testing.T, srv *testutil.Server) {
 		ta, tb := srv.User(t, "alice"), srv.User(t, "bob")
 		a := srv.Connect(t, "alice", "a", ta)
 		b := srv.Connect(t, "bob", "b", tb)
 		p := `{"cid":"same-1","type":"text","body":{"text":"once"}}`
-		if err := a.Publish("im/u/bob", 1, p); err != nil {
-			t.Fatal(err)
-		}
+		a.MustPublish(t, "im/u/bob", 1, p)
 		first := a.Await(t, wait, map[string]any{"cid": "same-1"})
-		if err := a.Publish("im/u/bob", 1, p); err != nil {
-			t.Fatal(err)
-		}
+		a.MustPublish(t, "im/u/bob", 1, p)
 		again := a.Await(t, wait, map[string]any{"cid": "same-1"})
 		a.Disconnect(100)
 		a2 := srv.Connect(t, "alice", "a", ta)
-		if err := a2.Publish("im/u/bob", 1, p); err != nil {
-			t.Fatal(err)
-		}
+		a2.MustPublish(t, "im/u/bob", 1, p)
 		third := a2.Await(t, wait, map[string]any{"cid": "same-1"})
 		for _, ev := range []map[string]any{again, third} {
 			if ev["id"] != first["id"] || ev["seq"] != first["seq"] {
@@ -314,9 +305,7 @@ func TestInvalidPayloadsRefused(t *testing.T) {
 			}
 		}
 		// Both connections are still usable, and nothing was stored.
-		if err := a.Publish("im/u/bob", 1, "still here"); err != nil {
-			t.Fatal(err)
-		}
+		a.MustPublish(t, "im/u/bob", 1, "still here")
 		a.Await(t, wait, map[string]any{"kind": "msg", "seq": 1})
 		if rc, err := v5.Publish("im/u/bob", 1, []byte("v5 too")); rc != 0 || err != nil {
 			t.Fatalf("v5 valid publish: 0x%x %v", rc, err)
@@ -325,31 +314,19 @@ func TestInvalidPayloadsRefused(t *testing.T) {
 			t.Fatalf("history has %d messages, want 2", len(h))
 		}
 		// QoS 0 refusals are dropped, answered with the error event.
-		if err := a.Publish("im/u/bob", 0, `{"cid":"q0","type":"nope","body":{}}`); err != nil {
-			t.Fatal(err)
-		}
+		a.MustPublish(t, "im/u/bob", 0, `{"cid":"q0","type":"nope","body":{}}`)
 		a.Await(t, wait, map[string]any{"kind": "error", "cid": "q0"})
 	})
 }
 
 func TestUnreadJoinLeaveAndTyping(t *testing.T) {
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
-		ta, tb, tc := srv.User(t, "alice"), srv.User(t, "bob"), srv.User(t, "carol")
-		group(t, srv, "g", "alice", "bob")
-		a := srv.Connect(t, "alice", "a", ta)
-		b := srv.Connect(t, "bob", "b", tb)
-		send := func(cl *testutil.Client, topic, text string) {
-			t.Helper()
-			if err := cl.Publish(topic, 1, text); err != nil {
-				t.Fatal(err)
-			}
-		}
-		send(a, "im/u/bob", "1")
-		send(a, "im/u/bob", "2")
-		send(a, "im/u/bob", "3")
-		send(a, "im/g/g", "g1")
-		send(a, "im/g/g", "g2")
+	testutil.EachServer(t, func(t *testing.T, srv *testutil.Server) {
+		ta, tb, tc, a, b := pairInGroup(t, srv)
+		a.MustPublish(t, "im/u/bob", 1, "1")
+		a.MustPublish(t, "im/u/bob", 1, "2")
+		a.MustPublish(t, "im/u/bob", 1, "3")
+		a.MustPublish(t, "im/g/g", 1, "g1")
+		a.MustPublish(t, "im/g/g", 1, "g2")
 		b.Await(t, wait, map[string]any{"conv": "g:g", "seq": 3})
 		cb := convs(t, srv, tb)
 		if cb["d:alice:bob"].Unread != 3 || cb["g:g"].Unread != 2 {
@@ -359,10 +336,10 @@ func TestUnreadJoinLeaveAndTyping(t *testing.T) {
 			t.Fatalf("sender unread: %+v", ca)
 		}
 		// A read over MQTT, and a receipt to alice.
-		send(b, "im/u/alice", `{"kind":"read","seq":2}`)
+		b.MustPublish(t, "im/u/alice", 1, `{"kind":"read","seq":2}`)
 		a.Await(t, wait, map[string]any{"kind": "read", "conv": "d:alice:bob", "user": "bob", "seq": 2})
 		srv.MustAPI(t, 200, "POST", "/v1/conversations/g:g/read", tb, map[string]any{"seq": 3}, nil)
-		send(b, "im/u/alice", "reply")
+		b.MustPublish(t, "im/u/alice", 1, "reply")
 		cb = convs(t, srv, tb)
 		if cb["d:alice:bob"].Unread != 0 || cb["g:g"].Unread != 0 {
 			t.Fatalf("bob after reads: %+v", cb)
@@ -380,7 +357,7 @@ func TestUnreadJoinLeaveAndTyping(t *testing.T) {
 		if len(h) != 1 || h[0].Type != "system" {
 			t.Fatalf("carol's history: %+v", h)
 		}
-		send(a, "im/g/g", "welcome")
+		a.MustPublish(t, "im/g/g", 1, "welcome")
 		c.Await(t, wait, map[string]any{"conv": "g:g", "from": "alice", "type": "text"})
 		if cc := convs(t, srv, tc); cc["g:g"].Unread != 1 {
 			t.Fatalf("carol after welcome: %+v", cc)
@@ -388,15 +365,15 @@ func TestUnreadJoinLeaveAndTyping(t *testing.T) {
 		// Bob leaves: he is told, then receives nothing more from the group.
 		srv.MustAPI(t, 204, "DELETE", "/v1/groups/g/members/bob", tb, nil, nil)
 		b.Await(t, wait, map[string]any{"kind": "group", "event": "left", "user": "bob"})
-		send(a, "im/g/g", "after bob left")
-		send(a, "im/u/bob", "direct still works")
+		a.MustPublish(t, "im/g/g", 1, "after bob left")
+		a.MustPublish(t, "im/u/bob", 1, "direct still works")
 		b.Await(t, wait, map[string]any{"conv": "d:alice:bob", "from": "alice"})
 		b.Quiet(t, 200*time.Millisecond, map[string]any{"conv": "g:g", "type": "text"})
 		if cb := convs(t, srv, tb); cb["g:g"].Member || cb["g:g"].Unread != 0 {
 			t.Fatalf("bob's view after leaving: %+v", cb["g:g"])
 		}
 		// Typing reaches the peer at QoS 0 and is never stored.
-		send(a, "im/u/bob", `{"kind":"typing"}`)
+		a.MustPublish(t, "im/u/bob", 1, `{"kind":"typing"}`)
 		for {
 			m := b.Next(t, wait)
 			if ev := m.Event(t); ev["kind"] == "typing" {
@@ -407,7 +384,7 @@ func TestUnreadJoinLeaveAndTyping(t *testing.T) {
 			}
 		}
 		before := convs(t, srv, tb)["d:alice:bob"].LastSeq
-		send(a, "im/u/bob", `{"kind":"typing"}`)
+		a.MustPublish(t, "im/u/bob", 1, `{"kind":"typing"}`)
 		if after := convs(t, srv, tb)["d:alice:bob"].LastSeq; after != before {
 			t.Fatalf("typing advanced seq %d -> %d", before, after)
 		}
@@ -417,20 +394,15 @@ func TestUnreadJoinLeaveAndTyping(t *testing.T) {
 // A device with a persistent session (clean=false) that was offline gets
 // its inbox and group messages on return, with no SUBSCRIBE of its own.
 func TestPersistentSessionQueuesWhileOffline(t *testing.T) {
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
+	testutil.EachServer(t, func(t *testing.T, srv *testutil.Server) {
 		ta, tb := srv.User(t, "alice"), srv.User(t, "bob")
 		group(t, srv, "g", "alice", "bob")
 		persistent := func(o *mqtt.ClientOptions) { o.SetCleanSession(false) }
 		b := srv.Connect(t, "bob", "phone", tb, persistent)
 		b.Disconnect(100)
 		a := srv.Connect(t, "alice", "a", ta)
-		if err := a.Publish("im/u/bob", 1, "while away"); err != nil {
-			t.Fatal(err)
-		}
-		if err := a.Publish("im/g/g", 1, "group while away"); err != nil {
-			t.Fatal(err)
-		}
+		a.MustPublish(t, "im/u/bob", 1, "while away")
+		a.MustPublish(t, "im/g/g", 1, "group while away")
 		b2 := srv.Connect(t, "bob", "phone", tb, persistent)
 		got := map[string]bool{}
 		for len(got) < 2 {

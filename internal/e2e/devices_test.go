@@ -8,8 +8,7 @@ import (
 )
 
 func TestDevicesAndPresenceAPI(t *testing.T) {
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
+	testutil.EachServer(t, func(t *testing.T, srv *testutil.Server) {
 		ta, tb := srv.User(t, "alice"), srv.User(t, "bob")
 		for _, tc := range []struct {
 			name, method, path, tok string

@@ -13,12 +13,8 @@ import (
 // POST /v1/messages is the same pipeline as an MQTT send: same seq, same
 // delivery and echo, same rules.
 func TestHTTPSendSamePipeline(t *testing.T) {
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
-		ta, tb, tc := srv.User(t, "alice"), srv.User(t, "bob"), srv.User(t, "carol")
-		group(t, srv, "g", "alice", "bob")
-		a := srv.Connect(t, "alice", "a", ta)
-		b := srv.Connect(t, "bob", "b", tb)
+	testutil.EachServer(t, func(t *testing.T, srv *testutil.Server) {
+		ta, _, tc, a, b := pairInGroup(t, srv)
 
 		var m msg
 		srv.MustAPI(t, 201, "POST", "/v1/messages", ta, map[string]any{"to": "bob", "cid": "h1", "type": "text", "body": map[string]string{"text": "over http"}}, &m)
@@ -27,9 +23,7 @@ func TestHTTPSendSamePipeline(t *testing.T) {
 		}
 		b.Await(t, wait, map[string]any{"kind": "msg", "id": m.ID, "seq": 1})
 		a.Await(t, wait, map[string]any{"kind": "msg", "id": m.ID, "cid": "h1"})
-		if err := a.Publish("im/u/bob", 1, "then mqtt"); err != nil {
-			t.Fatal(err)
-		}
+		a.MustPublish(t, "im/u/bob", 1, "then mqtt")
 		b.Await(t, wait, map[string]any{"seq": 2})
 
 		// The service key sends as a named user, and as the system to a group.
@@ -68,8 +62,7 @@ func TestHTTPSendSamePipeline(t *testing.T) {
 // offline) loses that subscription at its next session, and a group joined
 // while offline is added.
 func TestSessionSubscriptionsFollowMembership(t *testing.T) {
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv := testutil.StartServer(t, backend)
+	testutil.EachServer(t, func(t *testing.T, srv *testutil.Server) {
 		ta, tb := srv.User(t, "alice"), srv.User(t, "bob")
 		group(t, srv, "old", "alice", "bob")
 		group(t, srv, "new", "alice")
@@ -80,12 +73,8 @@ func TestSessionSubscriptionsFollowMembership(t *testing.T) {
 		srv.MustAPI(t, 200, "POST", "/v1/groups/new/members", ta, map[string]any{"user_ids": []string{"bob"}}, nil)
 		b2 := srv.Connect(t, "bob", "phone", tb, persistent)
 		a := srv.Connect(t, "alice", "a", ta)
-		if err := a.Publish("im/g/old", 1, "old group"); err != nil {
-			t.Fatal(err)
-		}
-		if err := a.Publish("im/g/new", 1, "new group"); err != nil {
-			t.Fatal(err)
-		}
+		a.MustPublish(t, "im/g/old", 1, "old group")
+		a.MustPublish(t, "im/g/new", 1, "new group")
 		b2.Await(t, wait, map[string]any{"conv": "g:new", "type": "text"})
 		a.Await(t, wait, map[string]any{"conv": "g:old", "type": "text"}) // delivery to the old group has happened
 		b2.Quiet(t, 200*time.Millisecond, map[string]any{"conv": "g:old", "type": "text"})

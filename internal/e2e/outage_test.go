@@ -90,9 +90,7 @@ func TestStoreOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 		b := srv.Connect(t, "bob", "b", tb)
-		if err := a.Publish("im/u/bob", 1, `{"cid":"before","type":"text","body":{"text":"ok"}}`); err != nil {
-			t.Fatal(err)
-		}
+		a.MustPublish(t, "im/u/bob", 1, `{"cid":"before","type":"text","body":{"text":"ok"}}`)
 
 		restore := outage(t, srv)
 		v5msg := []byte(`{"cid":"v5-1","type":"text","body":{"text":"during outage"}}`)

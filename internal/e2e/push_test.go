@@ -29,6 +29,15 @@ func pushServer(t *testing.T, backend string, mut ...func(*config.Config)) (*tes
 	return srv, g
 }
 
+// eachPushServer runs f as a subtest per backend, each with a fresh
+// pushServer.
+func eachPushServer(t *testing.T, f func(t *testing.T, srv *testutil.Server, g *gorushtest.Server)) {
+	testutil.EachBackend(t, func(t *testing.T, backend string) {
+		srv, g := pushServer(t, backend)
+		f(t, srv, g)
+	})
+}
+
 func device(t *testing.T, srv *testutil.Server, tok, dev, platform, token string) {
 	t.Helper()
 	srv.MustAPI(t, 200, "PUT", "/v1/devices/"+dev, tok, map[string]string{"platform": platform, "token": token}, nil)
@@ -52,17 +61,14 @@ func settled(t *testing.T, srv *testutil.Server, n int64) {
 }
 
 func TestPushOnlyToDisconnectedDevices(t *testing.T) {
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv, g := pushServer(t, backend)
+	eachPushServer(t, func(t *testing.T, srv *testutil.Server, g *gorushtest.Server) {
 		ta, tb := srv.User(t, "alice"), srv.User(t, "bob")
 		device(t, srv, tb, "phone", "ios", "ios-bob-phone")
 		device(t, srv, tb, "tab", "android", "and-bob-tab")
 		device(t, srv, ta, "ipad", "ios", "ios-alice-ipad") // the sender's own offline device
 		srv.Connect(t, "bob", "tab", tb)
 		a := srv.Connect(t, "alice", "laptop", ta)
-		if err := a.Publish("im/u/bob", 1, "hello bob, this is a long enough message to be cut somewhere"); err != nil {
-			t.Fatal(err)
-		}
+		a.MustPublish(t, "im/u/bob", 1, "hello bob, this is a long enough message to be cut somewhere")
 		ev := a.Await(t, wait, map[string]any{"kind": "msg", "seq": 1})
 		settled(t, srv, 1)
 		got := g.Received()
@@ -80,9 +86,7 @@ func TestPushOnlyToDisconnectedDevices(t *testing.T) {
 		}
 		// Once the phone is connected, new messages push nothing.
 		srv.Connect(t, "bob", "phone", tb)
-		if err := a.Publish("im/u/bob", 1, "now you are online"); err != nil {
-			t.Fatal(err)
-		}
+		a.MustPublish(t, "im/u/bob", 1, "now you are online")
 		settled(t, srv, 2)
 		if got := g.Received(); len(got) != 1 {
 			t.Fatalf("pushed to a connected device: %+v", got[1:])
@@ -93,8 +97,7 @@ func TestPushOnlyToDisconnectedDevices(t *testing.T) {
 // Reconnecting with the same client id takes the session over; the old
 // socket's end must not mark the device offline.
 func TestPushTakeoverKeepsDeviceOnline(t *testing.T) {
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv, g := pushServer(t, backend)
+	eachPushServer(t, func(t *testing.T, srv *testutil.Server, g *gorushtest.Server) {
 		ta, tb := srv.User(t, "alice"), srv.User(t, "bob")
 		device(t, srv, tb, "phone", "android", "and-bob")
 		old := srv.Connect(t, "bob", "phone", tb)
@@ -114,9 +117,7 @@ func TestPushTakeoverKeepsDeviceOnline(t *testing.T) {
 			t.Fatalf("presence after takeover: %+v", pres)
 		}
 		a := srv.Connect(t, "alice", "a", ta)
-		if err := a.Publish("im/u/bob", 1, "are you there"); err != nil {
-			t.Fatal(err)
-		}
+		a.MustPublish(t, "im/u/bob", 1, "are you there")
 		settled(t, srv, 1)
 		if got := g.Received(); len(got) != 0 {
 			t.Fatalf("pushed to a taken-over (still online) device: %+v", got)
@@ -125,27 +126,20 @@ func TestPushTakeoverKeepsDeviceOnline(t *testing.T) {
 }
 
 func TestPushMutedAndMentions(t *testing.T) {
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv, g := pushServer(t, backend)
+	eachPushServer(t, func(t *testing.T, srv *testutil.Server, g *gorushtest.Server) {
 		ta, tb, tc := srv.User(t, "alice"), srv.User(t, "bob"), srv.User(t, "carol")
 		device(t, srv, tb, "phone", "android", "and-bob")
 		group(t, srv, "team", "alice", "bob", "carol")
 		a := srv.Connect(t, "alice", "a", ta)
 		c := srv.Connect(t, "carol", "c", tc)
-		send := func(cl *testutil.Client, topic, payload string) {
-			t.Helper()
-			if err := cl.Publish(topic, 1, payload); err != nil {
-				t.Fatal(err)
-			}
-		}
-		send(a, "im/u/bob", "first")
+		a.MustPublish(t, "im/u/bob", 1, "first")
 		settled(t, srv, 1) // decided before the mute below
 		srv.MustAPI(t, 200, "PATCH", "/v1/conversations/d:alice:bob", tb, map[string]any{"muted": true}, nil)
 		srv.MustAPI(t, 200, "PATCH", "/v1/conversations/g:team", tb, map[string]any{"muted": true}, nil)
-		send(a, "im/u/bob", "muted: no push")
-		send(a, "im/u/bob", `{"type":"text","body":{"text":"@bob look"},"mentions":["bob"]}`)
-		send(c, "im/g/team", `{"type":"text","body":{"text":"@all from a member"},"mentions":["all"]}`)
-		send(a, "im/g/team", `{"type":"text","body":{"text":"@all from the owner"},"mentions":["all"]}`)
+		a.MustPublish(t, "im/u/bob", 1, "muted: no push")
+		a.MustPublish(t, "im/u/bob", 1, `{"type":"text","body":{"text":"@bob look"},"mentions":["bob"]}`)
+		c.MustPublish(t, "im/g/team", 1, `{"type":"text","body":{"text":"@all from a member"},"mentions":["all"]}`)
+		a.MustPublish(t, "im/g/team", 1, `{"type":"text","body":{"text":"@all from the owner"},"mentions":["all"]}`)
 		settled(t, srv, 5)
 		var msgs []string
 		for _, r := range g.Received() {
@@ -169,8 +163,7 @@ func TestPushMutedAndMentions(t *testing.T) {
 // in a bounded number of gorush requests, and the sender's PUBACK does not
 // wait for gorush (which here answers only after seconds).
 func TestPushLargeGroupBatchedAndOffThePath(t *testing.T) {
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv, g := pushServer(t, backend)
+	eachPushServer(t, func(t *testing.T, srv *testutil.Server, g *gorushtest.Server) {
 		const members, offline = 500, 450
 		var uids []string
 		toks := map[string]string{}
@@ -203,9 +196,7 @@ func TestPushLargeGroupBatchedAndOffThePath(t *testing.T) {
 
 		g.SetDelay(3 * time.Second)
 		for i := 0; i < 3; i++ {
-			if err := sender.Publish("im/g/big", 1, fmt.Sprintf("announcement %d", i)); err != nil {
-				t.Fatal(err)
-			}
+			sender.MustPublish(t, "im/g/big", 1, fmt.Sprintf("announcement %d", i))
 		}
 		// All three PUBACKs are in while gorush has not answered a single
 		// request yet: the send path does not wait for push.
@@ -231,7 +222,7 @@ func TestPushLargeGroupBatchedAndOffThePath(t *testing.T) {
 		if n := g.Requests(); n > 3*(offline/50+4) {
 			t.Fatalf("%d gorush requests for %d notifications", n, 3*offline)
 		}
-		t.Logf("%s: %d notifications in %d gorush requests", backend, 3*offline, g.Requests())
+		t.Logf("%s: %d notifications in %d gorush requests", srv.Backend, 3*offline, g.Requests())
 	})
 }
 
@@ -239,8 +230,7 @@ func TestPushLargeGroupBatchedAndOffThePath(t *testing.T) {
 // delivering and nothing waits. Dead tokens are pruned; network failures
 // never prune.
 func TestPushFailuresAndPruning(t *testing.T) {
-	testutil.EachBackend(t, func(t *testing.T, backend string) {
-		srv, g := pushServer(t, backend)
+	eachPushServer(t, func(t *testing.T, srv *testutil.Server, g *gorushtest.Server) {
 		ta, tb := srv.User(t, "alice"), srv.User(t, "bob")
 		device(t, srv, tb, "phone", "ios", "ios-dead")
 		device(t, srv, tb, "tab", "android", "and-flaky")
@@ -249,9 +239,7 @@ func TestPushFailuresAndPruning(t *testing.T) {
 
 		g.Down()
 		for i := 0; i < 3; i++ {
-			if err := a.Publish("im/u/bob", 1, fmt.Sprintf("while gorush is down %d", i)); err != nil {
-				t.Fatal(err)
-			}
+			a.MustPublish(t, "im/u/bob", 1, fmt.Sprintf("while gorush is down %d", i))
 			bweb.Await(t, wait, map[string]any{"seq": i + 1})
 		}
 		settled(t, srv, 3)
@@ -266,9 +254,7 @@ func TestPushFailuresAndPruning(t *testing.T) {
 		srv.MustAPI(t, 204, "DELETE", "/v1/devices/tab", tb, nil, nil)
 		failedBefore, retriedBefore := m.Failed(), m.Retried()
 		g.FailNext(3, 500, `{"code":500,"message":"boom"}`)
-		if err := a.Publish("im/u/bob", 1, "gorush says 500"); err != nil {
-			t.Fatal(err)
-		}
+		a.MustPublish(t, "im/u/bob", 1, "gorush says 500")
 		bweb.Await(t, wait, map[string]any{"seq": 4})
 		settled(t, srv, 4)
 		if m.Failed() != failedBefore+1 || m.Retried() != retriedBefore+2 || len(g.Received()) != 0 {
@@ -279,9 +265,7 @@ func TestPushFailuresAndPruning(t *testing.T) {
 		// Permanent failure prunes; a DNS error does not.
 		g.FailToken("ios-dead", "Unregistered")
 		g.FailToken("and-flaky", "dial tcp: lookup fcm.googleapis.com: no such host")
-		if err := a.Publish("im/u/bob", 1, "prune time"); err != nil {
-			t.Fatal(err)
-		}
+		a.MustPublish(t, "im/u/bob", 1, "prune time")
 		settled(t, srv, 5)
 		testutil.Eventually(t, wait, func() error {
 			if m.Pruned() != 1 {

@@ -39,6 +39,11 @@ func EachBackend(t *testing.T, f func(t *testing.T, backend string)) {
 	}
 }
 
+// EachServer runs f as a subtest per backend, each with a fresh server.
+func EachServer(t *testing.T, f func(t *testing.T, srv *Server)) {
+	EachBackend(t, func(t *testing.T, backend string) { f(t, StartServer(t, backend)) })
+}
+
 // FreshDSN returns the driver name and DSN of a new, empty database of the
 // given backend, removed when the test ends. With "sqlite" the DSN is a file
 // path in the test's temp dir.

@@ -267,6 +267,14 @@ func (c *Client) Publish(topic string, qos byte, payload any) error {
 	return tok.Error()
 }
 
+// MustPublish is Publish that fails the test on an error.
+func (c *Client) MustPublish(t testing.TB, topic string, qos byte, payload any) {
+	t.Helper()
+	if err := c.Publish(topic, qos, payload); err != nil {
+		t.Fatalf("%s: publish to %s: %v", c.ID, topic, err)
+	}
+}
+
 // Next returns the next message received, failing after within.
 func (c *Client) Next(t testing.TB, within time.Duration) Msg {
 	t.Helper()
@@ -284,16 +292,22 @@ func (c *Client) Next(t testing.TB, within time.Duration) Msg {
 // skipping others, failing after within.
 func (c *Client) Await(t testing.TB, within time.Duration, want map[string]any) map[string]any {
 	t.Helper()
+	return await(t, c.ID, c.Msgs, within, want)
+}
+
+// await returns the first message on msgs whose event matches want,
+// skipping others; it fails, naming who, after within.
+func await(t testing.TB, who string, msgs <-chan Msg, within time.Duration, want map[string]any) map[string]any {
+	t.Helper()
 	deadline := time.After(within)
 	for {
 		select {
-		case m := <-c.Msgs:
-			ev := m.Event(t)
-			if Matches(ev, want) {
+		case m := <-msgs:
+			if ev := m.Event(t); Matches(ev, want) {
 				return ev
 			}
 		case <-deadline:
-			t.Fatalf("%s: no event matching %v within %v", c.ID, want, within)
+			t.Fatalf("%s: no event matching %v within %v", who, want, within)
 			return nil
 		}
 	}
@@ -337,9 +351,10 @@ func Matches(ev, want map[string]any) bool {
 // V5 is an MQTT 5 client (eclipse/paho.golang) that records what it receives.
 type V5 struct {
 	*pahov5.Client
-	Msgs chan Msg
-	mu   sync.Mutex
-	down error
+	Connack *pahov5.Connack // the server's CONNACK
+	Msgs    chan Msg
+	mu      sync.Mutex
+	down    error
 }
 
 // DialV5 connects an MQTT 5 client. The CONNACK reason code is in the error
@@ -383,6 +398,7 @@ func (s *Server) DialV5(t testing.TB, uid, device, token string, mut ...func(*pa
 		}
 		return nil, err
 	}
+	c.Connack = ca
 	t.Cleanup(func() { _ = c.Disconnect(&pahov5.Disconnect{}) })
 	return c, nil
 }
@@ -401,16 +417,5 @@ func (c *V5) Publish(topic string, qos byte, payload []byte) (byte, error) {
 // Await is Client.Await for MQTT 5.
 func (c *V5) Await(t testing.TB, within time.Duration, want map[string]any) map[string]any {
 	t.Helper()
-	deadline := time.After(within)
-	for {
-		select {
-		case m := <-c.Msgs:
-			if ev := m.Event(t); Matches(ev, want) {
-				return ev
-			}
-		case <-deadline:
-			t.Fatalf("v5: no event matching %v within %v", want, within)
-			return nil
-		}
-	}
+	return await(t, "v5", c.Msgs, within, want)
 }

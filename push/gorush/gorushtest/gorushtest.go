@@ -276,11 +276,7 @@ func (s *Server) SetAndroidMaxRetry(n int) {
 func (s *Server) FailToken(token, errText string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if errText == "" {
-		delete(s.failing, token)
-		return
-	}
-	s.failing[token] = errText
+	setOrDelete(s.failing, token, errText)
 }
 
 // FailPlatform makes every notification of platform fail as a whole: one
@@ -289,11 +285,16 @@ func (s *Server) FailToken(token, errText string) {
 func (s *Server) FailPlatform(platform int, errText string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	setOrDelete(s.failPlatform, platform, errText)
+}
+
+// setOrDelete sets m[k] to errText, or deletes k when errText is empty.
+func setOrDelete[K comparable](m map[K]string, k K, errText string) {
 	if errText == "" {
-		delete(s.failPlatform, platform)
+		delete(m, k)
 		return
 	}
-	s.failPlatform[platform] = errText
+	m[k] = errText
 }
 
 // FailNext answers the next n requests with status and body, before any
