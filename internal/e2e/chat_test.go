@@ -279,7 +279,7 @@ func TestInvalidPayloadsRefused(t *testing.T) {
 			{"bad json", `{"cid":"j1","type":"text","body":`, "invalid", 0x99},
 			{"unknown kind", `{"cid":"k1","kind":"dance"}`, "invalid", 0x99},
 			{"unknown type", `{"cid":"t1","type":"hologram","body":{}}`, "invalid", 0x99},
-			{"text too long", `{"cid":"l1","type":"text","body":{"text":"` + strings.Repeat("x", 51) + `"}}`, "too_large", 0x95},
+			{"text too long", `{"cid":"l1","type":"text","body":{"text":"` + strings.Repeat("x", 51) + `"}}`, "too_large", 0x97},
 			{"body not object", `{"cid":"o1","type":"text","body":"hi"}`, "invalid", 0x99},
 			{"image without url", `{"cid":"i1","type":"image","body":{}}`, "invalid", 0x99},
 			{"system from client", `{"cid":"s1","type":"system","body":{}}`, "forbidden", 0x87},
