@@ -42,7 +42,7 @@ func (h *protocolHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packet
 		case v5 && pk.ReasonCode < 0x80:
 			pk.Properties.MaximumPacketSize = h.maxPacket
 		case !v5 && pk.ReasonCode >= 0x80:
-			pk.ReasonCode = v3ConnackCode(pk.ReasonCode, cl.ID == "")
+			pk.ReasonCode = v3ConnackCode(pk.ReasonCode, cl.Properties.Props.AssignedClientID != "")
 		}
 	case packets.Disconnect:
 		if !v5 {
@@ -69,6 +69,7 @@ func (h *protocolHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packet
 // refusal: 0x01 unacceptable protocol version, 0x02 identifier rejected,
 // 0x04 bad user name or password, 0x05 not authorized, 0x03 server
 // unavailable for everything about the server's capacity or limits.
+// noClientID tells that the CONNECT had no client id (Mochi assigned one).
 func v3ConnackCode(v5 byte, noClientID bool) byte {
 	switch v5 {
 	case packets.ErrUnsupportedProtocolVersion.Code:

@@ -30,6 +30,7 @@ import (
 	"github.com/mqim/mqim/chat"
 	"github.com/mqim/mqim/hooks"
 	"github.com/mqim/mqim/internal/config"
+	"github.com/mqim/mqim/internal/logging"
 	"github.com/mqim/mqim/internal/token"
 	"github.com/mqim/mqim/push"
 	"github.com/mqim/mqim/push/gorush"
@@ -64,23 +65,9 @@ type App struct {
 	httpSrv *http.Server
 }
 
-// NewLogger builds the shared logger. Mochi logs whole packets on some
-// refusals: the packet attribute is redacted so that message bodies and
-// passwords never reach the log.
+// NewLogger builds the shared logger (see package logging).
 func NewLogger(cfg config.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.Level))
-	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-		switch strings.ToLower(a.Key) {
-		case "packet", "pk", "payload", "password", "token", "data":
-			return slog.String(a.Key, "[redacted]")
-		}
-		return a
-	}}
-	if cfg.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return logging.New(cfg.Level, cfg.Format, w)
 }
 
 // OpenStore opens the configured store and applies pending migrations.
