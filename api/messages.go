@@ -29,7 +29,7 @@ func (h *handler) sendMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	a := actor(r)
 	d := &chat.Draft{To: in.To, Group: in.Group, CID: in.CID, Type: in.Type, Body: in.Body,
-		ReplyTo: in.ReplyTo, Mentions: in.Mentions, Ext: in.Ext}
+		ReplyTo: in.ReplyTo, Mentions: in.Mentions, Ext: in.Ext, Trusted: a.Service}
 	switch {
 	case a.Service && in.Type == "system":
 		d.System, d.From = true, in.From

@@ -236,6 +236,13 @@ func (b *Broker) RefuseQoS2(cl *mqtt.Client, pk packets.Packet, why packets.Code
 		ReasonCode: why.Code, Properties: packets.Properties{ReasonString: why.Reason}})
 }
 
+// Deliverable tells whether an event may be queued for a session now: not
+// when the session holds mqtt.max_session_queue_bytes already (the event is
+// in the store and the device catches up). Mochi's only per-recipient check
+// before it queues an event is the read ACL, so the ACL hook asks this
+// there; each refusal is counted in Overflowed.
+func (b *Broker) Deliverable(clientID string) bool { return !b.reg.queueFull(clientID) }
+
 // QueuedBytes is how many bytes of events one session holds queued.
 func (b *Broker) QueuedBytes(clientID string) int64 { return b.reg.queuedBytes(clientID) }
 

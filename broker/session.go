@@ -64,7 +64,7 @@ func (h *sessions) ID() string { return "mqim-sessions-registry" }
 
 func (h *sessions) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnClientExpired,
-		mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped, mqtt.OnSelectSubscribers}, []byte{b})
+		mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped}, []byte{b})
 }
 
 // OnSessionEstablished indexes the session (after CONNACK: Mochi has no
@@ -333,28 +333,18 @@ func (h *sessions) dequeue(cl *mqtt.Client, id uint16) {
 	}
 }
 
-// OnSelectSubscribers implements mqtt.Hook: a session whose queue is full
-// does not get this event (it is in the store; the device catches up), so
-// no session holds more than its cap, however slow or absent its device.
-func (h *sessions) OnSelectSubscribers(subs *mqtt.Subscribers, _ packets.Packet) *mqtt.Subscribers {
+// queueFull tells whether a session holds its cap of queued bytes; such a
+// session does not get more events until it drains (they are in the store;
+// the device catches up), so no session holds more than its cap, however
+// slow or absent its device. It counts each event so skipped.
+func (h *sessions) queueFull(clientID string) bool {
 	h.qmu.Lock()
-	defer h.qmu.Unlock()
-	if len(h.qbytes) == 0 {
-		return subs
+	full := h.qbytes[clientID] >= h.maxQueue
+	h.qmu.Unlock()
+	if full {
+		h.overflowed.Add(1)
 	}
-	for id := range subs.Subscriptions {
-		if h.qbytes[id] >= h.maxQueue {
-			delete(subs.Subscriptions, id)
-			h.overflowed.Add(1)
-		}
-	}
-	for id := range subs.SharedSelected {
-		if h.qbytes[id] >= h.maxQueue {
-			delete(subs.SharedSelected, id)
-			h.overflowed.Add(1)
-		}
-	}
-	return subs
+	return full
 }
 
 // queuedBytes is what one session holds queued.

@@ -37,6 +37,7 @@ type Gate interface {
 	RefuseConnect(cl *mqtt.Client, why packets.Code) error
 	Admit(cl *mqtt.Client, uid string) error
 	ExpireAt(cl *mqtt.Client, t time.Time)
+	Deliverable(clientID string) bool
 }
 
 // AuthOptions configure the Auth hook.
@@ -181,8 +182,10 @@ func (h *Auth) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if write {
 		return true // membership, blocks and mutes are the chat service's to refuse, with a code
 	}
+	// A read check also runs for each event about to be queued for this
+	// session: a session at its queue cap gets nothing more until it drains.
 	if !t.IsGroup() {
-		return t.ID == uid
+		return t.ID == uid && h.o.Broker.Deliverable(cl.ID)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -191,7 +194,7 @@ func (h *Auth) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		h.Log.Warn("acl: membership lookup failed", "user_id", uid, "group", t.ID, "error", err)
 		return false
 	}
-	return ok
+	return ok && h.o.Broker.Deliverable(cl.ID)
 }
 
 // isIMFilter tells whether a topic or filter could match anything under im/.
