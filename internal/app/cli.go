@@ -8,42 +8,79 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/mqim/mqim/internal/config"
 )
 
-// Main runs the mqim command line: `mqim [serve|migrate|version] [flags]`.
-// It returns the process exit code.
+// commands lists the subcommands, in the order usage shows them.
+var commands = []struct{ name, help string }{
+	{"serve", "apply pending migrations, then run the server until SIGINT or SIGTERM (the default)"},
+	{"migrate", "apply pending database migrations and exit"},
+	{"service-key", "replace the service key: store the new key's hash, print the key once"},
+	{"version", "print the version and build information"},
+	{"help", "print this help"},
+}
+
+// Main runs the mqim command line: `mqim [command] [flags]`. It returns the
+// process exit code: 0 success, 1 a configuration or start-up error, 2 bad
+// usage. serve stops on SIGINT or SIGTERM.
 func Main(args []string, stdout, stderr io.Writer, environ []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return MainContext(ctx, args, stdout, stderr, environ)
+}
+
+// MainContext is Main where serve stops when ctx is done.
+func MainContext(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string) int {
 	cmd := "serve"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
 	fs := flag.NewFlagSet("mqim "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {} // printed below, on stdout for -h and on stderr for errors
 	configPath := fs.String("config", "", "YAML configuration file (see configs/mqim.yaml)")
 	dataDir := fs.String("data", "", "data folder (SQLite database, generated secrets)")
 	httpAddr := fs.String("http", "", "HTTP API listen address, e.g. :8080")
 	mqttAddr := fs.String("mqtt", "", "MQTT over TCP listen address, e.g. :1883")
 	wsAddr := fs.String("ws", "", "MQTT over WebSocket listen address, e.g. :8083")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: mqim [serve|migrate|version] [flags]\n\n")
+	usage := func(w io.Writer) {
+		fmt.Fprintf(w, "usage: mqim [command] [flags]\n\ncommands:\n")
+		for _, c := range commands {
+			fmt.Fprintf(w, "  %-12s %s\n", c.name, c.help)
+		}
+		fmt.Fprintf(w, "\nflags (every command takes them; version and help ignore them):\n")
+		fs.SetOutput(w)
 		fs.PrintDefaults()
+		fs.SetOutput(stderr)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout)
 			return 0
 		}
+		usage(stderr)
 		return 2
 	}
-	if cmd == "version" {
-		fmt.Fprintf(stdout, "mqim %s\n", Version)
-		return 0
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "mqim %s: unexpected argument %q\n", cmd, fs.Arg(0))
+		usage(stderr)
+		return 2
 	}
-	if cmd != "serve" && cmd != "migrate" {
+	switch cmd {
+	case "help":
+		usage(stdout)
+		return 0
+	case "version":
+		fmt.Fprintln(stdout, versionLine(Version, debug.ReadBuildInfo))
+		return 0
+	case "serve", "migrate", "service-key":
+	default:
 		fmt.Fprintf(stderr, "mqim: unknown command %q\n", cmd)
-		fs.Usage()
+		usage(stderr)
 		return 2
 	}
 	cfg, err := config.Load(*configPath, environ)
@@ -63,29 +100,15 @@ func Main(args []string, stdout, stderr io.Writer, environ []string) int {
 		fmt.Fprintln(stderr, "mqim:", err)
 		return 1
 	}
-	log := NewLogger(cfg.Log, stderr)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
-	if cmd == "migrate" {
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			fmt.Fprintln(stderr, "mqim:", err)
-			return 1
-		}
-		st, n, err := OpenStore(ctx, cfg)
-		if err != nil {
-			fmt.Fprintln(stderr, "mqim: migrate:", err)
-			return 1
-		}
-		st.Close()
-		if n == 0 {
-			fmt.Fprintln(stdout, "mqim: database is up to date")
-		} else {
-			fmt.Fprintf(stdout, "mqim: applied %d migration(s)\n", n)
-		}
-		return 0
+	switch cmd {
+	case "migrate":
+		return migrate(ctx, cfg, stdout, stderr)
+	case "service-key":
+		return rotateServiceKey(cfg, stdout, stderr)
 	}
 
+	log := NewLogger(cfg.Log, stderr)
 	a, err := New(ctx, cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "mqim:", err)
@@ -96,7 +119,7 @@ func Main(args []string, stdout, stderr io.Writer, environ []string) int {
 		a.Close()
 		return 1
 	}
-	fmt.Fprintf(stdout, "mqim %s listening: http=%s mqtt=%s ws=%s store=%s\n", Version,
+	fmt.Fprintf(stdout, "mqim %s listening: http=%s mqtt=%s ws=%s store=%s\n", shortVersion(Version, debug.ReadBuildInfo),
 		a.HTTPAddr(), a.Broker.Addr("tcp"), a.Broker.Addr("ws"), cfg.Store.Driver)
 	if a.NewServiceKey != "" {
 		fmt.Fprintf(stdout, "service key (shown once, only its hash is kept): %s\n", a.NewServiceKey)
@@ -107,4 +130,87 @@ func Main(args []string, stdout, stderr io.Writer, environ []string) int {
 		log.Error("shutdown", "error", err)
 	}
 	return 0
+}
+
+func migrate(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) int {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		fmt.Fprintln(stderr, "mqim:", err)
+		return 1
+	}
+	st, n, err := OpenStore(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "mqim: migrate:", err)
+		return 1
+	}
+	st.Close()
+	if n == 0 {
+		fmt.Fprintln(stdout, "mqim: database is up to date")
+	} else {
+		fmt.Fprintf(stdout, "mqim: applied %d migration(s)\n", n)
+	}
+	return 0
+}
+
+// rotateServiceKey replaces the stored service key, unless the
+// configuration sets one (which would win over the stored hash).
+func rotateServiceKey(cfg config.Config, stdout, stderr io.Writer) int {
+	if cfg.Auth.ServiceKey != "" {
+		fmt.Fprintln(stderr, "mqim: service-key: auth.service_key is set in the configuration (or MQIM_AUTH_SERVICE_KEY); "+
+			"that key is the one in force: change it there instead")
+		return 1
+	}
+	key, err := RotateServiceKey(cfg.DataDir)
+	if err != nil {
+		fmt.Fprintln(stderr, "mqim: service-key:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "service key (shown once, only its hash is kept): %s\n", key)
+	fmt.Fprintf(stderr, "mqim: stored its hash in %s; a running mqim keeps the old key until it restarts\n",
+		strings.TrimSuffix(cfg.DataDir, "/")+"/"+ServiceKeyHashFile)
+	return 0
+}
+
+// shortVersion is the -ldflags version when set, else the main module's
+// version from the build information (a release tag, or the pseudo-version
+// go build derives from the VCS), else "dev".
+func shortVersion(ldflags string, readBuildInfo func() (*debug.BuildInfo, bool)) string {
+	if ldflags != "" && ldflags != "dev" {
+		return ldflags
+	}
+	if bi, ok := readBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// versionLine is `mqim VERSION`, followed by the VCS revision, commit time
+// and modified flag and the Go version when the binary carries them:
+// `mqim v1.2.0 (revision 0123abcd..., 2025-01-02T03:04:05Z, modified, go1.26.8)`.
+func versionLine(ldflags string, readBuildInfo func() (*debug.BuildInfo, bool)) string {
+	line := "mqim " + shortVersion(ldflags, readBuildInfo)
+	bi, ok := readBuildInfo()
+	if !ok {
+		return line
+	}
+	var parts []string
+	set := map[string]string{}
+	for _, s := range bi.Settings {
+		set[s.Key] = s.Value
+	}
+	if rev := set["vcs.revision"]; rev != "" {
+		parts = append(parts, "revision "+rev)
+	}
+	if t := set["vcs.time"]; t != "" {
+		parts = append(parts, t)
+	}
+	if set["vcs.modified"] == "true" {
+		parts = append(parts, "modified")
+	}
+	if bi.GoVersion != "" {
+		parts = append(parts, bi.GoVersion)
+	}
+	if len(parts) == 0 {
+		return line
+	}
+	return line + " (" + strings.Join(parts, ", ") + ")"
 }

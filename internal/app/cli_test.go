@@ -37,7 +37,7 @@ func TestCLI(t *testing.T) {
 		t.Fatalf("version: %d %q", code, out.String())
 	}
 	out.Reset()
-	if code := app.Main([]string{"frobnicate"}, &out, &errb, nil); code != 2 || !strings.Contains(errb.String(), "unknown command") {
+	if code := app.Main([]string{"frobnicate"}, &out, &errb, nil); code != 2 || !strings.Contains(errb.String(), "unknown command") || !strings.Contains(errb.String(), "usage: mqim") {
 		t.Fatalf("unknown command: %d %q", code, errb.String())
 	}
 	errb.Reset()
@@ -47,5 +47,33 @@ func TestCLI(t *testing.T) {
 	errb.Reset()
 	if code := app.Main([]string{"migrate", "--data", t.TempDir()}, &out, &errb, []string{"MQIM_STORE_DRIVER=postgres"}); code != 1 || !strings.Contains(errb.String(), "store.driver") {
 		t.Fatalf("bad env: %d %q", code, errb.String())
+	}
+}
+
+// help, -h and --help print the usage on stdout and succeed; extra
+// arguments are refused with the usage.
+func TestCLIUsage(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"serve", "-h"}, {"service-key", "--help"}} {
+		var out, errb bytes.Buffer
+		code := app.Main(args, &out, &errb, nil)
+		if code != 0 || !strings.HasPrefix(out.String(), "usage: mqim") || errb.Len() != 0 {
+			t.Fatalf("%v: exit %d, stdout %q, stderr %q", args, code, out.String(), errb.String())
+		}
+		for _, want := range []string{"serve", "migrate", "service-key", "version", "-data", "-mqtt"} {
+			if !strings.Contains(out.String(), want) {
+				t.Fatalf("%v: usage lacks %q: %s", args, want, out.String())
+			}
+		}
+	}
+	for _, args := range [][]string{{"serve", "extra"}, {"extra"}, {"migrate", "--data", t.TempDir(), "x"}, {"version", "x"}, {"service-key", "x"}, {"help", "x"}} {
+		var out, errb bytes.Buffer
+		code := app.Main(args, &out, &errb, nil)
+		if code != 2 || !strings.Contains(errb.String(), "usage: mqim") || out.Len() != 0 {
+			t.Fatalf("%v: exit %d, stdout %q, stderr %q", args, code, out.String(), errb.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := app.Main([]string{"serve", "--nope"}, &out, &errb, nil); code != 2 || !strings.Contains(errb.String(), "nope") {
+		t.Fatalf("unknown flag: exit %d, stderr %q", code, errb.String())
 	}
 }

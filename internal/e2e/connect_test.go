@@ -222,9 +222,9 @@ func TestConnectionLifetime(t *testing.T) {
 		}
 
 		for _, change := range []map[string]any{{"password": "a new password"}, {"disabled": true}} {
-			tok := srv.User(t, "alice") // a fresh token (re-enables the user after the disable case)
+			// A fresh token, the user enabled again after the disable case.
 			srv.MustAPI(t, 200, "PUT", "/v1/users/alice", testutil.ServiceKey, map[string]any{"disabled": false}, nil)
-			tok = srv.User(t, "alice")
+			tok := srv.User(t, "alice")
 			c5 := testutil.DialRaw(t, srv.MQTTAddr, 5)
 			c5.Write(c5.RawConnect("alice/a", "alice", tok))
 			c3 := testutil.DialRaw(t, srv.MQTTAddr, 4)

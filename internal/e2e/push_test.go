@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -301,9 +302,9 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 }
 
-// docker-compose.yml is structurally what `docker compose config` expects,
-// runs gorush 1.22.0 or later, and gorush's settings are the ones push
-// needs (sync mode, tokens not hidden).
+// docker-compose.yml is structurally what `docker compose config` expects;
+// a plain `up` starts mqim and MySQL only, with push off and needing no
+// credentials; gorush 1.22.0 or later is in the "push" profile.
 func TestComposeFile(t *testing.T) {
 	var compose struct {
 		Services map[string]struct {
@@ -316,24 +317,18 @@ func TestComposeFile(t *testing.T) {
 			Command     []string          `yaml:"command"`
 			Restart     string            `yaml:"restart"`
 			Healthcheck map[string]any    `yaml:"healthcheck"`
+			Profiles    []string          `yaml:"profiles"`
 		} `yaml:"services"`
 		Volumes map[string]any `yaml:"volumes"`
 	}
-	read := func(path string, v any) {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dec := yaml.NewDecoder(strings.NewReader(string(b)))
-		dec.KnownFields(true)
-		if err := dec.Decode(v); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-	}
-	read("../../docker-compose.yml", &compose)
+	readYAML(t, "../../docker-compose.yml", &compose)
 	mq, my, gr := compose.Services["mqim"], compose.Services["mysql"], compose.Services["gorush"]
-	if mq.Build == nil || mq.Environment["MQIM_STORE_DRIVER"] != "mysql" || mq.Environment["MQIM_PUSH_GORUSH_URL"] != "http://gorush:8088" {
+	if mq.Build == nil || mq.Environment["MQIM_STORE_DRIVER"] != "mysql" {
 		t.Fatalf("mqim service: %+v", mq)
+	}
+	// Push is off unless the user sets the URL (for the push profile).
+	if url := mq.Environment["MQIM_PUSH_GORUSH_URL"]; url != "${MQIM_PUSH_GORUSH_URL:-}" {
+		t.Fatalf("mqim MQIM_PUSH_GORUSH_URL = %q, want it empty unless set by the user", url)
 	}
 	if !strings.HasPrefix(my.Image, "mysql:8") {
 		t.Fatalf("mysql image %q", my.Image)
@@ -342,9 +337,19 @@ func TestComposeFile(t *testing.T) {
 	if _, err := fmt.Sscanf(strings.TrimPrefix(strings.SplitN(gr.Image, ":", 2)[1], "v"), "%d.%d", &major, &minor); err != nil || major < 1 || (major == 1 && minor < 22) {
 		t.Fatalf("gorush image %q: want 1.22.0 or later", gr.Image)
 	}
+	if len(mq.Profiles) > 0 || len(my.Profiles) > 0 {
+		t.Fatalf("mqim and mysql must start without a profile: %v %v", mq.Profiles, my.Profiles)
+	}
+	if len(gr.Profiles) != 1 || gr.Profiles[0] != "push" {
+		t.Fatalf("gorush profiles %v, want [push]", gr.Profiles)
+	}
 	for name := range mq.DependsOn {
-		if _, ok := compose.Services[name]; !ok {
+		dep, ok := compose.Services[name]
+		if !ok {
 			t.Fatalf("mqim depends on unknown service %s", name)
+		}
+		if len(dep.Profiles) > 0 {
+			t.Fatalf("mqim depends on %s, which only a profile starts", name)
 		}
 	}
 	for _, s := range compose.Services {
@@ -359,22 +364,200 @@ func TestComposeFile(t *testing.T) {
 			}
 		}
 	}
-	var gcfg struct {
-		Core struct {
-			Sync bool `yaml:"sync"`
-		} `yaml:"core"`
-		Log struct {
-			HideToken bool `yaml:"hide_token"`
-		} `yaml:"log"`
+}
+
+// gorushConfig has the keys gorush 1.22 reads from its configuration file
+// (its config.LoadConf), by section.
+type gorushConfig struct {
+	Core struct {
+		Enabled         bool     `yaml:"enabled"`
+		Address         string   `yaml:"address"`
+		ShutdownTimeout int      `yaml:"shutdown_timeout"`
+		Port            string   `yaml:"port"`
+		WorkerNum       int      `yaml:"worker_num"`
+		QueueNum        int      `yaml:"queue_num"`
+		MaxNotification int      `yaml:"max_notification"`
+		Sync            bool     `yaml:"sync"`
+		FeedbackHookURL string   `yaml:"feedback_hook_url"`
+		FeedbackTimeout int      `yaml:"feedback_timeout"`
+		FeedbackHeader  []string `yaml:"feedback_header"`
+		Mode            string   `yaml:"mode"`
+		SSL             bool     `yaml:"ssl"`
+		CertPath        string   `yaml:"cert_path"`
+		KeyPath         string   `yaml:"key_path"`
+		CertBase64      string   `yaml:"cert_base64"`
+		KeyBase64       string   `yaml:"key_base64"`
+		HTTPProxy       string   `yaml:"http_proxy"`
+		PID             struct {
+			Enabled  bool   `yaml:"enabled"`
+			Path     string `yaml:"path"`
+			Override bool   `yaml:"override"`
+		} `yaml:"pid"`
+		AutoTLS struct {
+			Enabled bool   `yaml:"enabled"`
+			Folder  string `yaml:"folder"`
+			Host    string `yaml:"host"`
+		} `yaml:"auto_tls"`
+	} `yaml:"core"`
+	GRPC struct {
+		Enabled bool   `yaml:"enabled"`
+		Port    string `yaml:"port"`
+	} `yaml:"grpc"`
+	API struct {
+		PushURI    string `yaml:"push_uri"`
+		StatGoURI  string `yaml:"stat_go_uri"`
+		StatAppURI string `yaml:"stat_app_uri"`
+		ConfigURI  string `yaml:"config_uri"`
+		SysStatURI string `yaml:"sys_stat_uri"`
+		MetricURI  string `yaml:"metric_uri"`
+		HealthURI  string `yaml:"health_uri"`
+	} `yaml:"api"`
+	Android struct {
+		Enabled    bool   `yaml:"enabled"`
+		KeyPath    string `yaml:"key_path"`
+		Credential string `yaml:"credential"`
+		MaxRetry   int    `yaml:"max_retry"`
+	} `yaml:"android"`
+	Huawei struct {
+		Enabled   bool   `yaml:"enabled"`
+		AppSecret string `yaml:"appsecret"`
+		AppID     string `yaml:"appid"`
+		MaxRetry  int    `yaml:"max_retry"`
+	} `yaml:"huawei"`
+	Queue struct {
+		Engine string `yaml:"engine"`
+		NSQ    struct {
+			Addr    string `yaml:"addr"`
+			Topic   string `yaml:"topic"`
+			Channel string `yaml:"channel"`
+		} `yaml:"nsq"`
+		NATS struct {
+			Addr  string `yaml:"addr"`
+			Subj  string `yaml:"subj"`
+			Queue string `yaml:"queue"`
+		} `yaml:"nats"`
+		Redis struct {
+			Addr       string `yaml:"addr"`
+			Group      string `yaml:"group"`
+			Consumer   string `yaml:"consumer"`
+			StreamName string `yaml:"stream_name"`
+			Username   string `yaml:"username"`
+			Password   string `yaml:"password"`
+			WithTLS    bool   `yaml:"with_tls"`
+		} `yaml:"redis"`
+	} `yaml:"queue"`
+	Ios struct {
+		Enabled             bool   `yaml:"enabled"`
+		KeyPath             string `yaml:"key_path"`
+		KeyBase64           string `yaml:"key_base64"`
+		KeyType             string `yaml:"key_type"`
+		Password            string `yaml:"password"`
+		Production          bool   `yaml:"production"`
+		MaxConcurrentPushes int    `yaml:"max_concurrent_pushes"`
+		MaxRetry            int    `yaml:"max_retry"`
+		KeyID               string `yaml:"key_id"`
+		TeamID              string `yaml:"team_id"`
+	} `yaml:"ios"`
+	Log struct {
+		Format       string `yaml:"format"`
+		AccessLog    string `yaml:"access_log"`
+		AccessLevel  string `yaml:"access_level"`
+		ErrorLog     string `yaml:"error_log"`
+		ErrorLevel   string `yaml:"error_level"`
+		HideToken    bool   `yaml:"hide_token"`
+		HideMessages bool   `yaml:"hide_messages"`
+	} `yaml:"log"`
+	Stat struct {
+		Engine string `yaml:"engine"`
+		Redis  struct {
+			Cluster  bool   `yaml:"cluster"`
+			Addr     string `yaml:"addr"`
+			Username string `yaml:"username"`
+			Password string `yaml:"password"`
+			DB       int    `yaml:"db"`
+		} `yaml:"redis"`
+		BoltDB struct {
+			Path   string `yaml:"path"`
+			Bucket string `yaml:"bucket"`
+		} `yaml:"boltdb"`
+		BuntDB struct {
+			Path string `yaml:"path"`
+		} `yaml:"buntdb"`
+		LevelDB struct {
+			Path string `yaml:"path"`
+		} `yaml:"leveldb"`
+		BadgerDB struct {
+			Path string `yaml:"path"`
+		} `yaml:"badgerdb"`
+	} `yaml:"stat"`
+}
+
+// configs/gorush.yml sets every key gorush reads and no other (given a
+// file, gorush takes no key from its built-in defaults: a missing engine or
+// core.enabled would stop it or its HTTP API), with what mqim needs: the
+// HTTP API on the port and path mqim calls, sync mode on the local queue,
+// tokens not hidden, no gorush retries, and credentials under /config/push.
+func TestGorushConfig(t *testing.T) {
+	const path = "../../configs/gorush.yml"
+	var g gorushConfig
+	readYAML(t, path, &g)
+	var raw map[string]any
+	readYAML(t, path, &raw)
+	var missing []string
+	var walk func(typ reflect.Type, m map[string]any, prefix string)
+	walk = func(typ reflect.Type, m map[string]any, prefix string) {
+		for i := 0; i < typ.NumField(); i++ {
+			f := typ.Field(i)
+			key := f.Tag.Get("yaml")
+			v, ok := m[key]
+			if !ok {
+				missing = append(missing, prefix+key)
+				continue
+			}
+			if f.Type.Kind() == reflect.Struct {
+				sub, _ := v.(map[string]any)
+				walk(f.Type, sub, prefix+key+".")
+			}
+		}
 	}
-	b, err := os.ReadFile("../../configs/gorush.yml")
+	walk(reflect.TypeOf(g), raw, "")
+	if len(missing) > 0 {
+		t.Fatalf("%s lacks %v", path, missing)
+	}
+	if !g.Core.Enabled || g.Core.Port != "8088" || g.API.PushURI != "/api/push" || g.API.HealthURI == "" {
+		t.Fatalf("HTTP API: enabled %v port %q push_uri %q health_uri %q", g.Core.Enabled, g.Core.Port, g.API.PushURI, g.API.HealthURI)
+	}
+	if !g.Core.Sync || g.Queue.Engine != "local" || g.Log.HideToken || g.Stat.Engine != "memory" {
+		t.Fatalf("sync %v queue %q hide_token %v stat %q", g.Core.Sync, g.Queue.Engine, g.Log.HideToken, g.Stat.Engine)
+	}
+	if g.Core.MaxNotification < 50 {
+		t.Fatalf("max_notification %d is below mqim's batch of 50", g.Core.MaxNotification)
+	}
+	if g.Android.MaxRetry != 0 || g.Ios.MaxRetry != 0 || g.Huawei.MaxRetry != 0 {
+		t.Fatal("gorush retries: mqim does the retrying")
+	}
+	if !g.Android.Enabled && !g.Ios.Enabled && !g.Huawei.Enabled {
+		t.Fatal("no platform enabled: gorush refuses to start")
+	}
+	for _, p := range []string{g.Android.KeyPath, g.Ios.KeyPath} {
+		if p != "" && !strings.HasPrefix(p, "/config/push/") {
+			t.Fatalf("credential path %s is outside the mounted /config/push", p)
+		}
+	}
+	if g.Ios.KeyType == "p8" && g.Ios.Enabled && (g.Ios.KeyID == "" || g.Ios.TeamID == "") {
+		t.Fatal("ios p8 needs key_id and team_id")
+	}
+}
+
+func readYAML(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := yaml.Unmarshal(b, &gcfg); err != nil {
-		t.Fatal(err)
-	}
-	if !gcfg.Core.Sync || gcfg.Log.HideToken {
-		t.Fatalf("gorush.yml: sync %v hide_token %v", gcfg.Core.Sync, gcfg.Log.HideToken)
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 }

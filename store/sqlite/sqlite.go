@@ -51,11 +51,20 @@ var Dialect = sqlstore.Dialect{
 // Open opens (creating if needed) the database file at path, in WAL mode with
 // synchronous=FULL so that a commit survives a crash of the machine, and
 // checks that it answers. The caller applies migrations with Migrate.
+//
+// The database holds every message, so only its owner may read it: a
+// missing folder is created 0700, and the file is created 0600 (or made so
+// when it exists) before SQLite opens it; SQLite gives the -wal and -shm
+// files it creates the database file's mode, and existing ones are made
+// 0600 too.
 func Open(ctx context.Context, path string, maxConns int) (*sqlstore.Store, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("sqlite: %w", err)
 		}
+	}
+	if err := ownerOnly(path); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
@@ -65,4 +74,27 @@ func Open(ctx context.Context, path string, maxConns int) (*sqlstore.Store, erro
 	// instead of failing when both try to upgrade a read lock.
 	q.Set("_txlock", "immediate")
 	return sqlstore.Open(ctx, "sqlite", "file:"+path+"?"+q.Encode(), maxConns, Dialect)
+}
+
+// ownerOnly creates path (mode 0600) if it does not exist and makes it and
+// its existing -wal and -shm files mode 0600. A file of another owner
+// (which this process may not chmod) keeps the mode that owner chose. An
+// in-memory database has no file.
+func ownerOnly(path string) error {
+	if path == ":memory:" || path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, os.ErrPermission) {
+			return err
+		}
+	}
+	return nil
 }
