@@ -21,6 +21,9 @@ import (
 	"github.com/mqim/mqim/internal/config"
 )
 
+// TestJWTSecret signs the tokens of every test server.
+const TestJWTSecret = "test-jwt-secret-0123456789abcdef0123456789"
+
 // ServiceKey is the service key of every test server.
 const ServiceKey = "test-service-key-0123456789abcdef"
 
@@ -44,7 +47,7 @@ func TestConfig(t testing.TB, backend string) config.Config {
 	cfg.MQTT.Addr = "127.0.0.1:0"
 	cfg.MQTT.WSAddr = "127.0.0.1:0"
 	cfg.Auth.ServiceKey = ServiceKey
-	cfg.Auth.JWTSecret = "test-jwt-secret-0123456789abcdef0123456789"
+	cfg.Auth.JWTSecret = TestJWTSecret
 	cfg.Log.Level = "error"
 	// Tests act fast and as few users; the rate limit tests set their own.
 	cfg.Limits = config.Limits{}
