@@ -28,7 +28,7 @@ test-sqlite: vet
 	env -u MQIM_TEST_MYSQL_DSN $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 build:
-	$(GO) build -o bin/mqim ./cmd/mqim
+	$(GO) build -buildvcs=auto -o bin/mqim ./cmd/mqim
 
 run:
 	$(GO) run ./cmd/mqim

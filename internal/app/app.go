@@ -257,6 +257,9 @@ func (a *App) registerMetrics() {
 			func() float64 { return float64(a.Chat.QueueLen()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mqim_mqtt_clients_connected", Help: "Connected MQTT clients."},
 			func() float64 { return float64(a.Broker.ClientsConnected()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_mqtt_queue_overflow_total",
+			Help: "Events a session did not get because its queue was at mqtt.max_session_queue_bytes (they stay in the store)."},
+			func() float64 { return float64(a.Broker.Overflowed()) }),
 	)
 	if a.Planner != nil {
 		a.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_push_decisions_dropped_total",

@@ -74,6 +74,12 @@ func StartWith(t testing.TB, backend string, cfg config.Config) *Server {
 	if os.Getenv("MQIM_TEST_LOG") != "" {
 		w = os.Stderr
 	}
+	return StartLogged(t, backend, cfg, w)
+}
+
+// StartLogged starts a server with exactly cfg whose log goes to w.
+func StartLogged(t testing.TB, backend string, cfg config.Config, w io.Writer) *Server {
+	t.Helper()
 	a, err := app.New(context.Background(), cfg, app.NewLogger(cfg.Log, w))
 	if err != nil {
 		t.Fatalf("start server: %v", err)
