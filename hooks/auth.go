@@ -49,6 +49,8 @@ type AuthOptions struct {
 	OpenTopics bool
 }
 
+func (o *AuthOptions) complete() bool { return o.Users != nil && o.Members != nil && o.Broker != nil }
+
 // Auth authenticates connections (username = user id, password = access
 // token, client id = {user_id}/{device_id}), applies the per-user caps and
 // the will rules, and enforces the topic ACL (docs/protocol.md, "The
@@ -60,8 +62,7 @@ type AuthOptions struct {
 // user name or password"); OnConnectAuthenticate then admits exactly the
 // connections OnConnect let through.
 type Auth struct {
-	mqtt.HookBase
-	o        AuthOptions
+	base[AuthOptions, *AuthOptions]
 	admitted sync.Map // *mqtt.Client -> struct{}, between OnConnect and OnConnectAuthenticate
 }
 
@@ -73,13 +74,6 @@ func (h *Auth) ID() string { return "mqim-auth" }
 // Provides implements mqtt.Hook.
 func (h *Auth) Provides(b byte) bool {
 	return provides(b, mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck)
-}
-
-// Init implements mqtt.Hook.
-func (h *Auth) Init(config any) error {
-	var err error
-	h.o, err = options(config, func(o *AuthOptions) bool { return o.Users != nil && o.Members != nil && o.Broker != nil })
-	return err
 }
 
 // connectRefusal is a refused CONNECT: the MQTT 5 reason code (3.1.1

@@ -26,14 +26,15 @@ type ChatOptions struct {
 	Config config.Chat
 }
 
+func (o *ChatOptions) complete() bool { return o.Broker != nil && o.Chat != nil }
+
 // Chat is the MQTT door into the chat service. A client publish on im/ is
 // never delivered as-is: it is decoded, handed to the service (which stores
 // it before this hook returns, so the PUBACK follows the commit), and the
 // service delivers its own canonical event. Refusals are answered as the
 // delivery guarantees say (docs/protocol.md, "How a refusal reaches the sender").
 type Chat struct {
-	mqtt.HookBase
-	o ChatOptions
+	base[ChatOptions, *ChatOptions]
 }
 
 var _ mqtt.Hook = (*Chat)(nil)
@@ -42,16 +43,7 @@ var _ mqtt.Hook = (*Chat)(nil)
 func (h *Chat) ID() string { return "mqim-chat" }
 
 // Provides implements mqtt.Hook.
-func (h *Chat) Provides(b byte) bool {
-	return provides(b, mqtt.OnPublish)
-}
-
-// Init implements mqtt.Hook.
-func (h *Chat) Init(config any) error {
-	var err error
-	h.o, err = options(config, func(o *ChatOptions) bool { return o.Broker != nil && o.Chat != nil })
-	return err
-}
+func (h *Chat) Provides(b byte) bool { return provides(b, mqtt.OnPublish) }
 
 // reasonCodes maps refusal codes to MQTT 5 PUBACK reason codes; the one
 // place that does.

@@ -7,15 +7,25 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 )
 
-// options reads a hook's Init config: a non-nil *O that complete accepts
-// (its required collaborators are set).
-func options[O any](config any, complete func(*O) bool) (O, error) {
+// base is what every mqim hook shares: Mochi's no-op defaults and typed
+// options, read by Init (Mochi calls it from AddHook): the config must be a
+// non-nil *O whose required collaborators are set.
+type base[O any, P interface {
+	*O
+	complete() bool
+}] struct {
+	mqtt.HookBase
+	o O
+}
+
+// Init implements mqtt.Hook.
+func (b *base[O, P]) Init(config any) error {
 	o, ok := config.(*O)
-	if !ok || o == nil || !complete(o) {
-		var zero O
-		return zero, mqtt.ErrInvalidConfigType
+	if !ok || o == nil || !P(o).complete() {
+		return mqtt.ErrInvalidConfigType
 	}
-	return *o, nil
+	b.o = *o
+	return nil
 }
 
 // provides tells whether event is one of events (a hook's Provides).

@@ -30,14 +30,17 @@ type SessionOptions struct {
 	Members MemberChecker
 }
 
+func (o *SessionOptions) complete() bool {
+	return o.Broker != nil && o.Groups != nil && o.Members != nil
+}
+
 // Sessions subscribes every device, at session establishment, to its inbox
 // and to all its groups at QoS 1, and removes subscriptions to groups the
 // user has left, so that clients never need to SUBSCRIBE. Membership changes
 // later update the sessions through the chat service and the broker.
 // Explicit client subscriptions to im/ topics are raised to QoS 1.
 type Sessions struct {
-	mqtt.HookBase
-	o SessionOptions
+	base[SessionOptions, *SessionOptions]
 }
 
 var _ mqtt.Hook = (*Sessions)(nil)
@@ -48,13 +51,6 @@ func (h *Sessions) ID() string { return "mqim-sessions" }
 // Provides implements mqtt.Hook.
 func (h *Sessions) Provides(b byte) bool {
 	return provides(b, mqtt.OnSessionEstablished, mqtt.OnSubscribe)
-}
-
-// Init implements mqtt.Hook.
-func (h *Sessions) Init(config any) error {
-	var err error
-	h.o, err = options(config, func(o *SessionOptions) bool { return o.Broker != nil && o.Groups != nil && o.Members != nil })
-	return err
 }
 
 // OnSessionEstablished implements mqtt.Hook. It runs after CONNACK (Mochi

@@ -1,8 +1,9 @@
 package gorush
 
 // Wire types of gorush's POST /api/push, limited to the fields mqim sends
-// and reads (as gorush v1.22 defines and answers them). They are exported so
-// that the fake server in gorushtest decodes requests with the same shapes.
+// and reads (as gorush v1.22 defines and answers them). The fake server in
+// gorushtest keeps its own copies, written from gorush's source, so that a
+// wrong tag here is caught rather than shared.
 
 // Platform numbers as gorush expects them (core/core.go).
 const (
