@@ -296,9 +296,9 @@ func fieldError(err error, want map[string]string) error {
 		}
 		field, _, _ := strings.Cut(te.Field, ".")
 		if w, ok := want[field]; ok {
-			return errorf(CodeInvalid, "%s must be %s", field, w)
+			return errorf(CodeInvalid, "field %q must be %s", field, w)
 		}
-		return errorf(CodeInvalid, "%s has the wrong type", quoteShort(field))
+		return errorf(CodeInvalid, "field %s has the wrong type", quoteShort(field))
 	}
 	return errorf(CodeInvalid, "malformed JSON")
 }
