@@ -3,11 +3,157 @@ package e2e
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/mqim/mqim/internal/testutil"
 )
+
+// strictCases are payloads that one JSON parser may read differently from
+// another, or that no strict decoder reads: all invalid, on every door.
+// body is the message part (kind, cid, type, body, ext, ...) without the
+// destination; want is part of the error message.
+var strictCases = []struct{ name, cid, body, want string }{
+	{"duplicate text key", "dup1", `"type":"text","body":{"text":"` + strings.Repeat("x", 6000) + `","text":"ok"}`, `key "text" twice`},
+	{"infinite number", "inf1", `"type":"location","body":{"lat":1e999999,"lng":2}`, "out of range"},
+	{"infinite number in ext", "inf2", `"type":"text","body":{"text":"a"},"ext":{"n":[-1e309]}`, "out of range"},
+	{"duplicate top-level kind", "top1", `"kind":"msg","kind":"read","seq":1,"type":"text","body":{"text":"a"}`, `key "kind" twice`},
+	{"duplicate top-level body", "top2", `"type":"text","body":{"text":"a"},"body":{"text":"b"}`, `key "body" twice`},
+	{"duplicate top-level type", "top3", `"type":"text","type":"custom","body":{"text":"a"}`, `key "type" twice`},
+	{"top-level keys differing in case", "case1", `"type":"text","body":{"text":"a"},"Body":{"text":"b"}`, "twice"},
+	{"escaped duplicate in ext", "ext1", `"type":"text","body":{"text":"a"},"ext":{"k":1,"\u006b":2}`, `key "k" twice`},
+	{"deep ext", "deep1", `"type":"text","body":{"text":"a"},"ext":` + strings.Repeat("[", 33) + strings.Repeat("]", 33), "deeper than 32"},
+	{"lat out of range", "lat1", `"type":"location","body":{"lat":90.5,"lng":2}`, "body.lat must be from -90 to 90"},
+	{"lng out of range", "lng1", `"type":"location","body":{"lat":0,"lng":-180.5}`, "body.lng must be from -180 to 180"},
+	{"negative size", "size1", `"type":"file","body":{"url":"https://x/f","name":"f","size":-1}`, "body.size"},
+	{"mentions of the wrong type", "typ1", `"type":"text","body":{"text":"a"},"mentions":"bob"`, `"mentions" must be`},
+	{"type of the wrong type", "typ2", `"type":7,"body":{"text":"a"}`, `"type" must be`},
+}
+
+// A valid message written oddly (spaces, key order, escapes) is stored as
+// the validated value re-encoded: what history returns is the canonical
+// form, whichever door it came through.
+const (
+	oddMQTT  = " {\n \"body\" : { \"z\" : [ 1 , 2.50 ], \"text\" : \"hi \\u00e9\" } ,\t\"type\":\"text\" , \"cid\" : \"odd-mqtt\", \"ext\" : { \"b\" : 1 , \"a\" : [ ] } } "
+	oddHTTP  = `{ "ext" : { "b" : 1 , "a" : [ ] } , "body" : { "z" : [ 1 , 2.50 ] , "text" : "hi \u00e9" } , "to" : "bob" , "type" : "text" , "cid" : "odd-http" }`
+	oddBody  = `{"text":"hi é","z":[1,2.50]}`
+	oddExt   = `{"a":[],"b":1}`
+	oddV5    = `{"type":"location","cid":"odd-v5","body":{"name":"Eiffel","lng":2.29450,"lat":48.8584}}`
+	oddV5Out = `{"lat":48.8584,"lng":2.2945,"name":"Eiffel"}`
+)
+
+func TestStrictPayloads(t *testing.T) {
+	testutil.EachBackend(t, func(t *testing.T, backend string) {
+		srv := testutil.StartServer(t, backend)
+		ta, tb := srv.User(t, "alice"), srv.User(t, "bob")
+		a := srv.Connect(t, "alice", "a", ta)
+		b := srv.Connect(t, "bob", "b", tb)
+		v5, err := srv.DialV5(t, "alice", "v5", ta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range strictCases {
+			payload := `{"cid":"` + tc.cid + `",` + tc.body + `}`
+			// MQTT 3.1.1: acknowledged, refused with the error event.
+			if err := a.Publish("im/u/bob", 1, payload); err != nil {
+				t.Fatalf("%s: v3 publish: %v", tc.name, err)
+			}
+			ev := a.Await(t, wait, map[string]any{"kind": "error", "cid": tc.cid})
+			msg, _ := ev["message"].(string)
+			if ev["code"] != "invalid" || !strings.Contains(msg, tc.want) || len(msg) > 300 {
+				t.Errorf("%s: MQTT 3.1.1 error %v, want invalid with %q", tc.name, ev, tc.want)
+			}
+			// MQTT 5: PUBACK 0x99 payload format invalid.
+			if rc, _ := v5.Publish("im/u/bob", 1, []byte(payload)); rc != 0x99 {
+				t.Errorf("%s: MQTT 5 PUBACK 0x%x, want 0x99", tc.name, rc)
+			}
+			// HTTP: 400 invalid, the same rule.
+			st, out := srv.API(t, "POST", "/v1/messages", ta, `{"to":"bob",`+payload[1:])
+			var e struct {
+				Error struct{ Code, Message string } `json:"error"`
+			}
+			if err := json.Unmarshal(out, &e); err != nil || st != 400 || e.Error.Code != "invalid" || !strings.Contains(e.Error.Message, tc.want) {
+				t.Errorf("%s: HTTP %d %.300s, want 400 invalid with %q", tc.name, st, out, tc.want)
+			}
+		}
+		// A QoS 0 publish with a duplicate key is dropped, answered with the event.
+		if err := a.Publish("im/u/bob", 0, `{"cid":"q0","type":"text","body":{"text":"a","text":"b"}}`); err != nil {
+			t.Fatal(err)
+		}
+		a.Await(t, wait, map[string]any{"kind": "error", "cid": "q0", "code": "invalid"})
+		// HTTP only: the destination twice, on every endpoint with a body.
+		for _, c := range []struct{ method, path, body string }{
+			{"POST", "/v1/messages", `{"to":"bob","to":"carol","type":"text","body":{"text":"a"}}`},
+			{"POST", "/v1/messages", `{"to":"bob","group":"g","GROUP":"h","type":"text","body":{"text":"a"}}`},
+			{"PATCH", "/v1/conversations/d:alice:bob", `{"muted":true,"muted":false}`},
+			{"POST", "/v1/conversations/d:alice:bob/read", `{"seq":1e999999}`},
+			{"PUT", "/v1/devices/phone", `{"platform":"ios","platform":"android","token":"abc"}`},
+			{"POST", "/v1/groups", `{"name":"G","members":["bob"],"members":["carol"]}`},
+		} {
+			if st, out := srv.API(t, c.method, c.path, ta, c.body); st != 400 || !strings.Contains(string(out), `"code":"invalid"`) {
+				t.Errorf("%s %s %s: %d %s, want 400 invalid", c.method, c.path, c.body, st, out)
+			}
+		}
+		for _, c := range []struct{ method, path, body string }{
+			{"PUT", "/v1/users/alice", `{"name":"A","name":"B"}`},
+			{"PUT", "/v1/users/alice", `{"ext":{"a":{"b":1,"b":2}}}`},
+		} {
+			if st, out := srv.API(t, c.method, c.path, testutil.ServiceKey, c.body); st != 400 || !strings.Contains(string(out), `"code":"invalid"`) {
+				t.Errorf("%s %s %s: %d %s, want 400 invalid", c.method, c.path, c.body, st, out)
+			}
+		}
+
+		// Nothing of the above was stored: the conversation does not exist yet.
+		if st, out := srv.API(t, "GET", "/v1/conversations/d:alice:bob/messages", tb, nil); st != 404 {
+			t.Fatalf("history after refusals: %d %s, want 404 (nothing stored)", st, out)
+		}
+
+		// Valid payloads written oddly are stored re-encoded.
+		if err := a.Publish("im/u/bob", 1, oddMQTT); err != nil {
+			t.Fatal(err)
+		}
+		live := b.Await(t, wait, map[string]any{"kind": "msg", "cid": "odd-mqtt"})
+		if rc, err := v5.Publish("im/u/bob", 1, []byte(oddV5)); rc != 0 || err != nil {
+			t.Fatalf("v5 odd payload: 0x%x %v", rc, err)
+		}
+		var sent struct {
+			Body json.RawMessage `json:"body"`
+			Ext  json.RawMessage `json:"ext"`
+		}
+		srv.MustAPI(t, 201, "POST", "/v1/messages", ta, oddHTTP, &sent)
+		if string(sent.Body) != oddBody || string(sent.Ext) != oddExt {
+			t.Errorf("HTTP answer body %s ext %s, want %s %s", sent.Body, sent.Ext, oddBody, oddExt)
+		}
+		h := history(t, srv, tb, "d:alice:bob", 0)
+		if len(h) != 3 {
+			t.Fatalf("history has %d messages, want 3: %+v", len(h), h)
+		}
+		for _, m := range h {
+			want := oddBody
+			if m.CID == "odd-v5" {
+				want = oddV5Out
+			}
+			if string(m.Body) != want || strings.Count(string(m.Body), `"text"`) > 1 {
+				t.Errorf("history %s: body %s, want %s", m.CID, m.Body, want)
+			}
+		}
+		var raw []struct {
+			CID string          `json:"cid"`
+			Ext json.RawMessage `json:"ext"`
+		}
+		srv.MustAPI(t, 200, "GET", "/v1/conversations/d:alice:bob/messages?after_seq=0", tb, nil, &raw)
+		for _, m := range raw {
+			if m.CID != "odd-v5" && string(m.Ext) != oddExt {
+				t.Errorf("history %s: ext %s, want %s", m.CID, m.Ext, oddExt)
+			}
+		}
+		// The live event carries the stored form too.
+		if body, _ := json.Marshal(live["body"]); string(body) != `{"text":"hi é","z":[1,2.5]}` {
+			t.Errorf("live body %s", body)
+		}
+	})
+}
 
 // apnsToken is a well-formed APNs device token (64 hex digits) named by s.
 func apnsToken(s string) string {
