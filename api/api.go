@@ -187,8 +187,9 @@ func (h *handler) recoverer(next http.Handler) http.Handler {
 	})
 }
 
-// decode reads a JSON body into v, capped at the configured size. An empty
-// body decodes as {} when allowEmpty.
+// decode reads a JSON body into v, capped at the configured size, after the
+// strict JSON check (chat.CheckRequestJSON). An empty body decodes as {}
+// when allowEmpty.
 func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) bool {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.HTTP.MaxBodyBytes))
 	if err != nil {
@@ -211,6 +212,12 @@ func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any, allowEmp
 		// JSON is UTF-8 (RFC 8259); raw fields (ext, body) would carry the
 		// bad bytes into the store, where MySQL refuses them.
 		h.fail(w, r, chat.Errorf(chat.CodeInvalid, "invalid JSON: not UTF-8"))
+		return false
+	}
+	// One meaning for every parser (docs/http-api.md, "Conventions"): no key
+	// twice, no number out of range, bounded nesting.
+	if err := chat.CheckRequestJSON(body); err != nil {
+		h.fail(w, r, chat.Errorf(chat.CodeInvalid, "invalid JSON: %s", chat.AsError(err).Message))
 		return false
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))

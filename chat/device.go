@@ -10,6 +10,60 @@ import (
 // platforms are the push platforms a device may register for.
 var platforms = map[string]bool{store.PlatformIOS: true, store.PlatformAndroid: true, store.PlatformHuawei: true}
 
+// maxTokenBytes is the size of the token and topic columns.
+const maxTokenBytes = 255
+
+// pushToken checks a push token against its platform's format and returns
+// it as stored. APNs tokens are hex (64 characters today; up to 200
+// accepted), stored in lower case so that one token is one row; FCM and HMS
+// tokens are 1 to 255 characters from letters, digits and "-_:.". Anything
+// else could never be delivered, and would not fit the column everywhere.
+func pushToken(platform, tok string) (string, error) {
+	switch platform {
+	case store.PlatformIOS:
+		if len(tok) < 64 || len(tok) > 200 || !isHex(tok) {
+			return "", errorf(CodeInvalid, "an ios token must be 64 to 200 hex digits")
+		}
+		return strings.ToLower(tok), nil
+	default:
+		if tok == "" || len(tok) > maxTokenBytes || !tokenChars(tok) {
+			return "", errorf(CodeInvalid, "a %s token must be 1 to %d characters from letters, digits and -_:.", platform, maxTokenBytes)
+		}
+		return tok, nil
+	}
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// tokenChars: letters, digits and "-_:." only.
+func tokenChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '-' || c == '_' || c == ':' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// printableASCII: bytes from "!" to "~" only (no spaces, no controls).
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
 // DeviceReg is a device's push registration.
 type DeviceReg struct {
 	Platform string // ios, android or huawei
@@ -26,11 +80,15 @@ func (s *Service) PutDevice(ctx context.Context, uid, dev string, r DeviceReg) (
 		return nil, errorf(CodeInvalid, "invalid device id")
 	case !platforms[r.Platform]:
 		return nil, errorf(CodeInvalid, "platform must be ios, android or huawei")
-	case r.Token == "" || len(r.Token) > 255 || strings.ContainsAny(r.Token, " \t\r\n"):
-		return nil, errorf(CodeInvalid, "token must be 1-255 characters without spaces")
-	case len(r.Topic) > 255:
-		return nil, errorf(CodeInvalid, "topic longer than 255 characters")
 	}
+	tok, err := pushToken(r.Platform, r.Token)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.Topic) > maxTokenBytes || !printableASCII(r.Topic) {
+		return nil, errorf(CodeInvalid, "topic must be printable ASCII without spaces, at most %d characters", maxTokenBytes)
+	}
+	r.Token = tok
 	if _, err := s.User(ctx, uid); err != nil {
 		return nil, err
 	}

@@ -19,10 +19,10 @@ func TestDevicesAndPresenceAPI(t *testing.T) {
 			{"platform as number", "PUT", "/v1/devices/phone", ta, `{"platform":1,"token":"t"}`, 400},
 			{"token with space", "PUT", "/v1/devices/phone", ta, map[string]string{"platform": "ios", "token": "a b"}, 400},
 			{"empty token", "PUT", "/v1/devices/phone", ta, map[string]string{"platform": "ios", "token": ""}, 400},
-			{"bad device id", "PUT", "/v1/devices/a:b", ta, map[string]string{"platform": "ios", "token": "t"}, 400},
-			{"no credentials", "PUT", "/v1/devices/phone", "", map[string]string{"platform": "ios", "token": "t"}, 401},
+			{"bad device id", "PUT", "/v1/devices/a:b", ta, map[string]string{"platform": "ios", "token": apnsToken("t")}, 400},
+			{"no credentials", "PUT", "/v1/devices/phone", "", map[string]string{"platform": "ios", "token": apnsToken("t")}, 401},
 			{"service key without user", "GET", "/v1/devices", testutil.ServiceKey, nil, 400},
-			{"service key, unknown user", "PUT", "/v1/devices/phone?user_id=nobody", testutil.ServiceKey, map[string]string{"platform": "ios", "token": "t"}, 404},
+			{"service key, unknown user", "PUT", "/v1/devices/phone?user_id=nobody", testutil.ServiceKey, map[string]string{"platform": "ios", "token": apnsToken("t")}, 404},
 			{"delete unknown", "DELETE", "/v1/devices/nope", ta, nil, 404},
 			{"presence without ids", "GET", "/v1/presence", ta, nil, 400},
 			{"presence bad id", "GET", "/v1/presence?user_ids=a,b:c", ta, nil, 400},
@@ -33,8 +33,8 @@ func TestDevicesAndPresenceAPI(t *testing.T) {
 			}
 		}
 		// Each user sees only their own devices; a token moving is re-bound.
-		srv.MustAPI(t, 200, "PUT", "/v1/devices/phone", ta, map[string]string{"platform": "ios", "token": "shared-token"}, nil)
-		srv.MustAPI(t, 200, "PUT", "/v1/devices/phone", tb, map[string]string{"platform": "ios", "token": "shared-token"}, nil)
+		srv.MustAPI(t, 200, "PUT", "/v1/devices/phone", ta, map[string]string{"platform": "ios", "token": apnsToken("shared")}, nil)
+		srv.MustAPI(t, 200, "PUT", "/v1/devices/phone", tb, map[string]string{"platform": "ios", "token": apnsToken("shared")}, nil)
 		var mine []struct {
 			UserID, DeviceID, Token string
 		}
@@ -43,7 +43,7 @@ func TestDevicesAndPresenceAPI(t *testing.T) {
 			t.Fatalf("alice still has the token bob took: %+v", mine)
 		}
 		srv.MustAPI(t, 200, "GET", "/v1/devices?user_id=bob", testutil.ServiceKey, nil, &mine)
-		if len(mine) != 1 || mine[0].Token != "shared-token" {
+		if len(mine) != 1 || mine[0].Token != apnsToken("shared") {
 			t.Fatalf("bob's devices: %+v", mine)
 		}
 		// A user token cannot name another user: ?user_id is the service

@@ -64,9 +64,9 @@ func settled(t *testing.T, srv *testutil.Server, n int64) {
 func TestPushOnlyToDisconnectedDevices(t *testing.T) {
 	eachPushServer(t, func(t *testing.T, srv *testutil.Server, g *gorushtest.Server) {
 		ta, tb := srv.User(t, "alice"), srv.User(t, "bob")
-		device(t, srv, tb, "phone", "ios", "ios-bob-phone")
+		device(t, srv, tb, "phone", "ios", apnsToken("bob-phone"))
 		device(t, srv, tb, "tab", "android", "and-bob-tab")
-		device(t, srv, ta, "ipad", "ios", "ios-alice-ipad") // the sender's own offline device
+		device(t, srv, ta, "ipad", "ios", apnsToken("alice-ipad")) // the sender's own offline device
 		srv.Connect(t, "bob", "tab", tb)
 		a := srv.Connect(t, "alice", "laptop", ta)
 		a.MustPublish(t, "im/u/bob", 1, "hello bob, this is a long enough message to be cut somewhere")
@@ -77,7 +77,7 @@ func TestPushOnlyToDisconnectedDevices(t *testing.T) {
 			t.Fatalf("want exactly one push, got %+v", got)
 		}
 		n := got[0]
-		if n.Platform != gorushtest.IOS || strings.Join(n.Tokens, ",") != "ios-bob-phone" || n.Title != "Alice" ||
+		if n.Platform != gorushtest.IOS || strings.Join(n.Tokens, ",") != apnsToken("bob-phone") || n.Title != "Alice" ||
 			n.Message != "hello bob, this is a long enough message to be cut somewhere" || n.Badge == nil || *n.Badge != 1 ||
 			n.Topic != "com.example.im" || n.ThreadID != "d:alice:bob" {
 			t.Fatalf("push = %+v badge %v", n, n.Badge)
@@ -179,14 +179,14 @@ func TestPushLargeGroupBatchedAndOffThePath(t *testing.T) {
 			if i == 0 || i > offline { // the sender and 49 online members need tokens to connect
 				toks[uid] = srv.User(t, uid)
 			}
-			platform := "ios"
+			platform, tok := "ios", apnsToken(uid)
 			if i%2 == 1 {
-				platform = "android"
+				platform, tok = "android", "tok-"+uid
 			}
 			srv.MustAPI(t, 200, "PUT", "/v1/devices/phone?user_id="+uid, testutil.ServiceKey,
-				map[string]string{"platform": platform, "token": "tok-" + uid}, nil)
+				map[string]string{"platform": platform, "token": tok}, nil)
 			if i >= 1 && i <= offline {
-				want["tok-"+uid] = true
+				want[tok] = true
 			}
 		}
 		group(t, srv, "big", uids[0], uids[1:]...)
@@ -233,7 +233,7 @@ func TestPushLargeGroupBatchedAndOffThePath(t *testing.T) {
 func TestPushFailuresAndPruning(t *testing.T) {
 	eachPushServer(t, func(t *testing.T, srv *testutil.Server, g *gorushtest.Server) {
 		ta, tb := srv.User(t, "alice"), srv.User(t, "bob")
-		device(t, srv, tb, "phone", "ios", "ios-dead")
+		device(t, srv, tb, "phone", "ios", apnsToken("dead"))
 		device(t, srv, tb, "tab", "android", "and-flaky")
 		a := srv.Connect(t, "alice", "a", ta)
 		bweb := srv.Connect(t, "bob", "web", tb)
@@ -264,7 +264,7 @@ func TestPushFailuresAndPruning(t *testing.T) {
 		device(t, srv, tb, "tab", "android", "and-flaky")
 
 		// Permanent failure prunes; a DNS error does not.
-		g.FailToken("ios-dead", "Unregistered")
+		g.FailToken(apnsToken("dead"), "Unregistered")
 		g.FailToken("and-flaky", "dial tcp: lookup fcm.googleapis.com: no such host")
 		a.MustPublish(t, "im/u/bob", 1, "prune time")
 		settled(t, srv, 5)
