@@ -72,9 +72,12 @@ func (s *Service) CreateGroup(ctx context.Context, a Actor, ng NewGroup) (*store
 		return nil, nil, errorf(CodeInvalid, "avatar longer than 1024 bytes")
 	case len(ng.Ext) > s.cfg.MaxExt:
 		return nil, nil, errorf(CodeTooLarge, "ext larger than %d bytes", s.cfg.MaxExt)
-	case len(ng.Ext) > 0 && !json.Valid(ng.Ext):
-		return nil, nil, errorf(CodeInvalid, "ext is not JSON")
 	}
+	ext, err := validateExt(ng.Ext)
+	if err != nil {
+		return nil, nil, err
+	}
+	ng.Ext = ext
 	if ng.JoinPolicy == "" {
 		ng.JoinPolicy = JoinInvite
 	}

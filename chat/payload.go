@@ -196,7 +196,8 @@ func isNull(raw []byte) bool {
 }
 
 // validateExt returns ext (any JSON value) strictly checked and re-encoded,
-// or nil when absent or null.
+// or nil when absent or null: the one rule for the ext of messages, users
+// and groups.
 func validateExt(raw json.RawMessage) (json.RawMessage, error) {
 	if isNull(raw) {
 		return nil, nil

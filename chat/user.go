@@ -50,10 +50,12 @@ func (s *Service) PutUser(ctx context.Context, uid string, u UserUpdate) (*store
 		return nil, false, errorf(CodeInvalid, "avatar longer than %d bytes", maxAvatarBytes)
 	case len(u.Ext) > s.cfg.MaxExt:
 		return nil, false, errorf(CodeTooLarge, "ext larger than %d bytes", s.cfg.MaxExt)
-	case len(u.Ext) > 0 && !json.Valid(u.Ext):
-		return nil, false, errorf(CodeInvalid, "ext is not JSON")
 	case u.Password != nil && *u.Password != "" && (len(*u.Password) < 8 || len(*u.Password) > 72):
 		return nil, false, errorf(CodeInvalid, "password must be 8 to 72 bytes")
+	}
+	ext, err := validateExt(u.Ext)
+	if err != nil {
+		return nil, false, err
 	}
 	cur, err := s.st.User(ctx, uid)
 	if errors.Is(err, store.ErrNotFound) {
@@ -69,7 +71,7 @@ func (s *Service) PutUser(ctx context.Context, uid string, u UserUpdate) (*store
 		cur.Avatar = *u.Avatar
 	}
 	if u.Ext != nil {
-		cur.Ext = store.JSON(u.Ext)
+		cur.Ext = store.JSON(ext) // JSON null removes it
 	}
 	if u.Password != nil {
 		cur.PasswordHash = ""
