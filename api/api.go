@@ -166,6 +166,21 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, st, b)
 }
 
+// reply answers a chat call: its error through fail, or the view (nil: no
+// body) with status st. view runs only on success, so it may use results
+// that are nil on failure.
+func (h *handler) reply(w http.ResponseWriter, r *http.Request, st int, err error, view func() any) {
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if view == nil {
+		w.WriteHeader(st)
+		return
+	}
+	writeJSON(w, st, view())
+}
+
 func writeJSON(w http.ResponseWriter, st int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(st)
@@ -342,16 +357,6 @@ func (h *handler) actingUser(w http.ResponseWriter, r *http.Request, named strin
 		return "", false
 	}
 	return named, true
-}
-
-// pathID returns a path value that must be a valid id.
-func (h *handler) pathID(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
-	v := r.PathValue(name)
-	if !chat.ValidID(v) {
-		h.fail(w, r, chat.Errorf(chat.CodeInvalid, "invalid %s: 1-64 characters from [A-Za-z0-9_.@-]", name))
-		return "", false
-	}
-	return v, true
 }
 
 // ---- operations

@@ -45,62 +45,31 @@ func (h *handler) createGroup(w http.ResponseWriter, r *http.Request) {
 	}
 	g, ms, err := h.Chat.CreateGroup(r.Context(), actor(r), chat.NewGroup{ID: in.ID, Name: in.Name, Avatar: in.Avatar,
 		Owner: in.Owner, Members: in.Members, JoinPolicy: in.JoinPolicy, Ext: in.Ext})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, toGroupJSON(g, ms))
+	h.reply(w, r, http.StatusCreated, err, func() any { return toGroupJSON(g, ms) })
 }
 
 func (h *handler) getGroup(w http.ResponseWriter, r *http.Request) {
-	gid, ok := h.pathID(w, r, "gid")
-	if !ok {
-		return
-	}
-	g, ms, err := h.Chat.Group(r.Context(), actor(r), gid)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, toGroupJSON(g, ms))
+	g, ms, err := h.Chat.Group(r.Context(), actor(r), r.PathValue("gid"))
+	h.reply(w, r, http.StatusOK, err, func() any { return toGroupJSON(g, ms) })
 }
 
 func (h *handler) addMembers(w http.ResponseWriter, r *http.Request) {
-	gid, ok := h.pathID(w, r, "gid")
-	if !ok {
-		return
-	}
 	var in struct {
 		UserIDs []string `json:"user_ids"`
 	}
 	if !h.decode(w, r, &in, false) {
 		return
 	}
-	added, err := h.Chat.AddMembers(r.Context(), actor(r), gid, in.UserIDs)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string][]string{"added": added})
+	added, err := h.Chat.AddMembers(r.Context(), actor(r), r.PathValue("gid"), in.UserIDs)
+	h.reply(w, r, http.StatusOK, err, func() any { return map[string][]string{"added": added} })
 }
 
 func (h *handler) removeMember(w http.ResponseWriter, r *http.Request) {
-	gid, uid, ok := h.memberPath(w, r)
-	if !ok {
-		return
-	}
-	if err := h.Chat.RemoveMember(r.Context(), actor(r), gid, uid); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	err := h.Chat.RemoveMember(r.Context(), actor(r), r.PathValue("gid"), r.PathValue("uid"))
+	h.reply(w, r, http.StatusNoContent, err, nil)
 }
 
 func (h *handler) updateMember(w http.ResponseWriter, r *http.Request) {
-	gid, uid, ok := h.memberPath(w, r)
-	if !ok {
-		return
-	}
 	var in struct {
 		Role       *string `json:"role"`
 		MutedUntil *int64  `json:"muted_until"`
@@ -108,21 +77,6 @@ func (h *handler) updateMember(w http.ResponseWriter, r *http.Request) {
 	if !h.decode(w, r, &in, false) {
 		return
 	}
-	m, err := h.Chat.UpdateMember(r.Context(), actor(r), gid, uid, chat.MemberChange{Role: in.Role, MutedUntil: in.MutedUntil})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, m)
-}
-
-// memberPath returns the {gid} and {uid} path values.
-func (h *handler) memberPath(w http.ResponseWriter, r *http.Request) (gid, uid string, ok bool) {
-	if gid, ok = h.pathID(w, r, "gid"); !ok {
-		return "", "", false
-	}
-	if uid, ok = h.pathID(w, r, "uid"); !ok {
-		return "", "", false
-	}
-	return gid, uid, true
+	m, err := h.Chat.UpdateMember(r.Context(), actor(r), r.PathValue("gid"), r.PathValue("uid"), chat.MemberChange{Role: in.Role, MutedUntil: in.MutedUntil})
+	h.reply(w, r, http.StatusOK, err, func() any { return m })
 }
