@@ -7,6 +7,7 @@ package api
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,7 +87,7 @@ func New(o Options) http.Handler {
 	mux.Handle("GET /v1/devices", h.auth(h.listDevices))
 	mux.Handle("GET /v1/presence", h.auth(h.presence))
 	if o.Metrics != nil {
-		mux.Handle("GET /metrics", o.Metrics)
+		mux.Handle("GET /metrics", h.metrics(o.Metrics))
 	}
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -360,6 +361,24 @@ func (h *handler) actingUser(w http.ResponseWriter, r *http.Request, named strin
 }
 
 // ---- operations
+
+// metrics guards /metrics: the service key or http.metrics_token as the
+// bearer token, unless http.metrics_public.
+func (h *handler) metrics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !h.HTTP.MetricsPublic {
+			scheme, raw, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+			raw = strings.TrimSpace(raw)
+			ok := strings.EqualFold(scheme, "Bearer") && raw != "" && (token.KeyMatches(raw, h.ServiceKeyHash) ||
+				(h.HTTP.MetricsToken != "" && subtle.ConstantTimeCompare([]byte(raw), []byte(h.HTTP.MetricsToken)) == 1))
+			if !ok {
+				h.fail(w, r, chat.Errorf(chat.CodeUnauthorized, "metrics need the service key or the metrics token"))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
 func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

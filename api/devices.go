@@ -63,7 +63,8 @@ type presenceJSON struct {
 	LastSeen int64    `json:"last_seen"` // Unix ms of the last connect or disconnect; 0 if never seen by this server
 }
 
-// presence answers GET /v1/presence?user_ids=a,b (at most 200 ids).
+// presence answers GET /v1/presence?user_ids=a,b (at most 200 ids), for
+// the users the caller may see (chat.Service.VisibleUsers).
 func (h *handler) presence(w http.ResponseWriter, r *http.Request) {
 	raw := r.URL.Query().Get("user_ids")
 	ids := strings.Split(raw, ",")
@@ -71,11 +72,15 @@ func (h *handler) presence(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, chat.Errorf(chat.CodeInvalid, "user_ids must list 1 to 200 user ids"))
 		return
 	}
+	visible, err := h.Chat.VisibleUsers(r.Context(), actor(r), ids)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	out := make(map[string]presenceJSON, len(ids))
 	for _, uid := range ids {
-		if !chat.ValidID(uid) {
-			h.fail(w, r, chat.Errorf(chat.CodeInvalid, "invalid user id in user_ids"))
-			return
+		if !visible[uid] {
+			continue // omitted: not the caller's to see
 		}
 		clients, lastSeen := h.Presence.Presence(uid)
 		p := presenceJSON{Devices: []string{}, LastSeen: lastSeen}

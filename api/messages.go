@@ -160,7 +160,8 @@ func (h *handler) listConversations(w http.ResponseWriter, r *http.Request) {
 }
 
 // listMessages pages a conversation's history: ?after_seq= (ascending) or
-// ?before_seq= (descending, newest first), &limit= up to 200.
+// ?before_seq= (descending, newest first), with neither the newest page
+// (newest first); &limit= up to 200.
 func (h *handler) listMessages(w http.ResponseWriter, r *http.Request) {
 	uid, conv, ok := h.convFor(w, r)
 	if !ok {
@@ -178,7 +179,8 @@ func (h *handler) listMessages(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ms, err := h.Chat.History(r.Context(), uid, conv, chat.HistoryQuery{After: after, Before: before, Limit: int(limit)})
+	ms, err := h.Chat.History(r.Context(), uid, conv, chat.HistoryQuery{After: after, Forward: r.URL.Query().Has("after_seq"),
+		Before: before, Limit: int(limit)})
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -9,19 +9,25 @@ import (
 	"github.com/mqim/mqim/store"
 )
 
-// userJSON is the public view of a user.
+// userJSON is a user as the API shows it; ext and disabled only in the
+// full view (chat.Service.Profile decides who gets it).
 type userJSON struct {
-	ID        string     `json:"id"`
-	Name      string     `json:"name"`
-	Avatar    string     `json:"avatar"`
-	Ext       store.JSON `json:"ext"`
-	Disabled  bool       `json:"disabled"`
-	CreatedAt int64      `json:"created_at"`
-	UpdatedAt int64      `json:"updated_at"`
+	ID        string      `json:"id"`
+	Name      string      `json:"name"`
+	Avatar    string      `json:"avatar"`
+	Ext       *store.JSON `json:"ext,omitempty"`
+	Disabled  *bool       `json:"disabled,omitempty"`
+	CreatedAt int64       `json:"created_at"`
+	UpdatedAt int64       `json:"updated_at"`
 }
 
-func toUserJSON(u *store.User) userJSON {
-	return userJSON{ID: u.ID, Name: u.Name, Avatar: u.Avatar, Ext: u.Ext, Disabled: u.Disabled, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+func toUserJSON(u *store.User, full bool) userJSON {
+	out := userJSON{ID: u.ID, Name: u.Name, Avatar: u.Avatar, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+	if full {
+		ext, disabled := u.Ext, u.Disabled
+		out.Ext, out.Disabled = &ext, &disabled
+	}
+	return out
 }
 
 // putUser creates or updates a user (chat.Service.PutUser): absent fields
@@ -47,16 +53,12 @@ func (h *handler) putUser(w http.ResponseWriter, r *http.Request) {
 	if created {
 		st = http.StatusCreated
 	}
-	writeJSON(w, st, toUserJSON(u))
+	writeJSON(w, st, toUserJSON(u, true))
 }
 
 func (h *handler) getUser(w http.ResponseWriter, r *http.Request) {
-	u, err := h.Chat.User(r.Context(), r.PathValue("uid"))
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, toUserJSON(u))
+	u, full, err := h.Chat.Profile(r.Context(), actor(r), r.PathValue("uid"))
+	h.reply(w, r, http.StatusOK, err, func() any { return toUserJSON(u, full) })
 }
 
 type tokenJSON struct {

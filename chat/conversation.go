@@ -71,12 +71,14 @@ func (s *Service) visible(ctx context.Context, c *store.Conversation) error {
 func Unread(c *store.Conversation) int64 { return max(0, c.LastSeq-c.ReadSeq) }
 
 // HistoryQuery pages a conversation: Before > 0 pages backward (newest
-// first) from before that seq; otherwise forward (ascending) from after
-// After. Limit is 1 to MaxHistoryPage.
+// first) from before that seq; Forward pages ascending from after After;
+// with neither, the newest page, newest first. Limit is 1 to
+// MaxHistoryPage.
 type HistoryQuery struct {
-	After  int64
-	Before int64
-	Limit  int
+	After   int64
+	Forward bool
+	Before  int64
+	Limit   int
 }
 
 // MaxHistoryPage is the most messages one history page holds.
@@ -94,7 +96,7 @@ func (s *Service) History(ctx context.Context, uid, conv string, hq HistoryQuery
 	if err != nil {
 		return nil, err
 	}
-	q := store.MsgQuery{After: max(hq.After, c.MinSeq), Before: hq.Before, Limit: hq.Limit, Desc: hq.Before > 0}
+	q := store.MsgQuery{After: max(hq.After, c.MinSeq), Before: hq.Before, Limit: hq.Limit, Desc: hq.Before > 0 || !hq.Forward}
 	if end := c.LastSeq + 1; !c.Active && (q.Before == 0 || q.Before > end) {
 		q.Before = end // a former member sees up to their leave
 	}
@@ -106,8 +108,9 @@ func (s *Service) History(ctx context.Context, uid, conv string, hq HistoryQuery
 }
 
 // MarkRead moves uid's read position in conv up to seq (never down, never
-// past the last message) and tells the user's devices and, in a 1:1
-// conversation, the peer (the read receipt). It returns the position.
+// past the last message) and, when it moved, tells the user's devices and,
+// in a 1:1 conversation, the peer (the read receipt). It returns the
+// position.
 func (s *Service) MarkRead(ctx context.Context, uid, conv string, seq int64) (int64, error) {
 	t, err := ConvTarget(conv, uid)
 	if err != nil {
@@ -116,9 +119,12 @@ func (s *Service) MarkRead(ctx context.Context, uid, conv string, seq int64) (in
 	if seq < 0 {
 		return 0, errorf(CodeInvalid, "seq must not be negative")
 	}
-	read, err := s.st.MarkRead(ctx, uid, conv, seq)
+	read, moved, err := s.st.MarkRead(ctx, uid, conv, seq)
 	if err != nil {
 		return 0, AsError(err)
+	}
+	if !moved {
+		return read, nil // a read that changes nothing emits nothing
 	}
 	ev := mustJSON(ReadEvent{Kind: KindRead, Conv: conv, User: uid, Seq: read})
 	s.send(UserTopic(uid), ev, 1)
@@ -132,13 +138,23 @@ func (s *Service) MarkRead(ctx context.Context, uid, conv string, seq int64) (in
 type ConvPrefs = store.ConvPrefs
 
 // SetConvPrefs changes uid's pinned, muted and hidden flags of conv and
-// returns the conversation as the user now sees it.
+// returns the conversation as the user now sees it. When a flag changed,
+// all of the user's devices get the conv event, so they stay in step.
 func (s *Service) SetConvPrefs(ctx context.Context, uid, conv string, p ConvPrefs) (*store.Conversation, error) {
 	if _, err := ConvTarget(conv, uid); err != nil {
 		return nil, err
 	}
-	if err := s.st.SetConvPrefs(ctx, uid, conv, p); err != nil {
+	changed, err := s.st.SetConvPrefs(ctx, uid, conv, p)
+	if err != nil {
 		return nil, AsError(err)
 	}
-	return s.Conversation(ctx, uid, conv)
+	c, err := s.Conversation(ctx, uid, conv)
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		s.send(UserTopic(uid), mustJSON(ConvEvent{Kind: KindConv, Conv: conv, Pinned: c.Pinned, Muted: c.Muted,
+			Hidden: c.Hidden, ReadSeq: c.ReadSeq}), 1)
+	}
+	return c, nil
 }

@@ -50,6 +50,20 @@ type ReadEvent struct {
 	Seq  int64  `json:"seq"`
 }
 
+// KindConv is the event of a user's changed view of a conversation.
+const KindConv = "conv"
+
+// ConvEvent tells a user's devices that one of them changed its view of a
+// conversation (multi-device sync).
+type ConvEvent struct {
+	Kind    string `json:"kind"`
+	Conv    string `json:"conv"`
+	Pinned  bool   `json:"pinned"`
+	Muted   bool   `json:"muted"`
+	Hidden  bool   `json:"hidden"`
+	ReadSeq int64  `json:"read_seq"`
+}
+
 // TypingEvent is relayed at QoS 0 and never stored.
 type TypingEvent struct {
 	Kind string `json:"kind"`

@@ -241,14 +241,19 @@ type Messages interface {
 	// Conversation returns one user's view of one conversation or ErrNotFound.
 	Conversation(ctx context.Context, userID, conv string) (*Conversation, error)
 	// MarkRead raises the user's read_seq to seq (never lowers it, never above
-	// last_seq) and returns the resulting read_seq.
-	MarkRead(ctx context.Context, userID, conv string, seq int64) (int64, error)
-	// SetConvPrefs changes pinned/muted/hidden.
-	SetConvPrefs(ctx context.Context, userID, conv string, p ConvPrefs) error
+	// last_seq) and returns the resulting read_seq and whether it moved;
+	// moving it moves the member's UpdatedAt.
+	MarkRead(ctx context.Context, userID, conv string, seq int64) (readSeq int64, moved bool, err error)
+	// SetConvPrefs changes pinned/muted/hidden and reports whether any
+	// changed; a change moves the member's UpdatedAt.
+	SetConvPrefs(ctx context.Context, userID, conv string, p ConvPrefs) (changed bool, err error)
 	// PushStates returns, for each of userIDs, whether conv is muted for
 	// them and their total unread over unmuted conversations they are
 	// active in (the push badge).
 	PushStates(ctx context.Context, conv string, userIDs []string) (map[string]PushState, error)
+	// Contacts returns which of others share a conversation with userID in
+	// which both are still active members.
+	Contacts(ctx context.Context, userID string, others []string) (map[string]bool, error)
 }
 
 // PushState is what a push decision needs about one recipient.

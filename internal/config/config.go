@@ -72,6 +72,10 @@ type HTTP struct {
 	MaxBodyBytes int64         `yaml:"max_body_bytes"`
 	ReadTimeout  time.Duration `yaml:"read_timeout"`
 	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// MetricsToken, when set, is a bearer token that may read /metrics (as
+	// the service key always may). MetricsPublic serves it to anyone.
+	MetricsToken  string `yaml:"metrics_token"`
+	MetricsPublic bool   `yaml:"metrics_public"`
 }
 
 // Auth configures tokens and the service key.

@@ -60,6 +60,8 @@ func TestDevicesAndPresenceAPI(t *testing.T) {
 			LastSeen int64    `json:"last_seen"`
 		}
 		srv.Connect(t, "bob", "web", tb)
+		// Presence is for contacts: alice and bob share a conversation.
+		srv.MustAPI(t, 201, "POST", "/v1/messages", ta, map[string]any{"to": "bob", "type": "text", "body": map[string]string{"text": "hi"}}, nil)
 		srv.MustAPI(t, 200, "GET", "/v1/presence?user_ids=alice,bob", ta, nil, &pres)
 		if pres["alice"].Online || len(pres["alice"].Devices) != 0 || !pres["bob"].Online || strings.Join(pres["bob"].Devices, ",") != "web" || pres["bob"].LastSeen == 0 {
 			t.Fatalf("presence: %+v", pres)

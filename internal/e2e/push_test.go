@@ -113,7 +113,7 @@ func TestPushTakeoverKeepsDeviceOnline(t *testing.T) {
 			Online  bool     `json:"online"`
 			Devices []string `json:"devices"`
 		}
-		srv.MustAPI(t, 200, "GET", "/v1/presence?user_ids=bob", ta, nil, &pres)
+		srv.MustAPI(t, 200, "GET", "/v1/presence?user_ids=bob", testutil.ServiceKey, nil, &pres)
 		if !pres["bob"].Online || strings.Join(pres["bob"].Devices, ",") != "phone" {
 			t.Fatalf("presence after takeover: %+v", pres)
 		}
@@ -290,7 +290,7 @@ func TestPushFailuresAndPruning(t *testing.T) {
 // The push counters are exported for Prometheus.
 func TestMetricsEndpoint(t *testing.T) {
 	srv, _ := pushServer(t, "sqlite")
-	st, body := srv.API(t, "GET", "/metrics", "", nil)
+	st, body := srv.API(t, "GET", "/metrics", testutil.ServiceKey, nil)
 	if st != 200 {
 		t.Fatalf("metrics: %d", st)
 	}

@@ -23,18 +23,24 @@ type convRow struct {
 	Active    bool   `db:"active"`
 }
 
-// convUpdated is when a conversation last changed for its member: for a
-// former member, when they left.
-const convUpdated = `(CASE WHEN cm.active = 1 THEN c.updated_at ELSE cm.left_at END)`
+// convUpdated is when a conversation last changed for its member: the later
+// of its last message (for a former member, their leave) and the member's
+// own changes (a read, a pin, mute or hide).
+func (s *Store) convUpdated() string {
+	return `(CASE WHEN cm.active = 1 THEN ` + s.d.Greatest + `(c.updated_at, cm.updated_at) ELSE ` + s.d.Greatest + `(cm.left_at, cm.updated_at) END)`
+}
 
-const convSelect = `SELECT c.id, c.kind, c.last_seq, c.last_msg_id, ` + convUpdated + ` AS updated_at, cm.read_seq, cm.min_seq, cm.pinned, cm.muted, cm.hidden, cm.active
+func (s *Store) convSelect() string {
+	return `SELECT c.id, c.kind, c.last_seq, c.last_msg_id, ` + s.convUpdated() + ` AS updated_at, cm.read_seq, cm.min_seq, cm.pinned, cm.muted, cm.hidden, cm.active
 	FROM conversation_members cm JOIN conversations c ON c.id = cm.conv_id `
+}
 
 // Conversations lists a user's conversation rows as stored, newest first
 // by the user's updated time (for a former member, when they left), ties
 // by id, filtered by q.UpdatedAfter and the (BeforeTS, BeforeID) cursor, at
 // most q.Limit (store.Messages).
 func (s *Store) Conversations(ctx context.Context, userID string, q store.ConvQuery) ([]store.Conversation, error) {
+	convUpdated := s.convUpdated()
 	where := `WHERE cm.user_id = ? AND ` + convUpdated + ` > ?`
 	args := []any{userID, q.UpdatedAfter}
 	if q.BeforeTS > 0 {
@@ -43,7 +49,7 @@ func (s *Store) Conversations(ctx context.Context, userID string, q store.ConvQu
 	}
 	args = append(args, q.Limit)
 	var rows []convRow
-	if err := s.db.SelectContext(ctx, &rows, convSelect+where+` ORDER BY `+convUpdated+` DESC, c.id LIMIT ?`, args...); err != nil {
+	if err := s.db.SelectContext(ctx, &rows, s.convSelect()+where+` ORDER BY `+convUpdated+` DESC, c.id LIMIT ?`, args...); err != nil {
 		return nil, s.wrap("conversations", err)
 	}
 	return s.convs(ctx, rows)
@@ -53,7 +59,7 @@ func (s *Store) Conversations(ctx context.Context, userID string, q store.ConvQu
 // ErrNotFound when the user has none (store.Messages).
 func (s *Store) Conversation(ctx context.Context, userID, conv string) (*store.Conversation, error) {
 	var rows []convRow
-	if err := s.db.SelectContext(ctx, &rows, convSelect+`WHERE cm.user_id = ? AND cm.conv_id = ?`, userID, conv); err != nil {
+	if err := s.db.SelectContext(ctx, &rows, s.convSelect()+`WHERE cm.user_id = ? AND cm.conv_id = ?`, userID, conv); err != nil {
 		return nil, s.wrap("conversation", err)
 	}
 	if len(rows) == 0 {
@@ -92,68 +98,73 @@ func (s *Store) convs(ctx context.Context, rows []convRow) ([]store.Conversation
 }
 
 // MarkRead raises the user's read_seq to seq, never lowering it, never
-// above last_seq, and leaving a former member's at their leave, and returns
-// the resulting read_seq; ErrNotFound when the user has no row of conv
+// above last_seq, and leaving a former member's at their leave. It returns
+// the resulting read_seq and whether it moved (then the member's updated
+// time moved too); ErrNotFound when the user has no row of conv
 // (store.Messages).
-func (s *Store) MarkRead(ctx context.Context, userID, conv string, seq int64) (int64, error) {
+func (s *Store) MarkRead(ctx context.Context, userID, conv string, seq int64) (int64, bool, error) {
 	// READ COMMITTED: under MySQL's REPEATABLE READ the final SELECT read the
 	// snapshot taken before the UPDATE, so when a concurrent MarkRead had
 	// already raised read_seq it returned the old, lower value.
 	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
-		return 0, s.wrap("mark read", err)
+		return 0, false, s.wrap("mark read", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
 	var lastSeq int64
 	if err := tx.GetContext(ctx, &lastSeq, `SELECT last_seq FROM conversations WHERE id = ?`, conv); err != nil {
-		return 0, s.wrap("mark read", err)
+		return 0, false, s.wrap("mark read", err)
 	}
 	if seq > lastSeq {
 		seq = lastSeq
 	}
-	// A former member (active = 0) has read up to the leave event, and that stays.
-	res, err := tx.ExecContext(ctx, `UPDATE conversation_members SET read_seq = `+s.d.Greatest+`(read_seq, ?) WHERE user_id = ? AND conv_id = ? AND active = 1`, seq, userID, conv)
+	// Only a raise counts (and moves updated_at); a former member (active =
+	// 0) has read up to the leave event, and that stays.
+	res, err := tx.ExecContext(ctx, `UPDATE conversation_members SET read_seq = ?, updated_at = ? WHERE user_id = ? AND conv_id = ? AND active = 1 AND read_seq < ?`,
+		seq, now(), userID, conv, seq)
 	if err != nil {
-		return 0, s.wrap("mark read", err)
+		return 0, false, s.wrap("mark read", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		// MySQL reports 0 when nothing changed: tell "no row" apart.
-		var c int
-		if err := tx.GetContext(ctx, &c, `SELECT COUNT(*) FROM conversation_members WHERE user_id = ? AND conv_id = ?`, userID, conv); err != nil {
-			return 0, s.wrap("mark read", err)
-		}
-		if c == 0 {
-			return 0, fmt.Errorf("mark read %s: %w", conv, store.ErrNotFound)
-		}
-	}
+	n, _ := res.RowsAffected()
 	var read int64
 	if err := tx.GetContext(ctx, &read, `SELECT read_seq FROM conversation_members WHERE user_id = ? AND conv_id = ?`, userID, conv); err != nil {
-		return 0, s.wrap("mark read", err)
+		return 0, false, s.wrap("mark read", err)
 	}
-	return read, s.wrap("mark read", tx.Commit())
+	return read, n > 0, s.wrap("mark read", tx.Commit())
 }
 
 // SetConvPrefs changes the user's pinned/muted/hidden flags that p sets
-// (nil fields stay); ErrNotFound when the user has no row of conv
+// (nil fields stay) and reports whether any changed (then the member's
+// updated time moved too); ErrNotFound when the user has no row of conv
 // (store.Messages).
-func (s *Store) SetConvPrefs(ctx context.Context, userID, conv string, p store.ConvPrefs) error {
-	var sets []string
-	var args []any
-	for col, v := range map[string]*bool{"pinned": p.Pinned, "muted": p.Muted, "hidden": p.Hidden} {
-		if v != nil {
-			sets = append(sets, col+" = ?")
-			args = append(args, *v)
+func (s *Store) SetConvPrefs(ctx context.Context, userID, conv string, p store.ConvPrefs) (bool, error) {
+	var sets, differ []string
+	var setArgs, differArgs []any
+	for _, f := range []struct {
+		col string
+		v   *bool
+	}{{"pinned", p.Pinned}, {"muted", p.Muted}, {"hidden", p.Hidden}} {
+		if f.v != nil {
+			sets = append(sets, f.col+" = ?")
+			setArgs = append(setArgs, *f.v)
+			differ = append(differ, f.col+" <> ?")
+			differArgs = append(differArgs, *f.v)
 		}
 	}
 	if _, err := s.Conversation(ctx, userID, conv); err != nil {
-		return err
+		return false, err
 	}
 	if len(sets) == 0 {
-		return nil
+		return false, nil
 	}
-	args = append(args, userID, conv)
-	_, err := s.db.ExecContext(ctx, `UPDATE conversation_members SET `+strings.Join(sets, ", ")+` WHERE user_id = ? AND conv_id = ?`, args...)
-	return s.wrap("conversation prefs", err)
+	args := append(append(setArgs, now(), userID, conv), differArgs...)
+	res, err := s.db.ExecContext(ctx, `UPDATE conversation_members SET `+strings.Join(sets, ", ")+`, updated_at = ? WHERE user_id = ? AND conv_id = ? AND (`+
+		strings.Join(differ, " OR ")+`)`, args...)
+	if err != nil {
+		return false, s.wrap("conversation prefs", err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
 }
 
 // PushStates returns, for each of userIDs, whether conv is muted for them
@@ -185,6 +196,22 @@ func (s *Store) PushStates(ctx context.Context, conv string, userIDs []string) (
 		st := out[uid]
 		st.Muted = true
 		out[uid] = st
+	}
+	return out, nil
+}
+
+// Contacts returns which of others share a conversation with userID, both
+// active in it (store.Messages): one query per chunk of others.
+func (s *Store) Contacts(ctx context.Context, userID string, others []string) (map[string]bool, error) {
+	ids, err := selectIn[string](ctx, s, "contacts", `SELECT DISTINCT b.user_id FROM conversation_members a
+		JOIN conversation_members b ON b.conv_id = a.conv_id
+		WHERE a.user_id = ? AND a.active = 1 AND b.active = 1 AND b.user_id IN (?)`, others, userID)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		out[id] = true
 	}
 	return out, nil
 }

@@ -47,7 +47,7 @@ func testConcurrentMarkRead(t *testing.T, f *fixture) {
 			// Each worker walks the seqs in its own order, past last_seq.
 			for i := range r.last + 10 {
 				seq := (i*int64(7+2*w))%(r.last+10) + 1
-				got, err := f.st.MarkRead(f.ctx, r.user, r.conv, seq)
+				got, _, err := f.st.MarkRead(f.ctx, r.user, r.conv, seq)
 				if err != nil {
 					t.Errorf("MarkRead(%s, %s, %d): %v", r.user, r.conv, seq, err)
 					return
@@ -229,15 +229,16 @@ func testConcurrentMixed(t *testing.T, f *fixture) {
 		return f.st.Commit(f.ctx, []store.Write{post(gm(fmt.Sprintf("g%d", seq), "g1", seq, "olga", base+seq))})
 	})
 	run("MarkRead bob", func(i int) error {
-		_, err := f.st.MarkRead(f.ctx, "bob", ab, int64(i+1))
+		_, _, err := f.st.MarkRead(f.ctx, "bob", ab, int64(i+1))
 		return err
 	})
 	run("MarkRead carol", func(i int) error {
-		_, err := f.st.MarkRead(f.ctx, "carol", "g:g1", int64(i+1))
+		_, _, err := f.st.MarkRead(f.ctx, "carol", "g:g1", int64(i+1))
 		return err
 	})
 	run("SetConvPrefs", func(i int) error {
-		return f.st.SetConvPrefs(f.ctx, "bob", "g:g1", store.ConvPrefs{Pinned: ptr(i%2 == 0)})
+		_, err := f.st.SetConvPrefs(f.ctx, "bob", "g:g1", store.ConvPrefs{Pinned: ptr(i%2 == 0)})
+		return err
 	})
 	run("UpsertUser", func(i int) error {
 		_, err := f.st.UpsertUser(f.ctx, &store.User{ID: "alice", Name: fmt.Sprint(i)})

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
@@ -15,6 +16,8 @@ var conversationTests = []test{
 	{"MarkReadNotFound", testMarkReadNotFound},
 	{"Prefs", testConvPrefs},
 	{"PrefsNotFound", testConvPrefsNotFound},
+	{"OwnChangesMoveUpdatedAt", testOwnChangesMoveUpdatedAt},
+	{"Contacts", testContacts},
 	{"NewMessageUnhides", testUnhide},
 	{"PushStates", testPushStates},
 }
@@ -141,19 +144,23 @@ func testMarkRead(t *testing.T, f *fixture) {
 	}
 	f.wantState("bob", ab, 5, 0, 0)
 
-	steps := []struct{ seq, want int64 }{
-		{2, 2},   // raises
-		{2, 2},   // same: no change, no error
-		{1, 2},   // never lowers
-		{0, 2},   // never lowers
-		{4, 4},   // raises again
-		{100, 5}, // capped at last_seq
-		{3, 5},
+	steps := []struct {
+		seq, want int64
+		moved     bool
+	}{
+		{2, 2, true},   // raises
+		{2, 2, false},  // same: no change, no error
+		{1, 2, false},  // never lowers
+		{0, 2, false},  // never lowers
+		{4, 4, true},   // raises again
+		{100, 5, true}, // capped at last_seq
+		{3, 5, false},
+		{100, 5, false},
 	}
 	for _, s := range steps {
-		got, err := f.st.MarkRead(f.ctx, "bob", ab, s.seq)
-		if err != nil || got != s.want {
-			t.Fatalf("MarkRead(bob, %d) = (%d, %v), want (%d, nil)", s.seq, got, err, s.want)
+		got, moved, err := f.st.MarkRead(f.ctx, "bob", ab, s.seq)
+		if err != nil || got != s.want || moved != s.moved {
+			t.Fatalf("MarkRead(bob, %d) = (%d, %v, %v), want (%d, %v, nil)", s.seq, got, moved, err, s.want, s.moved)
 		}
 		f.wantState("bob", ab, 5, s.want, 0)
 	}
@@ -162,14 +169,14 @@ func testMarkRead(t *testing.T, f *fixture) {
 
 	f.commit(direct(dm("m6", 6, "alice", "bob", base+6)))
 	f.wantState("bob", ab, 6, 5, 0)
-	if got, err := f.st.MarkRead(f.ctx, "bob", ab, 6); err != nil || got != 6 {
+	if got, _, err := f.st.MarkRead(f.ctx, "bob", ab, 6); err != nil || got != 6 {
 		t.Fatalf("MarkRead(bob, 6) = (%d, %v), want (6, nil)", got, err)
 	}
 
 	// Groups too, from the join point.
 	f.commit(createGroup("c1", "g1", "olga", base+10, "bob"))
 	f.commit(post(gm("g2", "g1", 2, "olga", base+11)), post(gm("g3", "g1", 3, "olga", base+12)))
-	if got, err := f.st.MarkRead(f.ctx, "bob", "g:g1", 2); err != nil || got != 2 {
+	if got, _, err := f.st.MarkRead(f.ctx, "bob", "g:g1", 2); err != nil || got != 2 {
 		t.Fatalf("MarkRead(bob, g:g1, 2) = (%d, %v), want (2, nil)", got, err)
 	}
 	f.wantState("bob", "g:g1", 3, 2, 0)
@@ -178,12 +185,12 @@ func testMarkRead(t *testing.T, f *fixture) {
 func testMarkReadNotFound(t *testing.T, f *fixture) {
 	ab := directConv("alice", "bob")
 	f.commit(firstDM(dm("m1", 1, "alice", "bob", base+1)))
-	_, err := f.st.MarkRead(f.ctx, "bob", "d:bob:zed", 1)
+	_, _, err := f.st.MarkRead(f.ctx, "bob", "d:bob:zed", 1)
 	wantErr(t, "MarkRead of an unknown conversation", err, store.ErrNotFound)
-	_, err = f.st.MarkRead(f.ctx, "carol", ab, 1)
+	_, _, err = f.st.MarkRead(f.ctx, "carol", ab, 1)
 	wantErr(t, "MarkRead by a user outside the conversation", err, store.ErrNotFound)
 	// Also when the capped seq would change nothing (MySQL reports 0 rows).
-	_, err = f.st.MarkRead(f.ctx, "carol", ab, 0)
+	_, _, err = f.st.MarkRead(f.ctx, "carol", ab, 0)
 	wantErr(t, "MarkRead(seq 0) by a user outside the conversation", err, store.ErrNotFound)
 	if _, err := f.st.Conversation(f.ctx, "carol", ab); err == nil {
 		t.Error("MarkRead made carol a member")
@@ -202,7 +209,7 @@ func (f *fixture) wantPrefs(uid, conv string, want prefs) {
 
 func (f *fixture) setPrefs(uid, conv string, p store.ConvPrefs) {
 	f.t.Helper()
-	if err := f.st.SetConvPrefs(f.ctx, uid, conv, p); err != nil {
+	if _, err := f.st.SetConvPrefs(f.ctx, uid, conv, p); err != nil {
 		f.t.Fatalf("SetConvPrefs(%s, %s): %v", uid, conv, err)
 	}
 }
@@ -231,9 +238,9 @@ func testConvPrefs(t *testing.T, f *fixture) {
 func testConvPrefsNotFound(t *testing.T, f *fixture) {
 	ab := directConv("alice", "bob")
 	f.commit(firstDM(dm("m1", 1, "alice", "bob", base+1)))
-	err := f.st.SetConvPrefs(f.ctx, "bob", "d:bob:zed", store.ConvPrefs{Pinned: ptr(true)})
+	_, err := f.st.SetConvPrefs(f.ctx, "bob", "d:bob:zed", store.ConvPrefs{Pinned: ptr(true)})
 	wantErr(t, "SetConvPrefs of an unknown conversation", err, store.ErrNotFound)
-	err = f.st.SetConvPrefs(f.ctx, "carol", ab, store.ConvPrefs{Muted: ptr(true)})
+	_, err = f.st.SetConvPrefs(f.ctx, "carol", ab, store.ConvPrefs{Muted: ptr(true)})
 	wantErr(t, "SetConvPrefs by a user outside the conversation", err, store.ErrNotFound)
 	if _, err := f.st.Conversation(f.ctx, "carol", ab); err == nil {
 		t.Error("SetConvPrefs made carol a member")
@@ -299,7 +306,7 @@ func testPushStates(t *testing.T, f *fixture) {
 		"bob":   {Muted: true, Unread: 2},
 	})
 	// Reading lowers the total; a conversation the user left counts no more.
-	if _, err := f.st.MarkRead(f.ctx, "alice", directConv("alice", "carol"), 1); err != nil {
+	if _, _, err := f.st.MarkRead(f.ctx, "alice", directConv("alice", "carol"), 1); err != nil {
 		t.Fatal(err)
 	}
 	f.commit(leaves(sys("c4", "g1", 4, "left", base+7), "bob"))
@@ -317,4 +324,66 @@ func testPushStates(t *testing.T, f *fixture) {
 		"carol": {Muted: true},
 		"bob":   {Unread: 2},
 	})
+}
+
+// A member's own changes of their view (a read that moved, a pin, mute or
+// hide that changed something) move their updated time, so an updated_after
+// sync of another device sees them; changes that change nothing do not.
+func testOwnChangesMoveUpdatedAt(t *testing.T, f *fixture) {
+	ab := directConv("alice", "bob")
+	f.commit(firstDM(dm("m1", 1, "alice", "bob", base+1)))
+	f.commit(direct(dm("m2", 2, "alice", "bob", base+2)))
+	since := func(after int64) []string {
+		return convIDs(f.conversations("bob", store.ConvQuery{UpdatedAfter: after, Limit: 10}))
+	}
+	if got := since(base + 2); len(got) != 0 {
+		t.Fatalf("updated after the last message, before any change: %v", got)
+	}
+	if _, moved, err := f.st.MarkRead(f.ctx, "bob", ab, 1); err != nil || !moved {
+		t.Fatalf("MarkRead(1) = (%v, %v)", moved, err)
+	}
+	read := f.conv("bob", ab).UpdatedAt
+	if read <= base+2 || !slices.Equal(since(base+2), []string{ab}) {
+		t.Fatalf("after a read: updated_at %d, synced %v; want later than %d and listed", read, since(base+2), base+2)
+	}
+	if _, moved, _ := f.st.MarkRead(f.ctx, "bob", ab, 1); moved || f.conv("bob", ab).UpdatedAt != read {
+		t.Fatal("a read that changed nothing moved updated_at")
+	}
+	if changed, err := f.st.SetConvPrefs(f.ctx, "bob", ab, store.ConvPrefs{Pinned: ptr(false), Muted: ptr(false)}); err != nil || changed {
+		t.Fatalf("SetConvPrefs to the current flags = (%v, %v), want (false, nil)", changed, err)
+	}
+	if got := f.conv("bob", ab).UpdatedAt; got != read {
+		t.Fatalf("prefs that changed nothing moved updated_at: %d, was %d", got, read)
+	}
+	for _, p := range []store.ConvPrefs{{Pinned: ptr(true)}, {Muted: ptr(true)}, {Hidden: ptr(true)}} {
+		before := f.conv("bob", ab).UpdatedAt
+		if changed, err := f.st.SetConvPrefs(f.ctx, "bob", ab, p); err != nil || !changed {
+			t.Fatalf("SetConvPrefs(%+v) = (%v, %v), want (true, nil)", p, changed, err)
+		}
+		if got := since(before - 1); !slices.Equal(got, []string{ab}) || f.conv("bob", ab).UpdatedAt < before {
+			t.Fatalf("after %+v: synced %v", p, got)
+		}
+	}
+	// alice's view did not change: her updated time is still her last message.
+	if got := f.conv("alice", ab).UpdatedAt; got != base+2 {
+		t.Fatalf("alice's updated_at = %d, want %d", got, base+2)
+	}
+}
+
+// Contacts are the users one shares a conversation with, both active in it.
+func testContacts(t *testing.T, f *fixture) {
+	f.commit(firstDM(dm("m1", 1, "alice", "bob", base+1)))
+	f.commit(createGroup("c1", "g1", "olga", base+2, "alice", "carol", "dave"))
+	f.commit(leaves(sys("c2", "g1", 2, "left", base+3), "dave"))
+	got, err := f.st.Contacts(f.ctx, "alice", []string{"bob", "carol", "dave", "olga", "zed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"bob": true, "carol": true, "olga": true}
+	if !maps.Equal(got, want) {
+		t.Fatalf("Contacts(alice) = %v, want %v (dave left, zed shares nothing)", got, want)
+	}
+	if got, err := f.st.Contacts(f.ctx, "dave", []string{"alice", "olga"}); err != nil || len(got) != 0 {
+		t.Fatalf("Contacts(dave, who left) = %v, %v; want none", got, err)
+	}
 }

@@ -206,6 +206,9 @@ func testGroupLeave(t *testing.T, f *fixture) {
 	}
 
 	// last is the conversation's last message.
+	// updated is bob's expected updated time: his leave, until he changes
+	// his own view (a hide) after it.
+	updated := base + 4
 	wantLeft := func(when string, last *store.Message) {
 		t.Helper()
 		c := f.conv("bob", "g:g1")
@@ -224,12 +227,13 @@ func testGroupLeave(t *testing.T, f *fixture) {
 		if len(cs) == 1 {
 			wantMessage(t, when+": LastMessage in Conversations(bob)", cs[0].LastMessage, last)
 		}
-		// For bob the conversation last changed when he left: later messages
-		// do not bring it back into his updated_after syncs.
-		if len(cs) == 1 && cs[0].UpdatedAt != base+4 {
-			t.Errorf("%s: bob's updated_at = %d, want his leave time %d", when, cs[0].UpdatedAt, base+4)
+		// For bob the conversation last changed when he left (or changed his
+		// own view since): later messages do not bring it back into his
+		// updated_after syncs.
+		if len(cs) == 1 && cs[0].UpdatedAt != updated {
+			t.Errorf("%s: bob's updated_at = %d, want %d", when, cs[0].UpdatedAt, updated)
 		}
-		if cs, err := f.st.Conversations(f.ctx, "bob", store.ConvQuery{UpdatedAfter: base + 4, Limit: 10}); err != nil || len(cs) != 0 {
+		if cs, err := f.st.Conversations(f.ctx, "bob", store.ConvQuery{UpdatedAfter: updated, Limit: 10}); err != nil || len(cs) != 0 {
 			t.Errorf("%s: Conversations(bob, updated after his leave) = %+v, %v; want none", when, cs, err)
 		}
 	}
@@ -243,15 +247,20 @@ func testGroupLeave(t *testing.T, f *fixture) {
 	f.wantState("carol", "g:g1", 6, 6, 0)
 
 	// Marking read cannot move the position past the leave event either.
-	if r, err := f.st.MarkRead(f.ctx, "bob", "g:g1", 6); err != nil || r != 4 {
+	if r, _, err := f.st.MarkRead(f.ctx, "bob", "g:g1", 6); err != nil || r != 4 {
 		t.Errorf("MarkRead(bob, g:g1, 6) after leaving = (%d, %v), want (4, nil)", r, err)
 	}
 	wantLeft("after MarkRead", m6)
 
 	// A conversation bob hid after leaving stays hidden: new messages are
-	// not his.
-	if err := f.st.SetConvPrefs(f.ctx, "bob", "g:g1", store.ConvPrefs{Hidden: ptr(true)}); err != nil {
-		t.Fatal(err)
+	// not his. The hide is a change of his view: it moves his updated time.
+	if changed, err := f.st.SetConvPrefs(f.ctx, "bob", "g:g1", store.ConvPrefs{Hidden: ptr(true)}); err != nil || !changed {
+		t.Fatalf("SetConvPrefs(hide) after leaving = (%v, %v), want (true, nil)", changed, err)
+	}
+	if c := f.conv("bob", "g:g1"); c.UpdatedAt <= base+4 {
+		t.Errorf("bob's updated_at after hiding = %d, want later than his leave %d", c.UpdatedAt, base+4)
+	} else {
+		updated = c.UpdatedAt
 	}
 	m7 := gm("m7", "g1", 7, "olga", base+7)
 	f.commit(post(m7))
@@ -278,7 +287,7 @@ func testGroupLeave(t *testing.T, f *fixture) {
 func testGroupRejoin(t *testing.T, f *fixture) {
 	f.commit(createGroup("c1", "g1", "olga", base+1, "bob"))
 	f.commit(leaves(sys("c2", "g1", 2, "left", base+2), "bob"))
-	if err := f.st.SetConvPrefs(f.ctx, "bob", "g:g1", store.ConvPrefs{Hidden: ptr(true)}); err != nil {
+	if _, err := f.st.SetConvPrefs(f.ctx, "bob", "g:g1", store.ConvPrefs{Hidden: ptr(true)}); err != nil {
 		t.Fatal(err)
 	}
 	f.commit(post(gm("m3", "g1", 3, "olga", base+3)), post(gm("m4", "g1", 4, "olga", base+4)))
