@@ -140,7 +140,8 @@ func FuzzCheckJSON(f *testing.F) {
 }
 
 // refStrict is the reference for the strict rules, written differently
-// from walkJSON: json.Valid for syntax, then a recursive descent.
+// from the scanner and from refWalkJSON: json.Valid for syntax, then a
+// recursive descent.
 func refStrict(b []byte) bool {
 	if !utf8.Valid(b) || !json.Valid(b) {
 		return false
