@@ -295,6 +295,63 @@ func BenchmarkDecodeValidate(b *testing.B) {
 	}
 }
 
+// The scanner's own edges: where errors point, numbers at the float64
+// boundary (decided by the exponent alone or by ParseFloat), and keys past
+// the linear scan (hash sets, reused by sibling objects).
+func TestScanJSONEdges(t *testing.T) {
+	zeros := func(n int) string { return strings.Repeat("0", n) }
+	for _, tc := range []struct{ in, want string }{
+		{`{"a" 1}`, "syntax error at byte 5"},
+		{`[1,]`, "syntax error at byte 3"},
+		{`"ab\x"`, "syntax error at byte 4"},
+		{`[1.x]`, "syntax error at byte 3"},
+		{`{"a":tru }`, "syntax error at byte 8"},
+		{"\"a\x01\"", "syntax error at byte 2"},
+		{`["\u12x4"]`, "syntax error at byte 6"},
+		{`[1,1e400]`, "out of range (ending at byte 8)"},
+		{`1.7976931348623159e308`, "out of range"},
+		{`-0.1e310`, "out of range"},
+		{`1e99999999999999999999999`, "out of range"},
+		{"1" + zeros(309), "out of range"},
+		{"[1.0e2" + zeros(400), "out of range"}, // complete at the end of the input
+		{"-", "ends too early"},
+		{"[1e+", "ends too early"},
+		{`["\u00`, "ends too early"},
+		{`[` + manyKeys(30, "") + `,` + manyKeys(30, `,"kd_":0`) + `]`, `"kd_" twice`},
+		{manyKeys(30, `,"\u006bd_":0`), `"kd_" twice`},
+	} {
+		err := CheckJSON([]byte(tc.in))
+		if e := AsError(err); e == nil || !strings.Contains(e.Message, tc.want) {
+			t.Errorf("CheckJSON(%.60q) = %v, want %q", tc.in, err, tc.want)
+		}
+	}
+	for _, s := range []string{
+		`1.7976931348623157e308`, `-1.7976931348623157e308`, "17976931348623157" + zeros(292), "1" + zeros(308),
+		`0e999999`, `-0.0e99999999999999999999`, "0." + zeros(5) + "1e310", `1e-99999999999999999999999`, `0.1e309`,
+		"[" + zeros(1) + "," + "9" + zeros(307) + "]",
+		`[` + manyKeys(30, "") + `,` + manyKeys(30, "") + `,` + manyKeys(30, "") + `]`,
+	} {
+		if err := CheckJSON([]byte(s)); err != nil {
+			t.Errorf("CheckJSON(%.60q) = %v, want accepted", s, err)
+		}
+	}
+	// Top-level keys fold in the hash set too.
+	if err := CheckRequestJSON([]byte(manyKeys(30, `,"KA_":0`))); err == nil || !strings.Contains(err.Error(), "differ only in case") {
+		t.Errorf("CheckRequestJSON: %v, want a folded duplicate", err)
+	}
+	// A set whose generation wraps forgets its slots rather than matching
+	// them (their indexes would not even be keys of this scan).
+	s := &jsonScan{b: []byte(manyKeys(30, ""))}
+	s.sets[0].gen = ^uint32(0)
+	s.sets[0].slots = make([]uint64, 128)
+	for i := range s.sets[0].slots {
+		s.sets[0].slots[i] = 1<<32 | 1000
+	}
+	if err := s.run(false); err != nil || s.sets[0].gen != 1 {
+		t.Errorf("after a wrap: %v, generation %d", err, s.sets[0].gen)
+	}
+}
+
 // refWalkJSON is the Decoder.Token walk that the strict rules first ran
 // on, kept unchanged as the reference the scanner is fuzzed against
 // (FuzzStrictMatchesReference): same accept/reject, same messages, same
