@@ -140,7 +140,8 @@ func FuzzCheckJSON(f *testing.F) {
 }
 
 // refStrict is the reference for the strict rules, written differently
-// from walkJSON: json.Valid for syntax, then a recursive descent.
+// from the scanner and from refWalkJSON: json.Valid for syntax, then a
+// recursive descent.
 func refStrict(b []byte) bool {
 	if !utf8.Valid(b) || !json.Valid(b) {
 		return false
@@ -200,4 +201,89 @@ func FuzzParseTopic(f *testing.F) {
 			t.Fatalf("wildcard or level in id %q", tg.ID)
 		}
 	})
+}
+
+// FuzzStrictMatchesReference holds the scanner behind CheckJSON,
+// CheckRequestJSON and CanonicalJSON to the Decoder.Token walk it replaced
+// (refWalkJSON): for every input the same accept or reject, the same
+// message, the same decoded value and the same canonical bytes. The one
+// difference allowed is the offset of a syntax error inside a string,
+// number or literal, where the Decoder counts only the bytes of earlier
+// values; there the scanner's offset must be the first byte no JSON
+// document can continue with: the reference calls the input up to it no
+// syntax error, and up to and including it one.
+func FuzzStrictMatchesReference(f *testing.F) {
+	for _, s := range []string{
+		`{}`, `[]`, `0`, `-0`, `"s"`, `true`, `false`, `null`, ` {"a" : [1, 2.5e3, "x"] } `,
+		`{"a":1,"a":2}`, `{"a":1,"\u0061":2}`, `{"\u00e9":1,"é":2}`, `{"a":{"b":1},"b":{"a":1,"a":2}}`,
+		`{"to":"a","To":"b"}`, `{"ask":1,"aſk":2}`, `{"k":1,"\u212a":2}`, `{"x":{"a":1,"A":2}}`,
+		`1e999999`, `-1e309`, `1e308`, `1.7976931348623157e308`, `1.7976931348623159e308`, `0e99999`, `1e-400`,
+		`0.0000000000000000000000000000001e340`, `18446744073709551616`, `[1e999`, `[1e999x`,
+		`01`, `[01]`, `1.`, `[1.]`, `.5`, `[.5]`, `-`, `[-]`, `-x`, `+1`, `1e`, `1e+`, `1ex`, `1.5.3`,
+		strings.Repeat("[", 32) + strings.Repeat("]", 32), strings.Repeat("[", 33) + strings.Repeat("]", 33),
+		strings.Repeat(`{"a":`, 32) + "1" + strings.Repeat("}", 32), strings.Repeat(`{"a":`, 33) + "1" + strings.Repeat("}", 33),
+		"{\"\xff\":1}", "\"\xc3\"", `{} {}`, `{}x`, `1 2`, `"a"b`, `truex`, `[truex]`, `tru`, `trux`, `nul`,
+		`"\ud800"`, `{"\ud800":1,"\udbff":2}`, `{"\ud800":1,"\ufffd":2}`, `"\ud83d\ude00"`, `"\ude00\ud83d"`, `"\u12"`, `"\x"`,
+		"\"a\x01\"", `{"a" 1}`, `{"a":1,}`, `[1,]`, `[1 2]`, `{1:2}`, `{,}`, `[,]`, `{"a"::1}`, `{"a":}`, `]`, `}`, ``, `  `,
+		"\ufeff{}", `{"a":1`, `{"a":1,"a"`, `{"a":1,"a`, `["a\`, `[`, `{`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, fold := range []bool{false, true} {
+			check := CheckJSON
+			if fold {
+				check = CheckRequestJSON
+			}
+			err := check(b)
+			_, ref := refWalkJSON(b, fold, false)
+			sameRefusal(t, b, fold, err, ref)
+		}
+		got, err := decodeStrict(b)
+		want, ref := refWalkJSON(b, false, true)
+		sameRefusal(t, b, false, err, ref)
+		if err == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("decodeStrict(%q) = %#v, reference %#v", b, got, want)
+		}
+		c, err := CanonicalJSON(b)
+		rc, ref := refCanonicalJSON(b)
+		sameRefusal(t, b, false, err, ref)
+		if !bytes.Equal(c, rc) {
+			t.Fatalf("CanonicalJSON(%q) = %q, reference %q", b, c, rc)
+		}
+	})
+}
+
+// sameRefusal fails t unless err (the scanner's) and ref (the reference
+// walk's) both accept b or refuse it with the same message, up to the
+// offset of a syntax error inside a value (see FuzzStrictMatchesReference).
+func sameRefusal(t *testing.T, b []byte, fold bool, err, ref error) {
+	t.Helper()
+	if (err == nil) != (ref == nil) {
+		t.Fatalf("fold=%v %q: scanner %v, reference %v", fold, b, err, ref)
+	}
+	if err == nil {
+		return
+	}
+	e, r := AsError(err), AsError(ref)
+	if e.Code != CodeInvalid || r.Code != CodeInvalid {
+		t.Fatalf("fold=%v %q: codes %q and %q", fold, b, e.Code, r.Code)
+	}
+	if e.Message == r.Message {
+		return
+	}
+	const syntax = "JSON syntax error at byte "
+	o, perr := strconv.Atoi(strings.TrimPrefix(e.Message, syntax))
+	if !strings.HasPrefix(e.Message, syntax) || !strings.HasPrefix(r.Message, syntax) || perr != nil {
+		t.Fatalf("fold=%v %q: scanner %q, reference %q", fold, b, e.Message, r.Message)
+	}
+	if o < 0 || o >= len(b) {
+		t.Fatalf("fold=%v %q: syntax error at byte %d, outside the input", fold, b, o)
+	}
+	_, size := utf8.DecodeRune(b[o:])
+	_, before := refWalkJSON(b[:o], fold, false)
+	_, upto := refWalkJSON(b[:o+size], fold, false)
+	if before != nil && strings.HasPrefix(before.Error(), "invalid: "+syntax) || upto == nil || !strings.HasPrefix(AsError(upto).Message, syntax) {
+		t.Fatalf("fold=%v %q: syntax error at byte %d, but the reference says %v up to it and %v up to and including it", fold, b, o, before, upto)
+	}
 }

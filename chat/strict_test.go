@@ -1,9 +1,16 @@
 package chat
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/mqim/mqim/internal/config"
 )
@@ -285,5 +292,339 @@ func BenchmarkDecodeValidate(b *testing.B) {
 		if err := validateMessage(d, limits, false); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The scanner's own edges: where errors point, numbers at the float64
+// boundary (decided by the exponent alone or by ParseFloat), and keys past
+// the linear scan (hash sets, reused by sibling objects).
+func TestScanJSONEdges(t *testing.T) {
+	zeros := func(n int) string { return strings.Repeat("0", n) }
+	for _, tc := range []struct{ in, want string }{
+		{`{"a" 1}`, "syntax error at byte 5"},
+		{`[1,]`, "syntax error at byte 3"},
+		{`"ab\x"`, "syntax error at byte 4"},
+		{`[1.x]`, "syntax error at byte 3"},
+		{`{"a":tru }`, "syntax error at byte 8"},
+		{"\"a\x01\"", "syntax error at byte 2"},
+		{`["\u12x4"]`, "syntax error at byte 6"},
+		{`[1,1e400]`, "out of range (ending at byte 8)"},
+		{`1.7976931348623159e308`, "out of range"},
+		{`-0.1e310`, "out of range"},
+		{`1e99999999999999999999999`, "out of range"},
+		{"1" + zeros(309), "out of range"},
+		{"[1.0e2" + zeros(400), "out of range"}, // complete at the end of the input
+		{"-", "ends too early"},
+		{"[1e+", "ends too early"},
+		{`["\u00`, "ends too early"},
+		{`[` + manyKeys(30, "") + `,` + manyKeys(30, `,"kd_":0`) + `]`, `"kd_" twice`},
+		{manyKeys(30, `,"\u006bd_":0`), `"kd_" twice`},
+	} {
+		err := CheckJSON([]byte(tc.in))
+		if e := AsError(err); e == nil || !strings.Contains(e.Message, tc.want) {
+			t.Errorf("CheckJSON(%.60q) = %v, want %q", tc.in, err, tc.want)
+		}
+	}
+	for _, s := range []string{
+		`1.7976931348623157e308`, `-1.7976931348623157e308`, "17976931348623157" + zeros(292), "1" + zeros(308),
+		`0e999999`, `-0.0e99999999999999999999`, "0." + zeros(5) + "1e310", `1e-99999999999999999999999`, `0.1e309`,
+		"[" + zeros(1) + "," + "9" + zeros(307) + "]",
+		`[` + manyKeys(30, "") + `,` + manyKeys(30, "") + `,` + manyKeys(30, "") + `]`,
+	} {
+		if err := CheckJSON([]byte(s)); err != nil {
+			t.Errorf("CheckJSON(%.60q) = %v, want accepted", s, err)
+		}
+	}
+	// Top-level keys fold in the hash set too.
+	if err := CheckRequestJSON([]byte(manyKeys(30, `,"KA_":0`))); err == nil || !strings.Contains(err.Error(), "differ only in case") {
+		t.Errorf("CheckRequestJSON: %v, want a folded duplicate", err)
+	}
+	// A set whose generation wraps forgets its slots rather than matching
+	// them (their indexes would not even be keys of this scan).
+	s := &jsonScan{b: []byte(manyKeys(30, ""))}
+	s.sets[0].gen = ^uint32(0)
+	s.sets[0].slots = make([]uint64, 128)
+	for i := range s.sets[0].slots {
+		s.sets[0].slots[i] = 1<<32 | 1000
+	}
+	if err := s.run(false); err != nil || s.sets[0].gen != 1 {
+		t.Errorf("after a wrap: %v, generation %d", err, s.sets[0].gen)
+	}
+}
+
+// refWalkJSON is the Decoder.Token walk that the strict rules first ran
+// on, kept unchanged as the reference the scanner is fuzzed against
+// (FuzzStrictMatchesReference): same accept/reject, same messages, same
+// canonical form.
+func refWalkJSON(b []byte, foldTop, build bool) (any, error) {
+	if !utf8.Valid(b) {
+		return nil, errorf(CodeInvalid, "JSON is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var frames [8]refJSONFrame
+	stack := frames[:0]
+	var top any
+	// put places a finished value in the innermost container (or at the top).
+	put := func(v any) {
+		n := len(stack)
+		if n == 0 {
+			top = v
+			return
+		}
+		f := &stack[n-1]
+		if !f.object {
+			if build {
+				f.arr = append(f.arr, v)
+			}
+			return
+		}
+		f.wantKey = true
+		if build {
+			f.obj[f.key] = v
+		}
+	}
+	for started := false; !started || len(stack) > 0; started = true {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, refJSONSyntaxError(err, started)
+		}
+		switch v := t.(type) {
+		case json.Delim:
+			switch v {
+			case '{', '[':
+				if len(stack) == MaxJSONDepth {
+					return nil, errorf(CodeInvalid, "JSON nests deeper than %d levels", MaxJSONDepth)
+				}
+				// Reuse the key slice of an earlier container at this depth.
+				if len(stack) < cap(stack) {
+					stack = stack[:len(stack)+1]
+				} else {
+					stack = append(stack, refJSONFrame{})
+				}
+				f := &stack[len(stack)-1]
+				*f = refJSONFrame{object: v == '{', wantKey: v == '{', keys: f.keys[:0], fold: foldTop && len(stack) == 1}
+				if build {
+					if f.object {
+						f.obj = map[string]any{}
+					} else {
+						f.arr = []any{}
+					}
+				}
+			default: // '}' or ']'
+				f := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				if f.object {
+					put(f.obj)
+				} else {
+					put(f.arr)
+				}
+			}
+		case string:
+			if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].wantKey {
+				f := &stack[n-1]
+				if f.addKey(v) {
+					if f.fold {
+						return nil, errorf(CodeInvalid, "JSON object has the key %s twice (keys that differ only in case count as the same key here)", quoteShort(v))
+					}
+					return nil, errorf(CodeInvalid, "JSON object has the key %s twice", quoteShort(v))
+				}
+				f.wantKey = false
+				continue
+			}
+			put(v)
+		case json.Number:
+			if _, err := strconv.ParseFloat(string(v), 64); err != nil {
+				return nil, errorf(CodeInvalid, "JSON number out of range (ending at byte %d): numbers must fit a 64-bit float", dec.InputOffset())
+			}
+			put(v)
+		default: // bool, nil
+			put(v)
+		}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errorf(CodeInvalid, "trailing data after the JSON value")
+	}
+	return top, nil
+}
+
+// refJSONFrame is one open array or object of refWalkJSON.
+type refJSONFrame struct {
+	object  bool
+	wantKey bool
+	fold    bool
+	keys    []string
+	seen    map[string]struct{}
+	obj     map[string]any
+	arr     []any
+	key     string
+}
+
+func (f *refJSONFrame) addKey(k string) bool {
+	if f.fold {
+		k = refFoldKey(k)
+	}
+	if f.obj != nil {
+		_, dup := f.obj[k]
+		f.key = k
+		return dup
+	}
+	if f.seen != nil {
+		if _, dup := f.seen[k]; dup {
+			return true
+		}
+		f.seen[k] = struct{}{}
+		return false
+	}
+	for _, old := range f.keys {
+		if old == k {
+			return true
+		}
+	}
+	f.keys = append(f.keys, k)
+	if len(f.keys) > 16 {
+		f.seen = make(map[string]struct{}, 2*len(f.keys))
+		for _, old := range f.keys {
+			f.seen[old] = struct{}{}
+		}
+	}
+	return false
+}
+
+func refJSONSyntaxError(err error, started bool) error {
+	var se *json.SyntaxError
+	switch {
+	case err == io.EOF && !started:
+		return errorf(CodeInvalid, "a JSON value is required")
+	case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF):
+		return errorf(CodeInvalid, "JSON ends too early")
+	case errors.As(err, &se):
+		return errorf(CodeInvalid, "JSON syntax error at byte %d", se.Offset)
+	}
+	return errorf(CodeInvalid, "malformed JSON")
+}
+
+func refFoldKey(k string) string {
+	plain := true
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c >= utf8.RuneSelf || ('a' <= c && c <= 'z') {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return k
+	}
+	var sb strings.Builder
+	sb.Grow(len(k))
+	for _, r := range k {
+		if r < utf8.RuneSelf {
+			if 'a' <= r && r <= 'z' {
+				r -= 'a' - 'A'
+			}
+			sb.WriteByte(byte(r))
+			continue
+		}
+		for {
+			r2 := unicode.SimpleFold(r)
+			if r2 <= r {
+				r = r2
+				break
+			}
+			r = r2
+		}
+		sb.WriteRune(r)
+	}
+	return sb.String()
+}
+
+// refCanonicalJSON is CanonicalJSON on the reference walk.
+func refCanonicalJSON(b []byte) ([]byte, error) {
+	v, err := refWalkJSON(b, false, true)
+	if err != nil {
+		return nil, err
+	}
+	return encodeJSON(v)
+}
+
+// zerosArray is `[0,0,...,0]` of about n bytes: the cheapest document to
+// send and, token by token, the most expensive to check.
+func zerosArray(n int) []byte {
+	b := make([]byte, 0, n+1)
+	b = append(b, '[', '0')
+	for len(b) < n-1 {
+		b = append(b, ",0"...)
+	}
+	return append(b, ']')
+}
+
+// realisticPayload is an MQTT custom message of about n bytes: a body of
+// records with short and long strings (some escaped, some not ASCII),
+// integers, fractions, booleans, nulls and small nested arrays, and an ext.
+func realisticPayload(n int) []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"kind":"msg","cid":"c-7f3a-0001","type":"custom","reply_to":"01JE0B7M3Q8K2V5T9X4N6R1PZC","mentions":["bob","carol"],"body":{"schema":"order.v2","items":[`)
+	for i := 0; b.Len() < n-200; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"id":%d,"sku":"SKU-%06d","title":"Caf\u00e9 cr\u00e8me \"grande\" n°%d — extra hot","qty":%d,"price":%d.%02d,"tags":["hot","dairy","%c"],"gift":%t,"note":null,"lat":48.85%04d,"lng":-2.29%04d}`,
+			i, i*7919%1000000, i, i%5+1, i%90+1, i%100, 'a'+rune(i%26), i%3 == 0, i%10000, i*31%10000)
+	}
+	b.WriteString(`]},"ext":{"client":"ios-3.2","trace":"a1b2c3d4e5f6"}}`)
+	return b.Bytes()
+}
+
+// BenchmarkStrictLarge measures the strict check on large inputs: a 1 MiB
+// HTTP body of `[0,0,...]` (what an unauthenticated POST /v1/login may
+// send) and a 64 KiB MQTT payload, with json.Unmarshal for scale.
+func BenchmarkStrictLarge(b *testing.B) {
+	for _, in := range []struct {
+		name string
+		data []byte
+	}{
+		{"zeros-1MiB", zerosArray(1 << 20)},
+		{"payload-64KiB", realisticPayload(64 << 10)},
+	} {
+		if err := CheckRequestJSON(in.data); err != nil {
+			b.Fatalf("%s: %v", in.name, err)
+		}
+		b.Run(in.name+"/CheckJSON", func(b *testing.B) {
+			b.SetBytes(int64(len(in.data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := CheckJSON(in.data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(in.name+"/CheckRequestJSON", func(b *testing.B) {
+			b.SetBytes(int64(len(in.data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := CheckRequestJSON(in.data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(in.name+"/CanonicalJSON", func(b *testing.B) {
+			b.SetBytes(int64(len(in.data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := CanonicalJSON(in.data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(in.name+"/json.Unmarshal", func(b *testing.B) {
+			b.SetBytes(int64(len(in.data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				var v any
+				if err := json.Unmarshal(in.data, &v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
