@@ -63,14 +63,16 @@ func newSessions(srv *mqtt.Server, maxQueue int64) *sessions {
 func (h *sessions) ID() string { return "mqim-sessions-registry" }
 
 func (h *sessions) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnSessionEstablish, mqtt.OnDisconnect, mqtt.OnClientExpired,
+	return bytes.Contains([]byte{mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnClientExpired,
 		mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped}, []byte{b})
 }
 
-// OnSessionEstablish indexes the session as soon as it is authenticated,
-// before its CONNACK, so that the per-user caps count it from the moment
-// its client knows it is connected.
-func (h *sessions) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+// OnSessionEstablished indexes the session (after CONNACK: Mochi has no
+// earlier point at which a takeover would not undo a subscription, and a
+// disconnect of the same client id still being processed would not remove
+// the new entry). The per-user caps therefore count a device from just
+// after its CONNACK.
+func (h *sessions) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if cl.Net.Inline {
 		return
 	}

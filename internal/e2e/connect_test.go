@@ -171,8 +171,10 @@ func TestSessionCaps(t *testing.T) {
 			live = append(live, c)
 		}
 		testutil.Eventually(t, wait, func() error {
-			if !srv.Broker.Connected("alice/d1") {
-				return fmt.Errorf("alice/d1 not registered yet")
+			for _, id := range []string{"alice/p0", "alice/d0", "alice/d1"} {
+				if !srv.Broker.Settled(id) {
+					return fmt.Errorf("%s not registered yet", id)
+				}
 			}
 			return nil
 		})
