@@ -31,13 +31,13 @@ func TestSendRateLimit(t *testing.T) {
 			t.Fatalf("MQTT 5 over the rate: PUBACK 0x%02x, want 0x97", ack.ReasonCode)
 		}
 		v3.MustPublish(t, "im/u/bob", 1, `{"cid":"v3-over","type":"text","body":{"text":"over"}}`) // acknowledged
-		for _, cid := range []string{"v5-over", "v3-over"} {
+		for cid, device := range map[string]string{"v5-over": "v5", "v3-over": "v3"} {
 			ev := v3.Await(t, wait, map[string]any{"kind": "error", "cid": cid, "code": "rate_limited"})
 			if ra, _ := ev["retry_after"].(float64); ra < 1 {
 				t.Fatalf("%s: error event %v without retry_after", cid, ev)
 			}
-			if dev := strings.TrimPrefix(cid, ""); (cid == "v5-over" && ev["device"] != "v5") || (cid == "v3-over" && ev["device"] != "v3") {
-				t.Fatalf("%s: error event names device %v", dev, ev["device"])
+			if ev["device"] != device {
+				t.Fatalf("%s: error event names device %v, want %s", cid, ev["device"], device)
 			}
 		}
 		req, _ := http.NewRequest("POST", srv.HTTPURL+"/v1/messages", strings.NewReader(`{"to":"bob","type":"text","body":{"text":"http over"}}`))
