@@ -31,7 +31,9 @@ func TestSendRateLimit(t *testing.T) {
 			t.Fatalf("MQTT 5 over the rate: PUBACK 0x%02x, want 0x97", ack.ReasonCode)
 		}
 		v3.MustPublish(t, "im/u/bob", 1, `{"cid":"v3-over","type":"text","body":{"text":"over"}}`) // acknowledged
-		for cid, device := range map[string]string{"v5-over": "v5", "v3-over": "v3"} {
+		// In the order they were refused: Await skips what it passes over.
+		for _, r := range []struct{ cid, device string }{{"v5-over", "v5"}, {"v3-over", "v3"}} {
+			cid, device := r.cid, r.device
 			ev := v3.Await(t, wait, map[string]any{"kind": "error", "cid": cid, "code": "rate_limited"})
 			if ra, _ := ev["retry_after"].(float64); ra < 1 {
 				t.Fatalf("%s: error event %v without retry_after", cid, ev)
