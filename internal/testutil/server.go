@@ -105,6 +105,7 @@ func FreePort(t testing.TB) int {
 
 // API sends a request with an optional bearer token and a body (a string or
 // []byte is sent as is, anything else as JSON) and returns status and body.
+// Any 5xx but 503 (a store outage) fails the test.
 func (s *Server) API(t testing.TB, method, path, bearer string, body any) (int, []byte) {
 	t.Helper()
 	var rd io.Reader
@@ -134,6 +135,10 @@ func (s *Server) API(t testing.TB, method, path, bearer string, body any) (int, 
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 500 && resp.StatusCode != http.StatusServiceUnavailable {
+		// No request a test makes may find a bug: bad input is a 4xx.
+		t.Errorf("%s %s: status %d: %.300s", method, path, resp.StatusCode, out)
+	}
 	return resp.StatusCode, out
 }
 
