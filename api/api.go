@@ -66,6 +66,7 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("GET /readyz", h.readyz)
 
 	mux.HandleFunc("POST /v1/login", h.login)
+	mux.Handle("POST /v1/token", h.auth(h.renewToken))
 	mux.Handle("PUT /v1/users/{uid}", h.service(h.putUser))
 	mux.Handle("GET /v1/users/{uid}", h.auth(h.getUser))
 	mux.Handle("POST /v1/users/{uid}/tokens", h.service(h.mintToken))
@@ -81,6 +82,7 @@ func New(o Options) http.Handler {
 	mux.Handle("GET /v1/conversations/{conv}/messages", h.auth(h.listMessages))
 	mux.Handle("POST /v1/conversations/{conv}/read", h.auth(h.markRead))
 	mux.Handle("PATCH /v1/conversations/{conv}", h.auth(h.patchConversation))
+	mux.Handle("GET /v1/unread", h.auth(h.unread))
 
 	mux.Handle("PUT /v1/devices/{device_id}", h.auth(h.putDevice))
 	mux.Handle("DELETE /v1/devices/{device_id}", h.auth(h.deleteDevice))

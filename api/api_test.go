@@ -170,6 +170,8 @@ var endpoints = []endpoint{
 	{"DELETE", "/v1/groups/{gid}/members/{uid}", ""},
 	{"PATCH", "/v1/groups/{gid}/members/{uid}", `{"role":"member"}`},
 	{"GET", "/v1/conversations", ""},
+	{"GET", "/v1/unread", ""},
+	{"POST", "/v1/token", ""},
 }
 
 func (e endpoint) at(uid, gid string) string {
@@ -426,5 +428,40 @@ func TestMalformedRequests(t *testing.T) {
 			}
 		}
 		srv.MustAPI(t, http.StatusOK, "GET", "/readyz", "", nil, nil)
+	})
+}
+
+// The conversation list refuses what it cannot page by: bad limits,
+// cursors that are not one it gave, bad updated_after; and GET /v1/unread
+// as the service key needs the user named.
+func TestConversationQueries(t *testing.T) {
+	eachServer(t, func(t *testing.T, srv *testutil.Server) {
+		tok := srv.User(t, "q")
+		srv.User(t, "r")
+		for i := 0; i < 3; i++ {
+			srv.MustAPI(t, http.StatusCreated, "POST", "/v1/messages", tok, map[string]any{"to": "r", "type": "text", "body": map[string]string{"text": "x"}}, nil)
+		}
+		for _, q := range []string{
+			"limit=0", "limit=201", "limit=x", "limit=-1", "cursor=x", "cursor=%3D%3D", "cursor=dXx4fGQ6cTpy", "cursor=eHwxfGQ6cTpy",
+			"cursor=cHwtMXxkOnE6cg", "cursor=cHwxfGQ6cjpx", "cursor=" + strings.Repeat("A", 400), "updated_after=yesterday", "updated_after=-5",
+		} {
+			st, body := srv.API(t, "GET", "/v1/conversations?"+q, tok, nil)
+			wantError(t, "list with "+q, st, body, http.StatusBadRequest, "invalid")
+		}
+		st, body := srv.API(t, "GET", "/v1/unread", serviceKey, nil)
+		wantError(t, "unread as the service key without user_id", st, body, http.StatusBadRequest, "invalid")
+		var u struct {
+			Total         int64            `json:"total"`
+			Conversations map[string]int64 `json:"conversations"`
+		}
+		srv.MustAPI(t, http.StatusOK, "GET", "/v1/unread?user_id=r", serviceKey, nil, &u)
+		if u.Total != 3 || u.Conversations["d:q:r"] != 3 || len(u.Conversations) != 1 {
+			t.Errorf("unread of r: %+v", u)
+		}
+		u.Total, u.Conversations = -1, nil
+		srv.MustAPI(t, http.StatusOK, "GET", "/v1/unread", tok, nil, &u)
+		if u.Total != 0 || len(u.Conversations) != 0 {
+			t.Errorf("unread of the sender: %+v", u)
+		}
 	})
 }

@@ -262,17 +262,19 @@ func sameJSON(t testing.TB, a, b []byte) bool {
 
 // tokenResp is what the token endpoints return.
 type tokenResp struct {
-	Token     string `json:"token"`
-	ExpiresAt string `json:"expires_at"`
+	Token      string `json:"token"`
+	ExpiresAt  int64  `json:"expires_at"`
+	ServerTime int64  `json:"server_time"`
 }
 
-// checkExpiry checks that expires_at is RFC 3339 and about now+ttl, and that
-// the token's own exp and sub claims agree.
+// checkExpiry checks that expires_at (Unix ms) is about now+ttl, that
+// server_time is about now, and that the token's own exp and sub claims
+// agree.
 func checkExpiry(t testing.TB, tr tokenResp, uid string, ttl time.Duration) {
 	t.Helper()
-	exp, err := time.Parse(time.RFC3339, tr.ExpiresAt)
-	if err != nil {
-		t.Fatalf("expires_at %q: %v", tr.ExpiresAt, err)
+	exp := time.UnixMilli(tr.ExpiresAt)
+	if d := time.Since(time.UnixMilli(tr.ServerTime)); d < -10*time.Second || d > 10*time.Second {
+		t.Errorf("server_time %d is %v off", tr.ServerTime, d)
 	}
 	want := time.Now().Add(ttl)
 	if d := exp.Sub(want); d < -10*time.Second || d > 10*time.Second {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/mqim/mqim/chat"
@@ -52,27 +51,27 @@ func (h *handler) sendMessage(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, st, chat.NewMsgEvent(res.Msg))
 }
 
+// convJSON is one conversation as the API shows it; times are Unix ms.
 type convJSON struct {
-	ID          string          `json:"id"`
-	Kind        string          `json:"kind"`
-	Peer        string          `json:"peer,omitempty"`
-	Group       string          `json:"group,omitempty"`
-	LastSeq     int64           `json:"last_seq"`
-	ReadSeq     int64           `json:"read_seq"`
-	Unread      int64           `json:"unread"`
-	LastMessage *chat.MsgEvent  `json:"last_message"`
-	Pinned      bool            `json:"pinned"`
-	Muted       bool            `json:"muted"`
-	Hidden      bool            `json:"hidden"`
-	Member      bool            `json:"member"`
-	UpdatedAt   string          `json:"updated_at"`
-	Ext         json.RawMessage `json:"-"`
+	ID          string         `json:"id"`
+	Kind        string         `json:"kind"`
+	Peer        string         `json:"peer,omitempty"`
+	Group       string         `json:"group,omitempty"`
+	LastSeq     int64          `json:"last_seq"`
+	ReadSeq     int64          `json:"read_seq"`
+	MinSeq      int64          `json:"min_seq"`
+	Unread      int64          `json:"unread"`
+	LastMessage *chat.MsgEvent `json:"last_message"`
+	Pinned      bool           `json:"pinned"`
+	Muted       bool           `json:"muted"`
+	Hidden      bool           `json:"hidden"`
+	Member      bool           `json:"member"`
+	UpdatedAt   int64          `json:"updated_at"`
 }
 
 func toConvJSON(uid string, c *store.Conversation) convJSON {
-	out := convJSON{ID: c.ID, Kind: c.Kind, LastSeq: c.LastSeq, ReadSeq: c.ReadSeq, Unread: chat.Unread(c),
-		Pinned: c.Pinned, Muted: c.Muted, Hidden: c.Hidden, Member: c.Active,
-		UpdatedAt: time.UnixMilli(c.UpdatedAt).UTC().Format(time.RFC3339Nano)}
+	out := convJSON{ID: c.ID, Kind: c.Kind, LastSeq: c.LastSeq, ReadSeq: c.ReadSeq, MinSeq: c.MinSeq, Unread: chat.Unread(c),
+		Pinned: c.Pinned, Muted: c.Muted, Hidden: c.Hidden, Member: c.Active, UpdatedAt: c.UpdatedAt}
 	if t, err := chat.ConvTarget(c.ID, uid); err == nil {
 		if t.IsGroup() {
 			out.Group = t.ID
@@ -115,9 +114,11 @@ func (h *handler) queryInt(w http.ResponseWriter, r *http.Request, name string, 
 	return n, true
 }
 
-// listConversations returns the caller's conversations, newest first. Paging:
-// ?limit= (default 50, at most 200); when more remain, the X-Next-Cursor
-// response header holds the value to pass as ?cursor= for the next page.
+// listConversations returns the caller's conversations, pinned first, then
+// newest first. Paging: ?limit= (default 50, at most 200); when more remain,
+// the X-Next-Cursor response header holds the value to pass as ?cursor= for
+// the next page. ?updated_after= (RFC 3339 or Unix ms) lists only what
+// changed since.
 func (h *handler) listConversations(w http.ResponseWriter, r *http.Request) {
 	uid, ok := h.actingUser(w, r, "")
 	if !ok {
@@ -128,35 +129,33 @@ func (h *handler) listConversations(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, chat.Errorf(chat.CodeInvalid, "updated_after must be RFC 3339 or Unix milliseconds"))
 		return
 	}
-	limit, ok := h.queryInt(w, r, "limit", 50, 1, 200)
+	limit, ok := h.queryInt(w, r, "limit", 50, 1, chat.MaxConvPage)
 	if !ok {
 		return
 	}
-	q := chat.ConvQuery{UpdatedAfter: after, Limit: int(limit) + 1}
-	if c := r.URL.Query().Get("cursor"); c != "" {
-		ts, id, found := strings.Cut(c, "_")
-		n, err := strconv.ParseInt(ts, 10, 64)
-		if !found || err != nil {
-			h.fail(w, r, chat.Errorf(chat.CodeInvalid, "invalid cursor"))
-			return
-		}
-		q.BeforeTS, q.BeforeID = n, id
-	}
-	cs, err := h.Chat.Conversations(r.Context(), uid, q)
+	cs, next, err := h.Chat.Conversations(r.Context(), uid, chat.ConvQuery{UpdatedAfter: after, Cursor: r.URL.Query().Get("cursor"), Limit: int(limit)})
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	if len(cs) > int(limit) {
-		cs = cs[:limit]
-		last := cs[len(cs)-1]
-		w.Header().Set("X-Next-Cursor", strconv.FormatInt(last.UpdatedAt, 10)+"_"+last.ID)
+	if next != "" {
+		w.Header().Set("X-Next-Cursor", next)
 	}
 	out := make([]convJSON, len(cs))
 	for i := range cs {
 		out[i] = toConvJSON(uid, &cs[i])
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// unread answers the caller's unread counts.
+func (h *handler) unread(w http.ResponseWriter, r *http.Request) {
+	uid, ok := h.actingUser(w, r, "")
+	if !ok {
+		return
+	}
+	u, err := h.Chat.Unread(r.Context(), uid)
+	h.reply(w, r, http.StatusOK, err, func() any { return u })
 }
 
 // listMessages pages a conversation's history: ?after_seq= (ascending) or

@@ -61,18 +61,35 @@ func (h *handler) getUser(w http.ResponseWriter, r *http.Request) {
 	h.reply(w, r, http.StatusOK, err, func() any { return toUserJSON(u, full) })
 }
 
+// tokenJSON is every token answer: the token, when it expires and the
+// server's clock (Unix ms both), so a client can schedule its renewal
+// whatever its own clock says.
 type tokenJSON struct {
-	Token     string `json:"token"`
-	ExpiresAt string `json:"expires_at"`
+	Token      string `json:"token"`
+	ExpiresAt  int64  `json:"expires_at"`
+	ServerTime int64  `json:"server_time"`
 }
 
 func (h *handler) issue(w http.ResponseWriter, r *http.Request, uid string, ttl time.Duration) {
-	tok, exp, err := h.Tokens.Mint(uid, time.Now(), ttl)
+	now := time.Now()
+	tok, exp, err := h.Tokens.Mint(uid, now, ttl)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, tokenJSON{Token: tok, ExpiresAt: exp.UTC().Format(time.RFC3339)})
+	writeJSON(w, http.StatusOK, tokenJSON{Token: tok, ExpiresAt: exp.UnixMilli(), ServerTime: now.UnixMilli()})
+}
+
+// renewToken answers a user's valid token with a fresh one for the same
+// user, of the default lifetime: how a connected client stays connected
+// past its token's expiry.
+func (h *handler) renewToken(w http.ResponseWriter, r *http.Request) {
+	a := actor(r)
+	if a.Service {
+		h.fail(w, r, chat.Errorf(chat.CodeForbidden, "the service key mints tokens with POST /v1/users/{uid}/tokens"))
+		return
+	}
+	h.issue(w, r, a.UserID, h.Auth.TokenTTL)
 }
 
 func (h *handler) mintToken(w http.ResponseWriter, r *http.Request) {

@@ -510,3 +510,32 @@ func TestDisabledUser(t *testing.T) {
 		wantError(t, "login created disabled", st, body, http.StatusUnauthorized, "unauthorized")
 	})
 }
+
+// POST /v1/token renews a user's token: a fresh one of the default lifetime
+// for the same user, which authenticates; the service key has its own way;
+// a bad or revoked token gets 401.
+func TestRenewToken(t *testing.T) {
+	eachServer(t, func(t *testing.T, srv *testutil.Server) {
+		tok := srv.User(t, "ren")
+		var tr tokenResp
+		srv.MustAPI(t, http.StatusOK, "POST", "/v1/token", tok, nil, &tr)
+		checkExpiry(t, tr, "ren", srv.Config.Auth.TokenTTL)
+		srv.MustAPI(t, http.StatusOK, "GET", "/v1/users/ren", tr.Token, nil, nil)
+		st, body := srv.API(t, "POST", "/v1/token", serviceKey, nil)
+		wantError(t, "renew with the service key", st, body, http.StatusForbidden, "forbidden")
+		for _, c := range badCreds(t, srv, "ren") {
+			var auth string
+			if c.auth != nil {
+				auth = *c.auth
+			}
+			st, _, body := do(t, srv, call{method: "POST", path: "/v1/token", auth: c.auth})
+			wantError(t, "renew with "+c.name+" "+auth, st, body, http.StatusUnauthorized, "unauthorized")
+		}
+		// Disabling revokes: neither the old nor the renewed token renews.
+		srv.MustAPI(t, http.StatusOK, "PUT", "/v1/users/ren", serviceKey, map[string]bool{"disabled": true}, nil)
+		for _, tk := range []string{tok, tr.Token} {
+			st, body := srv.API(t, "POST", "/v1/token", tk, nil)
+			wantError(t, "renew of a disabled user", st, body, http.StatusUnauthorized, "")
+		}
+	})
+}

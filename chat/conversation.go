@@ -2,6 +2,9 @@ package chat
 
 import (
 	"context"
+	"encoding/base64"
+	"strconv"
+	"strings"
 
 	"github.com/mqim/mqim/store"
 )
@@ -12,22 +15,107 @@ import (
 // messages after their join point (store.Conversation.MinSeq); a former
 // member sees them up to their leave event and nothing after it.
 
-// ConvQuery selects a page of a user's conversations (see store.ConvQuery).
-type ConvQuery = store.ConvQuery
+// ConvQuery selects a page of a user's conversations, whichever door asks:
+// those updated at or after UpdatedAfter (Unix ms; 0: all), after the position
+// Cursor names (empty: from the start), at most Limit (1 to
+// MaxConvPage).
+type ConvQuery struct {
+	UpdatedAfter int64
+	Cursor       string
+	Limit        int
+}
 
-// Conversations lists uid's conversations, newest change first, as the user
-// may see them.
-func (s *Service) Conversations(ctx context.Context, uid string, q ConvQuery) ([]store.Conversation, error) {
-	cs, err := s.st.Conversations(ctx, uid, q)
+// MaxConvPage is the most conversations one page of the list holds.
+const MaxConvPage = 200
+
+// Conversations lists uid's conversations as the user may see them: pinned
+// first, then newest change first (ties by id). When more remain, next is
+// the opaque cursor of the following page; empty at the end. A conversation
+// that moves while a client pages may be missed by the pages (it jumps to
+// the front) but never by the next UpdatedAfter sync, which is how clients
+// keep a list current.
+func (s *Service) Conversations(ctx context.Context, uid string, q ConvQuery) (cs []store.Conversation, next string, err error) {
+	if q.Limit < 1 || q.Limit > MaxConvPage {
+		return nil, "", errorf(CodeInvalid, "limit must be 1 to %d", MaxConvPage)
+	}
+	if q.UpdatedAfter < 0 {
+		return nil, "", errorf(CodeInvalid, "updated_after must not be negative")
+	}
+	// At or after: a change in the same millisecond as the newest one a
+	// client has seen is not missed (it may see that one again).
+	sq := store.ConvQuery{UpdatedAfter: max(q.UpdatedAfter-1, 0), Limit: q.Limit + 1}
+	if q.Cursor != "" {
+		if sq.After, err = decodeConvCursor(q.Cursor); err != nil {
+			return nil, "", err
+		}
+	}
+	cs, err = s.st.Conversations(ctx, uid, sq)
 	if err != nil {
-		return nil, AsError(err)
+		return nil, "", AsError(err)
+	}
+	if len(cs) > q.Limit {
+		cs = cs[:q.Limit]
+		last := cs[len(cs)-1]
+		next = encodeConvCursor(store.ConvCursor{Pinned: last.Pinned, UpdatedAt: last.UpdatedAt, ID: last.ID})
 	}
 	for i := range cs {
 		if err := s.visible(ctx, &cs[i]); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
-	return cs, nil
+	return cs, next, nil
+}
+
+// A cursor is the sort key of a page's last row, base64url-encoded so that
+// clients treat it as opaque: "p" or "u" (pinned or not), the updated time
+// and the conversation id, separated by "|".
+func encodeConvCursor(c store.ConvCursor) string {
+	p := "u"
+	if c.Pinned {
+		p = "p"
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(p + "|" + strconv.FormatInt(c.UpdatedAt, 10) + "|" + c.ID))
+}
+
+func decodeConvCursor(s string) (*store.ConvCursor, error) {
+	bad := errorf(CodeInvalid, "invalid cursor: pass the X-Next-Cursor of the previous page as is")
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(s) > 300 {
+		return nil, bad
+	}
+	parts := strings.SplitN(string(b), "|", 3)
+	if len(parts) != 3 || (parts[0] != "p" && parts[0] != "u") {
+		return nil, bad
+	}
+	ts, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil || ts < 0 || !validConvID(parts[2]) {
+		return nil, bad
+	}
+	return &store.ConvCursor{Pinned: parts[0] == "p", UpdatedAt: ts, ID: parts[2]}, nil
+}
+
+// UnreadCounts is a user's unread messages: per conversation with any, and
+// the total over those not muted (what a badge shows).
+type UnreadCounts struct {
+	Total         int64            `json:"total"`
+	Conversations map[string]int64 `json:"conversations"`
+}
+
+// Unread counts uid's unread messages. Muted conversations are listed but
+// left out of the total.
+func (s *Service) Unread(ctx context.Context, uid string) (*UnreadCounts, error) {
+	us, err := s.st.Unreads(ctx, uid)
+	if err != nil {
+		return nil, AsError(err)
+	}
+	out := &UnreadCounts{Conversations: make(map[string]int64, len(us))}
+	for _, u := range us {
+		out.Conversations[u.Conv] = u.Unread
+		if !u.Muted {
+			out.Total += u.Unread
+		}
+	}
+	return out, nil
 }
 
 // Conversation returns uid's view of one conversation; not_found when the

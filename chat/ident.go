@@ -124,3 +124,14 @@ func ConvTarget(conv, uid string) (Target, error) {
 	}
 	return Target{}, errorf(CodeNotFound, "no conversation %s", conv)
 }
+
+// validConvID tells whether s has the shape of a conversation id (d:{a}:{b}
+// with a ≤ b, or g:{gid}), whoever's it is.
+func validConvID(s string) bool {
+	if gid, ok := strings.CutPrefix(s, "g:"); ok {
+		return ValidID(gid)
+	}
+	rest, ok := strings.CutPrefix(s, "d:")
+	a, b, found := strings.Cut(rest, ":")
+	return ok && found && ValidID(a) && ValidID(b) && a <= b
+}

@@ -133,13 +133,27 @@ type MsgQuery struct {
 }
 
 // ConvQuery selects a page of a user's conversations: those updated after
-// UpdatedAfter and, when BeforeTS is set, strictly after the cursor
-// (BeforeTS, BeforeID) in the list order.
+// UpdatedAfter and, when After is set, strictly after that conversation in
+// the list order (pinned first, then newest, ties by id).
 type ConvQuery struct {
 	UpdatedAfter int64
-	BeforeTS     int64
-	BeforeID     string
+	After        *ConvCursor
 	Limit        int
+}
+
+// ConvCursor is a position in a conversation list: the sort key of the
+// last conversation of the previous page.
+type ConvCursor struct {
+	Pinned    bool
+	UpdatedAt int64
+	ID        string
+}
+
+// Unread is one conversation's unread count, for GET /v1/unread.
+type Unread struct {
+	Conv   string `db:"conv_id"`
+	Unread int64  `db:"unread"`
+	Muted  bool   `db:"muted"`
 }
 
 // ConvPrefs changes a user's conversation settings; nil fields stay.
@@ -235,11 +249,15 @@ type Messages interface {
 	// (Before 0: no upper bound), ascending, or descending when Desc, at
 	// most Limit.
 	Messages(ctx context.Context, conv string, q MsgQuery) ([]*Message, error)
-	// Conversations lists a user's conversations, newest first (ties by id),
-	// filtered and paged by q.
+	// Conversations lists a user's conversations, pinned ones first, then
+	// newest first by the user's updated time, ties by id; filtered and paged
+	// by q.
 	Conversations(ctx context.Context, userID string, q ConvQuery) ([]Conversation, error)
 	// Conversation returns one user's view of one conversation or ErrNotFound.
 	Conversation(ctx context.Context, userID, conv string) (*Conversation, error)
+	// Unreads lists the conversations in which the user, an active member,
+	// has unread messages, by conversation id.
+	Unreads(ctx context.Context, userID string) ([]Unread, error)
 	// MarkRead raises the user's read_seq to seq (never lowers it, never above
 	// last_seq) and returns the resulting read_seq and whether it moved;
 	// moving it moves the member's UpdatedAt.

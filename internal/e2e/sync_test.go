@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -13,7 +14,7 @@ type convRow struct {
 	ID        string `json:"id"`
 	Unread    int64  `json:"unread"`
 	Pinned    bool   `json:"pinned"`
-	UpdatedAt string `json:"updated_at"`
+	UpdatedAt int64  `json:"updated_at"` // Unix ms
 }
 
 // A second device that syncs with updated_after sees the first device's
@@ -41,7 +42,7 @@ func TestSecondDeviceSync(t *testing.T) {
 		tablet.Await(t, wait, map[string]any{"kind": "read", "user": "bob", "seq": 2})
 		a.Await(t, wait, map[string]any{"kind": "read", "user": "bob", "seq": 2})
 		var after []convRow
-		srv.MustAPI(t, 200, "GET", "/v1/conversations?updated_after="+mark, tb, nil, &after)
+		srv.MustAPI(t, 200, "GET", "/v1/conversations?updated_after="+strconv.FormatInt(mark, 10), tb, nil, &after)
 		if len(after) != 1 || after[0].Unread != 0 {
 			t.Fatalf("updated_after sync after a read on another device: %+v", after)
 		}
@@ -56,7 +57,7 @@ func TestSecondDeviceSync(t *testing.T) {
 		}
 		phone.Await(t, wait, map[string]any{"kind": "conv", "pinned": true})
 		mark = after[0].UpdatedAt
-		srv.MustAPI(t, 200, "GET", "/v1/conversations?updated_after="+mark, tb, nil, &after)
+		srv.MustAPI(t, 200, "GET", "/v1/conversations?updated_after="+strconv.FormatInt(mark, 10), tb, nil, &after)
 		if len(after) != 1 || !after[0].Pinned {
 			t.Fatalf("updated_after sync after a pin: %+v", after)
 		}

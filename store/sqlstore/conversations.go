@@ -35,24 +35,40 @@ func (s *Store) convSelect() string {
 	FROM conversation_members cm JOIN conversations c ON c.id = cm.conv_id `
 }
 
-// Conversations lists a user's conversation rows as stored, newest first
-// by the user's updated time (for a former member, when they left), ties
-// by id, filtered by q.UpdatedAfter and the (BeforeTS, BeforeID) cursor, at
-// most q.Limit (store.Messages).
+// Conversations lists a user's conversation rows as stored: pinned first,
+// then newest first by the user's updated time (for a former member, when
+// they left), ties by id; filtered by q.UpdatedAfter and the q.After
+// cursor, at most q.Limit (store.Messages).
 func (s *Store) Conversations(ctx context.Context, userID string, q store.ConvQuery) ([]store.Conversation, error) {
 	convUpdated := s.convUpdated()
 	where := `WHERE cm.user_id = ? AND ` + convUpdated + ` > ?`
 	args := []any{userID, q.UpdatedAfter}
-	if q.BeforeTS > 0 {
-		where += ` AND (` + convUpdated + ` < ? OR (` + convUpdated + ` = ? AND c.id > ?))`
-		args = append(args, q.BeforeTS, q.BeforeTS, q.BeforeID)
+	if c := q.After; c != nil {
+		// After (pinned, ts, id) in the order pinned DESC, ts DESC, id ASC.
+		later := `(` + convUpdated + ` < ? OR (` + convUpdated + ` = ? AND c.id > ?))`
+		if c.Pinned {
+			where += ` AND (cm.pinned = 0 OR ` + later + `)`
+		} else {
+			where += ` AND cm.pinned = 0 AND ` + later
+		}
+		args = append(args, c.UpdatedAt, c.UpdatedAt, c.ID)
 	}
 	args = append(args, q.Limit)
 	var rows []convRow
-	if err := s.db.SelectContext(ctx, &rows, s.convSelect()+where+` ORDER BY `+convUpdated+` DESC, c.id LIMIT ?`, args...); err != nil {
+	if err := s.db.SelectContext(ctx, &rows, s.convSelect()+where+` ORDER BY cm.pinned DESC, `+convUpdated+` DESC, c.id LIMIT ?`, args...); err != nil {
 		return nil, s.wrap("conversations", err)
 	}
 	return s.convs(ctx, rows)
+}
+
+// Unreads lists the user's active conversations with unread messages, by id
+// (store.Messages).
+func (s *Store) Unreads(ctx context.Context, userID string) ([]store.Unread, error) {
+	out := []store.Unread{}
+	err := s.db.SelectContext(ctx, &out, `SELECT cm.conv_id, c.last_seq - cm.read_seq AS unread, cm.muted
+		FROM conversation_members cm JOIN conversations c ON c.id = cm.conv_id
+		WHERE cm.user_id = ? AND cm.active = 1 AND c.last_seq > cm.read_seq ORDER BY cm.conv_id`, userID)
+	return out, s.wrap("unread", err)
 }
 
 // Conversation returns one user's row of one conversation as stored, or

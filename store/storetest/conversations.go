@@ -12,6 +12,8 @@ import (
 var conversationTests = []test{
 	{"ListNewestFirst", testConversations},
 	{"CursorPaging", testConversationsCursor},
+	{"PinnedFirst", testPinnedFirst},
+	{"Unreads", testUnreads},
 	{"MarkRead", testMarkRead},
 	{"MarkReadNotFound", testMarkReadNotFound},
 	{"Prefs", testConvPrefs},
@@ -92,8 +94,8 @@ func testConversations(t *testing.T, f *fixture) {
 	}
 }
 
-// Pages of a list with ties on updated_at: the cursor (BeforeTS, BeforeID)
-// is the last row of the previous page; the next page starts strictly after
+// Pages of a list with ties on updated_at: the cursor is the last row of
+// the previous page; the next page starts strictly after
 // it in the list order (updated_at descending, then id ascending).
 func testConversationsCursor(t *testing.T, f *fixture) {
 	// alice talks to p0..p6; p1, p2 and p3 share a timestamp, as do p5, p6.
@@ -122,17 +124,110 @@ func testConversationsCursor(t *testing.T, f *fixture) {
 			if len(cs) < size {
 				break
 			}
-			last := cs[len(cs)-1]
-			q.BeforeTS, q.BeforeID = last.UpdatedAt, last.ID
+			q.After = cursorOf(cs[len(cs)-1])
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("pages of %d = %v, want %v", size, got, want)
 		}
 	}
 	// The cursor combines with updated_after.
-	q := store.ConvQuery{UpdatedAfter: base + 20, BeforeTS: base + 50, BeforeID: "d:alice:p2", Limit: 100}
+	q := store.ConvQuery{UpdatedAfter: base + 20, After: &store.ConvCursor{UpdatedAt: base + 50, ID: "d:alice:p2"}, Limit: 100}
 	if got := convIDs(f.conversations("alice", q)); !slices.Equal(got, []string{"d:alice:p3", "d:alice:p4"}) {
 		t.Errorf("Conversations(alice, %+v) = %v, want [d:alice:p3 d:alice:p4]", q, got)
+	}
+}
+
+func cursorOf(c store.Conversation) *store.ConvCursor {
+	return &store.ConvCursor{Pinned: c.Pinned, UpdatedAt: c.UpdatedAt, ID: c.ID}
+}
+
+// Pinned conversations come first, each part newest first, and paging with
+// the cursor crosses from the pinned part to the rest without losing or
+// repeating a row, whatever the page size.
+func testPinnedFirst(t *testing.T, f *fixture) {
+	ts := []int64{base + 10, base + 50, base + 50, base + 50, base + 30, base + 20, base + 20}
+	for i, at := range ts {
+		f.commit(firstDM(dm(fmt.Sprintf("m%d", i), 1, fmt.Sprintf("p%d", i), "alice", at)))
+	}
+	for _, p := range []string{"p0", "p2", "p5"} {
+		f.setPrefs("alice", directConv("alice", p), store.ConvPrefs{Pinned: ptr(true)})
+	}
+	all := f.conversations("alice", store.ConvQuery{Limit: 100})
+	if len(all) != len(ts) {
+		t.Fatalf("Conversations(alice) = %v, want %d rows", convIDs(all), len(ts))
+	}
+	pinned := map[string]bool{}
+	for i, c := range all {
+		if i < 3 != c.Pinned {
+			t.Fatalf("Conversations(alice) = %v: row %d pinned %v, want the 3 pinned first", convIDs(all), i, c.Pinned)
+		}
+		pinned[c.ID] = c.Pinned
+		if i > 0 {
+			p := all[i-1]
+			if p.Pinned == c.Pinned && (p.UpdatedAt < c.UpdatedAt || (p.UpdatedAt == c.UpdatedAt && p.ID > c.ID)) {
+				t.Errorf("rows %d and %d out of order: %+v then %+v", i-1, i, p, c)
+			}
+		}
+	}
+	for _, p := range []string{"p0", "p2", "p5"} {
+		if !pinned[directConv("alice", p)] {
+			t.Errorf("%s not listed as pinned: %v", p, convIDs(all))
+		}
+	}
+	if got, want := convIDs(all[3:]), []string{"d:alice:p1", "d:alice:p3", "d:alice:p4", "d:alice:p6"}; !slices.Equal(got, want) {
+		t.Errorf("unpinned part = %v, want %v", got, want)
+	}
+	for size := 1; size <= 4; size++ {
+		var got []string
+		q := store.ConvQuery{Limit: size}
+		for page := 0; page <= len(ts); page++ {
+			cs := f.conversations("alice", q)
+			got = append(got, convIDs(cs)...)
+			if len(cs) < size {
+				break
+			}
+			q.After = cursorOf(cs[len(cs)-1])
+		}
+		if !slices.Equal(got, convIDs(all)) {
+			t.Errorf("pages of %d = %v, want %v", size, got, convIDs(all))
+		}
+	}
+}
+
+// Unreads lists the conversations with unread messages of an active member,
+// muted ones flagged, none once read or left.
+func testUnreads(t *testing.T, f *fixture) {
+	ab, ac := directConv("alice", "bob"), directConv("alice", "carol")
+	f.commit(firstDM(dm("m1", 1, "bob", "alice", base+1)), direct(dm("m2", 2, "bob", "alice", base+2)))
+	f.commit(firstDM(dm("m3", 1, "carol", "alice", base+3)))
+	f.commit(createGroup("c1", "g1", "olga", base+4, "alice"))
+	f.commit(post(gm("g2", "g1", 2, "olga", base+5)), post(gm("g3", "g1", 3, "olga", base+6)), post(gm("g4", "g1", 4, "olga", base+7)))
+	f.setPrefs("alice", "g:g1", store.ConvPrefs{Muted: ptr(true)})
+	check := func(what string, want ...store.Unread) {
+		t.Helper()
+		got, err := f.st.Unreads(f.ctx, "alice")
+		if err != nil {
+			t.Fatalf("%s: Unreads: %v", what, err)
+		}
+		if want == nil {
+			want = []store.Unread{}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: Unreads(alice) = %+v, want %+v", what, got, want)
+		}
+	}
+	check("start", store.Unread{Conv: ab, Unread: 2}, store.Unread{Conv: ac, Unread: 1}, store.Unread{Conv: "g:g1", Unread: 3, Muted: true})
+	if _, _, err := f.st.MarkRead(f.ctx, "alice", ab, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.st.MarkRead(f.ctx, "alice", ac, 1); err != nil {
+		t.Fatal(err)
+	}
+	check("after reads", store.Unread{Conv: ab, Unread: 1}, store.Unread{Conv: "g:g1", Unread: 3, Muted: true})
+	f.commit(leaves(sys("c5", "g1", 5, "left", base+8), "alice"))
+	check("after leaving g1", store.Unread{Conv: ab, Unread: 1})
+	if got, err := f.st.Unreads(f.ctx, "nobody"); err != nil || len(got) != 0 {
+		t.Errorf("Unreads(nobody) = %+v, %v; want none", got, err)
 	}
 }
 
