@@ -88,6 +88,15 @@ func New(o Options) http.Handler {
 	mux.Handle("DELETE /v1/devices/{device_id}", h.auth(h.deleteDevice))
 	mux.Handle("GET /v1/devices", h.auth(h.listDevices))
 	mux.Handle("GET /v1/presence", h.auth(h.presence))
+
+	mux.Handle("POST /v1/friends/requests", h.auth(h.requestFriend))
+	mux.Handle("GET /v1/friends/requests", h.auth(h.listFriendRequests))
+	mux.Handle("POST /v1/friends/requests/{from}", h.auth(h.answerFriendRequest))
+	mux.Handle("GET /v1/friends", h.auth(h.listFriends))
+	mux.Handle("DELETE /v1/friends/{uid}", h.auth(h.unfriend))
+	mux.Handle("PUT /v1/blocks/{uid}", h.auth(h.block))
+	mux.Handle("DELETE /v1/blocks/{uid}", h.auth(h.unblock))
+	mux.Handle("GET /v1/blocks", h.auth(h.listBlocks))
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", h.metrics(o.Metrics))
 	}
@@ -127,6 +136,7 @@ var status = map[string]int{
 	chat.CodeForbidden:    http.StatusForbidden,
 	chat.CodeNotMember:    http.StatusForbidden,
 	chat.CodeMuted:        http.StatusForbidden,
+	chat.CodeBlocked:      http.StatusForbidden,
 	chat.CodeNotFound:     http.StatusNotFound,
 	chat.CodeConflict:     http.StatusConflict,
 	chat.CodeRateLimited:  http.StatusTooManyRequests,

@@ -172,6 +172,14 @@ var endpoints = []endpoint{
 	{"GET", "/v1/conversations", ""},
 	{"GET", "/v1/unread", ""},
 	{"POST", "/v1/token", ""},
+	{"POST", "/v1/friends/requests", `{"to":"v","message":"hi"}`},
+	{"GET", "/v1/friends/requests", ""},
+	{"POST", "/v1/friends/requests/{uid}", `{"accept":true}`},
+	{"GET", "/v1/friends", ""},
+	{"DELETE", "/v1/friends/{uid}", ""},
+	{"PUT", "/v1/blocks/{uid}", ""},
+	{"DELETE", "/v1/blocks/{uid}", ""},
+	{"GET", "/v1/blocks", ""},
 }
 
 func (e endpoint) at(uid, gid string) string {
@@ -206,6 +214,8 @@ var junkBodies = func() []string {
 		`{"user_ids":"` + strings.Repeat("u,", 1000) + `"}`,
 		`{"role":"owner"}`, `{"role":"admin"}`, `{"role":""}`, `{"role":null,"muted_until":null}`,
 		`{"muted_until":-1}`, `{"muted_until":9223372036854775807}`, `{"muted_until":"soon"}`,
+		`{"to":"v"}`, `{"to":"u"}`, `{"to":null,"message":null}`, `{"to":["v"]}`, `{"to":"v","message":"` + strings.Repeat("m", 201) + `"}`,
+		`{"accept":false}`, `{"accept":null}`, `{"accept":"yes"}`, `{"accept":1}`,
 	}
 	many := make([]string, 3000)
 	for i := range many {

@@ -11,7 +11,7 @@ import (
 
 // VisibleUsers returns which of uids the actor may see the presence of: the
 // service key sees everyone; a user sees themself and the users they share
-// a conversation with (friends too, once friends exist).
+// a conversation with, and their friends.
 func (s *Service) VisibleUsers(ctx context.Context, a Actor, uids []string) (map[string]bool, error) {
 	out := make(map[string]bool, len(uids))
 	var others []string
@@ -34,6 +34,15 @@ func (s *Service) VisibleUsers(ctx context.Context, a Actor, uids []string) (map
 	}
 	for uid := range contacts {
 		out[uid] = true
+	}
+	friends, err := s.soc.friends.get(ctx, a.UserID)
+	if err != nil {
+		return nil, AsError(err)
+	}
+	for _, uid := range others {
+		if _, ok := friends[uid]; ok {
+			out[uid] = true
+		}
 	}
 	return out, nil
 }

@@ -18,6 +18,7 @@ const (
 	CodeForbidden    = "forbidden"
 	CodeNotMember    = "not_member"
 	CodeMuted        = "muted"
+	CodeBlocked      = "blocked" // the recipient blocked the sender
 	CodeNotFound     = "not_found"
 	CodeConflict     = "conflict"
 	CodeRateLimited  = "rate_limited"

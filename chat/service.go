@@ -89,6 +89,7 @@ type Service struct {
 
 	groups *groupCache
 	users  *userCache
+	soc    *social // friends, blocks, the 1:1 policy (social.go)
 
 	queue   chan *pending
 	deliver chan []*pending
@@ -152,6 +153,7 @@ func New(o Options) *Service {
 		addrLim:   ratelimit.New(o.Limits.AddrFailuresPerMinute/60, o.Limits.AddrFailureBurst),
 		groups:    newGroupCache(o.Store, o.CacheTTL),
 		users:     newUserCache(o.Store, o.CacheTTL),
+		soc:       newSocial(o.Store, o.CacheTTL, o.Limits),
 		queue:     make(chan *pending, 4*o.Config.BatchMax),
 		deliver:   make(chan []*pending, 1024),
 		stop:      make(chan struct{}),
@@ -300,6 +302,9 @@ func (s *Service) authorize(ctx context.Context, d *Draft) (*store.Write, *Commi
 			if errors.Is(err, store.ErrNotFound) {
 				return nil, nil, errorf(CodeNotFound, "no user %s", d.To)
 			}
+			return nil, nil, err
+		}
+		if err := s.checkDirect(ctx, d.From, d.To); err != nil {
 			return nil, nil, err
 		}
 		m.Conv, m.To = DirectConv(d.From, d.To), d.To
@@ -559,6 +564,7 @@ func (s *Service) afterCommit(p *pending) {
 	}
 	if w.NewGroup != nil || len(w.AddMembers) > 0 || len(w.RemoveMembers) > 0 || len(w.UpdateMembers) > 0 {
 		s.groups.apply(w.Msg.To, w)
+		s.soc.membershipChanged(w)
 	}
 }
 

@@ -54,6 +54,7 @@ var reasonCodes = map[string]packets.Code{
 	chat.CodeForbidden:   packets.ErrNotAuthorized,
 	chat.CodeNotMember:   packets.ErrNotAuthorized,
 	chat.CodeMuted:       packets.ErrNotAuthorized,
+	chat.CodeBlocked:     packets.ErrNotAuthorized,
 	chat.CodeNotFound:    packets.ErrNotAuthorized,
 	chat.CodeConflict:    packets.ErrNotAuthorized,
 	chat.CodeRateLimited: packets.ErrQuotaExceeded,

@@ -295,12 +295,76 @@ type Devices interface {
 	DeleteToken(ctx context.Context, platform, token string) error
 }
 
+// FriendRequest is a pending request from one user to another.
+type FriendRequest struct {
+	From      string `db:"from_user"`
+	To        string `db:"to_user"`
+	Message   string `db:"message"`
+	CreatedAt int64  `db:"created_at"`
+}
+
+// Friend is one of a user's friends, and since when.
+type Friend struct {
+	UserID string `db:"friend_id"`
+	Since  int64  `db:"since"`
+}
+
+// Block is a user a user blocked, and when.
+type Block struct {
+	UserID    string `db:"blocked_id"`
+	CreatedAt int64  `db:"created_at"`
+}
+
+// SocialCounts are a user's totals that the per-user caps bound.
+type SocialCounts struct {
+	Outgoing int // pending requests the user sent
+	Friends  int
+	Blocks   int
+}
+
+// Social is the friends and blocks aggregate. A friendship is symmetric; a
+// block is one user's (blocker, blocked).
+type Social interface {
+	// PutFriendRequest stores r unless a request from r.From to r.To is
+	// pending; it reports whether it stored it.
+	PutFriendRequest(ctx context.Context, r *FriendRequest) (created bool, err error)
+	// FriendRequest returns the pending request from one user to another or
+	// ErrNotFound.
+	FriendRequest(ctx context.Context, from, to string) (*FriendRequest, error)
+	// DeleteFriendRequest removes the request from one user to another, or
+	// returns ErrNotFound.
+	DeleteFriendRequest(ctx context.Context, from, to string) error
+	// FriendRequests lists the requests pending to and from userID, newest
+	// first.
+	FriendRequests(ctx context.Context, userID string) (incoming, outgoing []FriendRequest, err error)
+	// AddFriends makes a and b friends since the given time and removes the
+	// requests between them (both directions), atomically. ErrConflict: they
+	// are friends already (nothing changes).
+	AddFriends(ctx context.Context, a, b string, since int64) error
+	// RemoveFriends ends the friendship of a and b, or returns ErrNotFound.
+	RemoveFriends(ctx context.Context, a, b string) error
+	// Friends lists a user's friends by user id.
+	Friends(ctx context.Context, userID string) ([]Friend, error)
+	// PutBlock records that blocker blocks blocked, at the given time, and
+	// removes the requests between them (both directions), atomically; an
+	// existing block is kept as it is. It reports whether the block is new.
+	PutBlock(ctx context.Context, blocker, blocked string, at int64) (created bool, err error)
+	// DeleteBlock removes a block, or returns ErrNotFound.
+	DeleteBlock(ctx context.Context, blocker, blocked string) error
+	// Blocks lists the users a user blocked, by user id.
+	Blocks(ctx context.Context, userID string) ([]Block, error)
+	// SocialCounts counts a user's pending outgoing requests, friends and
+	// blocks.
+	SocialCounts(ctx context.Context, userID string) (SocialCounts, error)
+}
+
 // Store is everything mqim persists.
 type Store interface {
 	Users
 	Groups
 	Messages
 	Devices
+	Social
 	// Ping tells whether the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the connection pool.

@@ -98,7 +98,21 @@ type Chat struct {
 	BatchMax       int           `yaml:"batch_max"` // messages per group commit
 	CommitTimeout  time.Duration `yaml:"commit_timeout"`
 	MaxGroupMember int           `yaml:"max_group_members"`
+	// DirectPolicy says who may send 1:1 to whom: DirectAnyone,
+	// DirectFriends or DirectFriendsOrSharedGroup.
+	DirectPolicy string `yaml:"direct_policy"`
+	// Per-user caps: pending outgoing friend requests, friends, blocks.
+	MaxFriendRequests int `yaml:"max_friend_requests"`
+	MaxFriends        int `yaml:"max_friends"`
+	MaxBlocks         int `yaml:"max_blocks"`
 }
+
+// The values of chat.direct_policy.
+const (
+	DirectAnyone               = "anyone"
+	DirectFriends              = "friends"
+	DirectFriendsOrSharedGroup = "friends_or_shared_group"
+)
 
 // Limits are the per-user rate limits: token buckets that refill at a
 // sustained rate up to a burst. Past one, a request is refused as
@@ -120,6 +134,9 @@ type Limits struct {
 	LoginFailureBurst      int     `yaml:"login_failure_burst"`
 	AddrFailuresPerMinute  float64 `yaml:"addr_failures_per_minute"`
 	AddrFailureBurst       int     `yaml:"addr_failure_burst"`
+	// Friend requests one user sends, per hour, and the burst.
+	FriendRequestsPerHour float64 `yaml:"friend_requests_per_hour"`
+	FriendRequestBurst    int     `yaml:"friend_request_burst"`
 }
 
 // Push configures offline push through gorush.
@@ -179,6 +196,12 @@ func Default() Config {
 			BatchMax:       256,
 			CommitTimeout:  5 * time.Second,
 			MaxGroupMember: 2000,
+			DirectPolicy:   DirectAnyone,
+			// Far above what a person keeps, low enough to bound a user's rows
+			// and the send path's per-user caches.
+			MaxFriendRequests: 100,
+			MaxFriends:        5000,
+			MaxBlocks:         10000,
 		},
 		Push: Push{Timeout: 30 * time.Second, Queue: 10000, Workers: 4, MaxRetries: 5, Backoff: 500 * time.Millisecond},
 		Limits: Limits{
@@ -187,6 +210,7 @@ func Default() Config {
 			GroupsPerHour: 30, GroupBurst: 20,
 			LoginFailuresPerMinute: 5, LoginFailureBurst: 10,
 			AddrFailuresPerMinute: 60, AddrFailureBurst: 120,
+			FriendRequestsPerHour: 60, FriendRequestBurst: 20,
 		},
 		Log: Log{Level: "info", Format: "text"},
 	}
@@ -358,7 +382,8 @@ func (c *Config) Validate() error {
 	}
 	l := c.Limits
 	if l.SendRate < 0 || l.TypingRate < 0 || l.GroupsPerHour < 0 || l.LoginFailuresPerMinute < 0 || l.AddrFailuresPerMinute < 0 ||
-		l.SendBurst < 0 || l.TypingBurst < 0 || l.GroupBurst < 0 || l.LoginFailureBurst < 0 || l.AddrFailureBurst < 0 {
+		l.SendBurst < 0 || l.TypingBurst < 0 || l.GroupBurst < 0 || l.LoginFailureBurst < 0 || l.AddrFailureBurst < 0 ||
+		l.FriendRequestsPerHour < 0 || l.FriendRequestBurst < 0 {
 		bad("limits.send_rate", "rates and bursts must not be negative (0 turns a limit off)")
 	}
 	if c.HTTP.MaxBodyBytes < 1024 {
@@ -381,6 +406,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Chat.BatchMax < 1 || c.Chat.CommitTimeout <= 0 || c.Chat.MaxGroupMember < 2 {
 		bad("chat.batch_max", "batch_max, commit_timeout and max_group_members must be positive")
+	}
+	switch c.Chat.DirectPolicy {
+	case DirectAnyone, DirectFriends, DirectFriendsOrSharedGroup:
+	default:
+		bad("chat.direct_policy", "%q is not anyone, friends or friends_or_shared_group", c.Chat.DirectPolicy)
+	}
+	if c.Chat.MaxFriendRequests < 1 || c.Chat.MaxFriends < 1 || c.Chat.MaxBlocks < 1 {
+		bad("chat.max_friends", "max_friend_requests, max_friends and max_blocks must be at least 1")
 	}
 	if c.Push.Queue < 1 || c.Push.Workers < 1 || c.Push.Timeout <= 0 || c.Push.MaxRetries < 0 || c.Push.Backoff <= 0 {
 		bad("push.queue", "queue, workers, timeout and backoff must be positive, max_retries not negative")

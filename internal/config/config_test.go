@@ -72,6 +72,8 @@ func TestValidate(t *testing.T) {
 		"mqtt.tls_addr":        func(c *Config) { c.MQTT.TLSAddr = ":8883" },
 		"chat.max_payload":     func(c *Config) { c.MQTT.MaxPacketSize = 2048 },
 		"http.max_body_bytes":  func(c *Config) { c.HTTP.MaxBodyBytes = 1 },
+		"chat.direct_policy":   func(c *Config) { c.Chat.DirectPolicy = "friends-only" },
+		"chat.max_friends":     func(c *Config) { c.Chat.MaxBlocks = 0 },
 	} {
 		c := Default()
 		mut(&c)

@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Groups", groupTests},
 		{"Conversations", conversationTests},
 		{"Devices", deviceTests},
+		{"Social", socialTests},
 		{"Concurrency", concurrencyTests},
 	}
 	for _, g := range groups {
