@@ -98,6 +98,10 @@ type Chat struct {
 	BatchMax       int           `yaml:"batch_max"` // messages per group commit
 	CommitTimeout  time.Duration `yaml:"commit_timeout"`
 	MaxGroupMember int           `yaml:"max_group_members"`
+	// RecallWindow is how long after sending a sender may recall a message
+	// (group owners and admins may recall any group message at any time).
+	// 0: senders cannot recall.
+	RecallWindow time.Duration `yaml:"recall_window"`
 }
 
 // Limits are the per-user rate limits: token buckets that refill at a
@@ -179,6 +183,7 @@ func Default() Config {
 			BatchMax:       256,
 			CommitTimeout:  5 * time.Second,
 			MaxGroupMember: 2000,
+			RecallWindow:   2 * time.Minute,
 		},
 		Push: Push{Timeout: 30 * time.Second, Queue: 10000, Workers: 4, MaxRetries: 5, Backoff: 500 * time.Millisecond},
 		Limits: Limits{
@@ -381,6 +386,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Chat.BatchMax < 1 || c.Chat.CommitTimeout <= 0 || c.Chat.MaxGroupMember < 2 {
 		bad("chat.batch_max", "batch_max, commit_timeout and max_group_members must be positive")
+	}
+	if c.Chat.RecallWindow < 0 {
+		bad("chat.recall_window", "must not be negative")
 	}
 	if c.Push.Queue < 1 || c.Push.Workers < 1 || c.Push.Timeout <= 0 || c.Push.MaxRetries < 0 || c.Push.Backoff <= 0 {
 		bad("push.queue", "queue, workers, timeout and backoff must be positive, max_retries not negative")
