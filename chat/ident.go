@@ -124,3 +124,17 @@ func ConvTarget(conv, uid string) (Target, error) {
 	}
 	return Target{}, errorf(CodeNotFound, "no conversation %s", conv)
 }
+
+// DirectUsers returns the two users of a 1:1 conversation id (the same one
+// twice for notes to self); ok is false for any other id.
+func DirectUsers(conv string) (a, b string, ok bool) {
+	rest, found := strings.CutPrefix(conv, "d:")
+	if !found {
+		return "", "", false
+	}
+	a, b, _ = strings.Cut(rest, ":")
+	if !ValidID(a) || !ValidID(b) || a > b {
+		return "", "", false
+	}
+	return a, b, true
+}
