@@ -3,12 +3,14 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mqim/mqim/internal/config"
 	"github.com/mqim/mqim/internal/testutil"
+	"github.com/mqim/mqim/push/gorush/gorushtest"
 )
 
 // sent is a message stored by sendText.
@@ -353,6 +355,48 @@ func TestEdit(t *testing.T) {
 		edit(t, srv, 403, ta, res.Record.ID, map[string]string{"text": "record"})
 		if h := fullHistory(t, srv, tb, "d:alice:bob", 0); !h[0].Recalled || string(h[0].Body) != "null" {
 			t.Errorf("after recalling the edited message: %+v", h[0])
+		}
+	})
+}
+
+// A recall or an edit pushes the offline recipient with the conversation's
+// thread id (so it replaces the message's notification): "[message
+// recalled]", or the new text; the badge counts the record; a muted
+// recipient is not pushed.
+func TestRecallAndEditPush(t *testing.T) {
+	eachPushServer(t, func(t *testing.T, srv *testutil.Server, g *gorushtest.Server) {
+		ta, tb, tc := srv.User(t, "alice"), srv.User(t, "bob"), srv.User(t, "carol")
+		device(t, srv, tb, "phone", "ios", apnsToken("bob-phone"))
+		device(t, srv, tc, "phone", "android", "and-carol")
+		m := sendText(t, srv, ta, "bob", "first")
+		edit(t, srv, 200, ta, m.ID, map[string]string{"text": "second"})
+		recall(t, srv, 200, ta, m.ID)
+		n := sendText(t, srv, ta, "carol", "to carol")
+		settled(t, srv, 4) // pushed before she mutes
+		srv.MustAPI(t, 200, "PATCH", "/v1/conversations/d:alice:carol", tc, map[string]any{"muted": true}, nil)
+		recall(t, srv, 200, ta, n.ID)
+		settled(t, srv, 5)
+		got := g.Received()
+		var texts, toCarol []string
+		for _, p := range got {
+			switch {
+			case p.Data["conv"] == "d:alice:carol":
+				toCarol = append(toCarol, p.Message)
+			case p.ThreadID != "d:alice:bob" || p.Title != "Alice" || p.Badge == nil:
+				t.Errorf("push %+v, want bob's conversation from Alice", p)
+			default:
+				texts = append(texts, p.Message)
+				if p.Message == "[message recalled]" && *p.Badge != 3 {
+					t.Errorf("the recall's push has badge %d, want 3 (the message and both records)", *p.Badge)
+				}
+			}
+		}
+		sort.Strings(texts) // planned by several workers: in any order
+		if strings.Join(texts, ",") != "[message recalled],first,second" {
+			t.Errorf("pushes to bob: %q", texts)
+		}
+		if strings.Join(toCarol, ",") != "to carol" {
+			t.Errorf("pushes to carol: %q, want only the message (she muted before the recall)", toCarol)
 		}
 	})
 }
