@@ -133,7 +133,7 @@ func (s *Service) changeMessage(ctx context.Context, a Actor, conv, id string, e
 			return nil, AsError(err)
 		}
 		if g.group.Dissolved {
-			return nil, errorf(CodeNotFound, "group %s was dissolved", t.ID)
+			return nil, errorf(CodeNotFound, "no message %s here", id)
 		}
 		if !self {
 			mem, ok := g.members[a.UserID]
