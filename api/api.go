@@ -78,6 +78,8 @@ func New(o Options) http.Handler {
 	mux.Handle("PATCH /v1/groups/{gid}/members/{uid}", h.auth(h.updateMember))
 
 	mux.Handle("POST /v1/messages", h.auth(h.sendMessage))
+	mux.Handle("POST /v1/messages/{id}/recall", h.auth(h.recallMessage))
+	mux.Handle("PATCH /v1/messages/{id}", h.auth(h.editMessage))
 	mux.Handle("GET /v1/conversations", h.auth(h.listConversations))
 	mux.Handle("GET /v1/conversations/{conv}/messages", h.auth(h.listMessages))
 	mux.Handle("POST /v1/conversations/{conv}/read", h.auth(h.markRead))

@@ -180,10 +180,12 @@ var endpoints = []endpoint{
 	{"PUT", "/v1/blocks/{uid}", ""},
 	{"DELETE", "/v1/blocks/{uid}", ""},
 	{"GET", "/v1/blocks", ""},
+	{"POST", "/v1/messages/{mid}/recall", ""},
+	{"PATCH", "/v1/messages/{mid}", `{"body":{"text":"t"}}`},
 }
 
 func (e endpoint) at(uid, gid string) string {
-	return strings.NewReplacer("{uid}", uid, "{gid}", gid).Replace(e.path)
+	return strings.NewReplacer("{uid}", uid, "{gid}", gid, "{mid}", gid).Replace(e.path) // junk ids go where gids go
 }
 
 // junkBodies covers broken syntax, wrong shapes, wrong types, extreme
@@ -294,7 +296,7 @@ func TestNoInputYields500(t *testing.T) {
 						if strings.Contains(e.path, "{uid}") && !(id == "u" && e.method == "PUT") { // keep the token's user as it is
 							paths = append(paths, e.at(id, "g"))
 						}
-						if strings.Contains(e.path, "{gid}") {
+						if strings.Contains(e.path, "{gid}") || strings.Contains(e.path, "{mid}") {
 							paths = append(paths, e.at("v", id))
 						}
 					}

@@ -99,3 +99,27 @@ func mustJSON(v any) []byte {
 	}
 	return b
 }
+
+// RecallEvent is the live delivery of a stored recall record: message ID
+// of Conv was recalled by By; Seq and TS are the record's.
+type RecallEvent struct {
+	Kind string `json:"kind"`
+	Conv string `json:"conv"`
+	ID   string `json:"id"`
+	By   string `json:"by"`
+	TS   int64  `json:"ts"`
+	Seq  int64  `json:"seq"`
+}
+
+// EditEvent is the live delivery of a stored edit record: message ID of
+// Conv now has Body; Seq and TS are the record's (TS is the message's
+// edited_at).
+type EditEvent struct {
+	Kind string          `json:"kind"`
+	Conv string          `json:"conv"`
+	ID   string          `json:"id"`
+	By   string          `json:"by"`
+	Body json.RawMessage `json:"body"`
+	TS   int64           `json:"ts"`
+	Seq  int64           `json:"seq"`
+}

@@ -125,13 +125,26 @@ func ConvTarget(conv, uid string) (Target, error) {
 	return Target{}, errorf(CodeNotFound, "no conversation %s", conv)
 }
 
+// DirectUsers returns the two users of a 1:1 conversation id (the same one
+// twice for notes to self); ok is false for any other id.
+func DirectUsers(conv string) (a, b string, ok bool) {
+	rest, found := strings.CutPrefix(conv, "d:")
+	if !found {
+		return "", "", false
+	}
+	a, b, _ = strings.Cut(rest, ":")
+	if !ValidID(a) || !ValidID(b) || a > b {
+		return "", "", false
+	}
+	return a, b, true
+}
+
 // validConvID tells whether s has the shape of a conversation id (d:{a}:{b}
 // with a ≤ b, or g:{gid}), whoever's it is.
 func validConvID(s string) bool {
 	if gid, ok := strings.CutPrefix(s, "g:"); ok {
 		return ValidID(gid)
 	}
-	rest, ok := strings.CutPrefix(s, "d:")
-	a, b, found := strings.Cut(rest, ":")
-	return ok && found && ValidID(a) && ValidID(b) && a <= b
+	_, _, ok := DirectUsers(s)
+	return ok
 }

@@ -146,11 +146,14 @@ func validateMessage(d *Draft, limits config.Chat, system bool) error {
 	if d.Type == "" {
 		return errorf(CodeInvalid, "type is required")
 	}
-	if !msgTypes[d.Type] {
+	if !msgTypes[d.Type] && d.Type != TypeRecall && d.Type != TypeEdit {
 		return errorf(CodeInvalid, "unknown message type %s", quoteShort(d.Type))
 	}
 	if d.Type == "system" && !system {
 		return errorf(CodeForbidden, "system messages are sent by the server only")
+	}
+	if d.Type == TypeRecall || d.Type == TypeEdit {
+		return errorf(CodeForbidden, "%s records are stored by the server only: publish kind %s", d.Type, d.Type)
 	}
 	// The same bound as an MQTT payload, so the HTTP door accepts no more.
 	// Checked before parsing, and again on what will be stored.

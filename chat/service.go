@@ -349,6 +349,8 @@ type pending struct {
 	info  *CommitInfo
 	// extra events to deliver after the message event.
 	events []outEvent
+	// change is set for a recall or edit record (recall.go).
+	change *change
 }
 
 type outEvent struct {
@@ -484,7 +486,7 @@ func (s *Service) commitWith(ctx context.Context, batch []*pending, alone bool) 
 		if p.dupOf != nil {
 			*p.w.Msg = *p.dupOf.w.Msg
 		}
-		p.done <- nil
+		p.done <- p.change.refusal() // nil but for a change refused at commit time
 	}
 	// Duplicates go along: their echo tells the sender the original id and seq.
 	s.deliver <- batch
@@ -497,6 +499,9 @@ func (s *Service) commitWith(ctx context.Context, batch []*pending, alone bool) 
 func (s *Service) prepare(ctx context.Context, batch []*pending, lookup bool) ([]*pending, error) {
 	if len(s.seqs) > 100_000 {
 		s.seqs = map[string]int64{} // bounded memory; reloads are one query per batch
+	}
+	if err := s.checkChanges(ctx, batch, lookup); err != nil {
+		return nil, err
 	}
 	var keys [][2]string
 	var unknown []string
@@ -531,6 +536,9 @@ func (s *Service) prepare(ctx context.Context, batch []*pending, lookup bool) ([
 	now := time.Now()
 	for _, p := range batch {
 		m := p.w.Msg
+		if !p.change.stores() {
+			continue // a no-op or refused recall or edit: no record
+		}
 		if m.CID != "" {
 			key := m.From + "\x00" + m.CID
 			if old, ok := stored[key]; ok {
@@ -573,6 +581,9 @@ func (s *Service) deliverLoop() {
 	defer s.wg.Done()
 	for batch := range s.deliver {
 		for _, p := range batch {
+			if !p.change.stores() {
+				continue // nothing was stored, nothing to tell
+			}
 			if p.dup {
 				// A resend: answer the sender's devices only, with the original.
 				s.send(UserTopic(p.w.Msg.From), mustJSON(NewMsgEvent(p.w.Msg)), 1)
@@ -593,6 +604,10 @@ func (s *Service) deliverLoop() {
 // sender's inbox (for groups the sender's devices are on the group topic).
 func (s *Service) publish(p *pending) {
 	m := p.w.Msg
+	if p.change != nil {
+		s.publishChange(p) // a recall or edit event instead of the msg event
+		return
+	}
 	payload := mustJSON(NewMsgEvent(m))
 	if p.w.Kind == store.KindGroup {
 		s.send(GroupTopic(m.To), payload, 1)

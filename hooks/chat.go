@@ -104,6 +104,10 @@ func (h *Chat) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		_, err = h.o.Chat.MarkRead(ctx, uid, t.Conv(uid), in.Seq)
 	case chat.KindTyping:
 		err = h.o.Chat.Typing(ctx, uid, t)
+	case chat.KindRecall:
+		_, err = h.o.Chat.Recall(ctx, chat.Actor{UserID: uid}, t.Conv(uid), in.ID)
+	case chat.KindEdit:
+		_, err = h.o.Chat.Edit(ctx, chat.Actor{UserID: uid}, t.Conv(uid), in.ID, in.Body)
 	default:
 		err = chat.Errorf(chat.CodeInvalid, "kind %s is not supported yet", in.Kind)
 	}

@@ -236,7 +236,8 @@ func (p *Planner) name(ctx context.Context, uid string) string {
 
 // Preview is the notification text of a message: text truncated to max
 // characters (not bytes, so multi-byte scripts stay valid), or a bracketed
-// word for media.
+// word for media; for an edit record the new text, for a recall record
+// "[message recalled]".
 func Preview(typ string, body []byte, max int) string {
 	switch typ {
 	case "text":
@@ -262,6 +263,16 @@ func Preview(typ string, body []byte, max int) string {
 		return "[location]"
 	case "card":
 		return "[contact]"
+	case chat.TypeRecall:
+		// Pushed with the conversation's thread/collapse id, so it replaces
+		// the notification of the message it withdraws.
+		return "[message recalled]"
+	case chat.TypeEdit:
+		var b struct {
+			Body json.RawMessage `json:"body"`
+		}
+		_ = json.Unmarshal(body, &b)
+		return Preview("text", b.Body, max)
 	default:
 		return "[message]"
 	}

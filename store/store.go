@@ -208,6 +208,22 @@ type Write struct {
 	RemoveMembers []string
 	// UpdateMembers set the role and muted_until of existing members.
 	UpdateMembers []Member
+	// Recall, when set, is the id of a message of the same conversation
+	// that Msg (a "recall" record) withdraws: that message is changed in
+	// place, recalled with its body and ext removed. Commit returns
+	// ErrConflict when it is recalled already (or not in the conversation).
+	Recall string
+	// Edit, when set, replaces the body of a message of the same
+	// conversation (Msg is the "edit" record) and sets its edited_at to
+	// Msg.TS. Commit returns ErrConflict when that message is recalled (or
+	// not in the conversation). At most one of Recall and Edit is set.
+	Edit *Edit
+}
+
+// Edit is a body replacement (Write.Edit).
+type Edit struct {
+	ID   string // the edited message
+	Body JSON   // its new body
 }
 
 // Users is the user aggregate.
@@ -241,6 +257,8 @@ type Messages interface {
 	// MessagesByCID returns the stored messages matching (sender, cid) pairs,
 	// keyed by sender+"\x00"+cid.
 	MessagesByCID(ctx context.Context, keys [][2]string) (map[string]*Message, error)
+	// MessagesByID returns the stored messages among ids, keyed by id.
+	MessagesByID(ctx context.Context, ids []string) (map[string]*Message, error)
 	// Commit stores a batch atomically: all or none. It returns ErrConflict
 	// when a (conv, seq) or (sender, cid) is already taken, so the caller can
 	// reload seqs and retry.

@@ -105,6 +105,10 @@ type Chat struct {
 	MaxFriendRequests int `yaml:"max_friend_requests"`
 	MaxFriends        int `yaml:"max_friends"`
 	MaxBlocks         int `yaml:"max_blocks"`
+	// RecallWindow is how long after sending a sender may recall a message
+	// (group owners and admins may recall any group message at any time).
+	// 0: senders cannot recall.
+	RecallWindow time.Duration `yaml:"recall_window"`
 }
 
 // The values of chat.direct_policy.
@@ -202,6 +206,7 @@ func Default() Config {
 			MaxFriendRequests: 100,
 			MaxFriends:        5000,
 			MaxBlocks:         10000,
+			RecallWindow:   2 * time.Minute,
 		},
 		Push: Push{Timeout: 30 * time.Second, Queue: 10000, Workers: 4, MaxRetries: 5, Backoff: 500 * time.Millisecond},
 		Limits: Limits{
@@ -414,6 +419,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Chat.MaxFriendRequests < 1 || c.Chat.MaxFriends < 1 || c.Chat.MaxBlocks < 1 {
 		bad("chat.max_friends", "max_friend_requests, max_friends and max_blocks must be at least 1")
+	}
+	if c.Chat.RecallWindow < 0 {
+		bad("chat.recall_window", "must not be negative")
 	}
 	if c.Push.Queue < 1 || c.Push.Workers < 1 || c.Push.Timeout <= 0 || c.Push.MaxRetries < 0 || c.Push.Backoff <= 0 {
 		bad("push.queue", "queue, workers, timeout and backoff must be positive, max_retries not negative")

@@ -65,6 +65,8 @@ type httpCase struct {
 	// else the case's other.
 	want  map[string]want
 	other want
+	// prep, when set, changes the fresh world before the call.
+	prep func(t *testing.T, srv *testutil.Server, w *world)
 }
 
 var seq atomic.Int64
@@ -98,6 +100,8 @@ func newWorld(t *testing.T, srv *testutil.Server) *world {
 		a, b = b, a
 	}
 	w.ids["dconv"] = "d:" + a + ":" + b
+	// The peer blocked the outsider.
+	srv.MustAPI(t, 204, "PUT", "/v1/blocks/"+w.ids["out"], w.tokens[asPeer], nil, nil)
 	return w
 }
 
@@ -179,6 +183,37 @@ var httpMatrix = []httpCase{
 		want: map[string]want{asOutsider: refused("not_found"), asPeer: refused("not_found")}},
 	{name: "send to group", method: "POST", path: "/v1/messages", body: `{"group":"{gid}","type":"text","body":{"text":"x"}}`, other: ok(201),
 		want: map[string]want{asOutsider: refused("not_member"), asPeer: refused("not_member")}},
+	{name: "send 1:1 to the peer", method: "POST", path: "/v1/messages", body: `{"to":"{peer}","type":"text","body":{"text":"x"}}`, other: ok(201),
+		want: map[string]want{asOutsider: refused("blocked")}},
+	{name: "send to a muted-all group", method: "POST", path: "/v1/messages", body: `{"group":"{gid}","type":"text","body":{"text":"x"}}`,
+		other: refused("not_member"), want: map[string]want{asService: refused("muted"), asMember: refused("muted"), asOwner: ok(201), asAdmin: ok(201)},
+		prep: func(t *testing.T, srv *testutil.Server, w *world) {
+			srv.MustAPI(t, 200, "PATCH", "/v1/groups/"+w.ids["gid"], w.tokens[asOwner], map[string]bool{"mute_all": true}, nil)
+		}},
+	{name: "send to a muted member's group", method: "POST", path: "/v1/messages", body: `{"group":"{gid}","type":"text","body":{"text":"x"}}`,
+		other: ok(201), want: map[string]want{asService: refused("muted"), asMember: refused("muted"), asOutsider: refused("not_member"), asPeer: refused("not_member")},
+		prep: func(t *testing.T, srv *testutil.Server, w *world) {
+			srv.MustAPI(t, 200, "PATCH", "/v1/groups/"+w.ids["gid"]+"/members/"+w.ids["mem"], w.tokens[asAdmin], map[string]int64{"muted_until": 99999999999999}, nil)
+		}},
+	{name: "friend request to the peer", method: "POST", path: "/v1/friends/requests", body: `{"to":"{peer}"}`, other: ok(201),
+		want: map[string]want{asPeer: refused("invalid"), asOutsider: refused("blocked")}},
+	{name: "answer the member's friend request", method: "POST", path: "/v1/friends/requests/{mem}", body: `{"accept":true}`, other: refused("not_found"),
+		want: map[string]want{asPeer: ok(200), asMember: refused("invalid")},
+		prep: func(t *testing.T, srv *testutil.Server, w *world) {
+			srv.MustAPI(t, 201, "POST", "/v1/friends/requests", w.tokens[asMember], map[string]string{"to": w.ids["peer"]}, nil)
+		}},
+	{name: "unfriend the member", method: "DELETE", path: "/v1/friends/{mem}", other: refused("not_found"),
+		want: map[string]want{asPeer: ok(204), asMember: refused("invalid")},
+		prep: func(t *testing.T, srv *testutil.Server, w *world) {
+			srv.MustAPI(t, 201, "POST", "/v1/friends/requests", w.tokens[asMember], map[string]string{"to": w.ids["peer"]}, nil)
+			srv.MustAPI(t, 200, "POST", "/v1/friends/requests/"+w.ids["mem"], w.tokens[asPeer], map[string]bool{"accept": true}, nil)
+		}},
+	{name: "list friends", method: "GET", path: "/v1/friends", other: ok(200)},
+	{name: "list friend requests", method: "GET", path: "/v1/friends/requests", other: ok(200)},
+	{name: "block the member", method: "PUT", path: "/v1/blocks/{mem}", other: ok(204), want: map[string]want{asMember: refused("invalid")}},
+	{name: "unblock the outsider", method: "DELETE", path: "/v1/blocks/{out}", other: refused("not_found"),
+		want: map[string]want{asPeer: ok(204), asOutsider: refused("invalid")}},
+	{name: "list blocks", method: "GET", path: "/v1/blocks", other: ok(200)},
 	{name: "get group", method: "GET", path: "/v1/groups/{gid}", other: ok(200),
 		want: map[string]want{asOutsider: refused("forbidden"), asPeer: refused("forbidden")}},
 	{name: "add members", method: "POST", path: "/v1/groups/{gid}/members", body: `{"user_ids":["{out}"]}`, other: ok(200),
@@ -198,6 +233,9 @@ func TestPermissionMatrixHTTP(t *testing.T) {
 		for _, c := range httpMatrix {
 			for _, role := range roles {
 				w := newWorld(t, srv)
+				if c.prep != nil {
+					c.prep(t, srv, w)
+				}
 				st, body := w.call(t, srv, c, role)
 				checkAnswer(t, fmt.Sprintf("%s %s (%s) as %s", c.method, c.path, c.name, role), st, body, c.expect(role))
 			}

@@ -26,7 +26,7 @@ var Dialect = sqlstore.Dialect{
 	// MySQL evaluates assignments left to right with the new values, so
 	// last_seq, which the others compare against, is assigned last.
 	UpsertConvs: `ON DUPLICATE KEY UPDATE
-		last_msg_id = IF(VALUES(last_seq) > last_seq, VALUES(last_msg_id), last_msg_id),
+		last_msg_id = IF(VALUES(last_seq) > last_seq AND VALUES(last_msg_id) <> '', VALUES(last_msg_id), last_msg_id),
 		updated_at = IF(VALUES(last_seq) > last_seq, VALUES(updated_at), updated_at),
 		last_seq = GREATEST(last_seq, VALUES(last_seq))`,
 	UpsertReads: `ON DUPLICATE KEY UPDATE

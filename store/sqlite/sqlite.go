@@ -29,7 +29,7 @@ var Dialect = sqlstore.Dialect{
 	UpsertDevice: `ON CONFLICT (user_id, device_id) DO UPDATE SET platform = excluded.platform, token = excluded.token,
 		topic = excluded.topic, updated_at = excluded.updated_at`,
 	UpsertConvs: `ON CONFLICT (id) DO UPDATE SET
-		last_msg_id = CASE WHEN excluded.last_seq > conversations.last_seq THEN excluded.last_msg_id ELSE conversations.last_msg_id END,
+		last_msg_id = CASE WHEN excluded.last_seq > conversations.last_seq AND excluded.last_msg_id <> '' THEN excluded.last_msg_id ELSE conversations.last_msg_id END,
 		updated_at = CASE WHEN excluded.last_seq > conversations.last_seq THEN excluded.updated_at ELSE conversations.updated_at END,
 		last_seq = MAX(conversations.last_seq, excluded.last_seq)`,
 	UpsertReads: `ON CONFLICT (user_id, conv_id) DO UPDATE SET

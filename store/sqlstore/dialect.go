@@ -22,7 +22,8 @@ type Dialect struct {
 	UpsertDevice string
 	// UpsertConvs follows a multi-row INSERT INTO conversations (id, kind,
 	// last_seq, last_msg_id, updated_at): on an existing id it moves
-	// last_seq, last_msg_id and updated_at forward, never back.
+	// last_seq, last_msg_id and updated_at forward, never back; an empty
+	// last_msg_id (a batch of only recall/edit records) keeps the stored one.
 	UpsertConvs string
 	// UpsertReads follows a multi-row INSERT INTO conversation_members
 	// (user_id, conv_id, read_seq, min_seq): on an existing row it raises

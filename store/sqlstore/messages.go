@@ -88,6 +88,20 @@ func (s *Store) MessagesByCID(ctx context.Context, keys [][2]string) (map[string
 	return out, nil
 }
 
+// MessagesByID returns the stored messages among ids, keyed by id
+// (store.Messages).
+func (s *Store) MessagesByID(ctx context.Context, ids []string) (map[string]*store.Message, error) {
+	rows, err := selectIn[msgRow](ctx, s, "messages by id", `SELECT `+msgCols+` FROM messages WHERE id IN (?)`, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*store.Message, len(rows))
+	for _, m := range messages(rows) {
+		out[m.ID] = m
+	}
+	return out, nil
+}
+
 // Commit stores a batch atomically, all or none, and returns ErrConflict
 // when a unique key is taken: a (conv, seq), a (sender, cid), a message or
 // group id, a membership (store.Messages). Every write names its Kind, and
@@ -140,6 +154,53 @@ func checkWrite(w store.Write) error {
 	default:
 		return fmt.Errorf("message %s: kind %q, want %q or %q", w.Msg.ID, w.Kind, store.KindDirect, store.KindGroup)
 	}
+	if w.Recall != "" && w.Edit != nil {
+		return fmt.Errorf("message %s: both a recall and an edit", w.Msg.ID)
+	}
+	return nil
+}
+
+// isRecord tells whether w's message is a recall or edit record: it
+// changes another message and never becomes its conversation's last
+// message.
+func isRecord(w store.Write) bool { return w.Recall != "" || w.Edit != nil }
+
+// applyChange changes the message a recall or edit record names, in place:
+// only a message of the record's conversation that is not recalled. When
+// none is changed because that message is recalled (or absent) it returns
+// ErrConflict, so the caller re-reads and decides again (another writer
+// recalled it first).
+func (s *Store) applyChange(ctx context.Context, tx *sqlx.Tx, w store.Write) error {
+	var id string
+	var res sql.Result
+	var err error
+	switch {
+	case w.Recall != "":
+		id = w.Recall
+		res, err = tx.ExecContext(ctx, `UPDATE messages SET recalled = 1, body = 'null', ext = NULL WHERE id = ? AND conv_id = ? AND recalled = 0`,
+			id, w.Msg.Conv)
+	case w.Edit != nil:
+		id = w.Edit.ID
+		res, err = tx.ExecContext(ctx, `UPDATE messages SET body = ?, edited_at = ? WHERE id = ? AND conv_id = ? AND recalled = 0`,
+			string(w.Edit.Body), w.Msg.TS, id, w.Msg.Conv)
+	default:
+		return nil
+	}
+	if err != nil {
+		return s.wrap("change message", err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return nil
+	}
+	// MySQL counts only rows whose values changed: an edit that sets the
+	// same body and time changes none and is no conflict.
+	var recalled []bool
+	if err := tx.SelectContext(ctx, &recalled, `SELECT recalled FROM messages WHERE id = ? AND conv_id = ?`, id, w.Msg.Conv); err != nil {
+		return s.wrap("change message", err)
+	}
+	if len(recalled) == 0 || recalled[0] {
+		return fmt.Errorf("change message %s: recalled or not in %s: %w", id, w.Msg.Conv, store.ErrConflict)
+	}
 	return nil
 }
 
@@ -162,28 +223,39 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write) er
 			return s.wrap("insert messages", err)
 		}
 	}
-	// Group creation and membership changes are rare: a statement each.
+	// Group creation, membership changes, recalls and edits are rare: a
+	// statement each, in seq order.
 	for _, w := range batch {
 		if err := s.applyGroupChanges(ctx, tx, w); err != nil {
 			return err
 		}
+		if err := s.applyChange(ctx, tx, w); err != nil {
+			return err
+		}
 	}
-	// Per conversation, the batch's last message (batches are in seq order).
+	// Per conversation, the batch's last message (batches are in seq order)
+	// and its last content message: a recall or edit record moves last_seq
+	// and updated_at but not last_msg_id ('' keeps the stored one), so the
+	// last message shown stays the last real one, as changed in place.
 	// The unique (conv_id, seq) of messages is the arbiter between writers;
 	// the upsert only ever moves last_seq forward.
 	last := map[string]store.Write{}
+	lastContent := map[string]string{}
 	var convIDs []string
 	for _, w := range batch {
 		if _, ok := last[w.Msg.Conv]; !ok {
 			convIDs = append(convIDs, w.Msg.Conv)
 		}
 		last[w.Msg.Conv] = w
+		if !isRecord(w) {
+			lastContent[w.Msg.Conv] = w.Msg.ID
+		}
 	}
 	for _, part := range chunks(convIDs, s.d.MaxParams/5) {
 		args := make([]any, 0, 5*len(part))
 		for _, id := range part {
 			w := last[id]
-			args = append(args, id, w.Kind, w.Msg.Seq, w.Msg.ID, w.Msg.TS)
+			args = append(args, id, w.Kind, w.Msg.Seq, lastContent[id], w.Msg.TS)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (id, kind, last_seq, last_msg_id, updated_at) VALUES `+
 			placeholders(len(part), 5)+` `+s.d.UpsertConvs, args...); err != nil {

@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Users", userTests},
 		{"Messages", messageTests},
 		{"Commit", commitTests},
+		{"Changes", changeTests},
 		{"Groups", groupTests},
 		{"Conversations", conversationTests},
 		{"Devices", deviceTests},
