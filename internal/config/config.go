@@ -206,7 +206,7 @@ func Default() Config {
 			MaxFriendRequests: 100,
 			MaxFriends:        5000,
 			MaxBlocks:         10000,
-			RecallWindow:   2 * time.Minute,
+			RecallWindow:      2 * time.Minute,
 		},
 		Push: Push{Timeout: 30 * time.Second, Queue: 10000, Workers: 4, MaxRetries: 5, Backoff: 500 * time.Millisecond},
 		Limits: Limits{
