@@ -344,6 +344,9 @@ type pending struct {
 	info  *CommitInfo
 	// extra events to deliver after the message event.
 	events []outEvent
+	// delivered runs on the delivery goroutine after the events were
+	// delivered (a dissolve unsubscribes the members there).
+	delivered func()
 }
 
 type outEvent struct {
@@ -557,7 +560,8 @@ func (s *Service) afterCommit(p *pending) {
 	if w.Kind != store.KindGroup {
 		return
 	}
-	if w.NewGroup != nil || len(w.AddMembers) > 0 || len(w.RemoveMembers) > 0 || len(w.UpdateMembers) > 0 {
+	if w.NewGroup != nil || len(w.AddMembers) > 0 || len(w.RemoveMembers) > 0 || len(w.UpdateMembers) > 0 ||
+		w.UpdateGroup != nil || w.DissolveGroup {
 		s.groups.apply(w.Msg.To, w)
 	}
 }
@@ -576,6 +580,9 @@ func (s *Service) deliverLoop() {
 				p.after()
 			}
 			s.publish(p)
+			if p.delivered != nil {
+				p.delivered()
+			}
 			for _, l := range s.post {
 				l.Committed(p.w.Msg, p.info)
 			}
@@ -637,6 +644,9 @@ func (s *Service) Typing(ctx context.Context, from string, t Target) error {
 		if err != nil {
 			return AsError(err)
 		}
+		if g.group.Dissolved {
+			return errorf(CodeNotFound, "group %s was dissolved", t.ID)
+		}
 		if _, ok := g.members[from]; !ok {
 			return errorf(CodeNotMember, "not a member of %s", t.ID)
 		}
@@ -661,7 +671,9 @@ func (s *Service) IsMember(ctx context.Context, gid, uid string) (bool, error) {
 		return false, err
 	}
 	_, ok := g.members[uid]
-	return ok && !g.group.Dissolved, nil
+	// A dissolved group's members stay readers until its last events reach
+	// them (groupEntry.draining).
+	return ok && (!g.group.Dissolved || g.draining), nil
 }
 
 func idOrNew(id string) string {
