@@ -41,7 +41,9 @@ type Deliverer interface {
 // subscribed to the topics they may read (broker.Broker does). Membership
 // changes call it from the delivery goroutine, in commit order, before the
 // change's events are delivered, so a joiner sees its own "joined" event and
-// a leaver's last event is the "left" one.
+// a leaver's last event is the "left" one. A dissolve is the exception:
+// its members are unsubscribed after its events, which reach them on the
+// group topic too.
 type Subscriber interface {
 	SubscribeUsers(topic string, uids []string)
 	UnsubscribeUsers(topic string, uids []string)
