@@ -76,6 +76,13 @@ func New(o Options) http.Handler {
 	mux.Handle("POST /v1/groups/{gid}/members", h.auth(h.addMembers))
 	mux.Handle("DELETE /v1/groups/{gid}/members/{uid}", h.auth(h.removeMember))
 	mux.Handle("PATCH /v1/groups/{gid}/members/{uid}", h.auth(h.updateMember))
+	mux.Handle("PATCH /v1/groups/{gid}", h.auth(h.patchGroup))
+	mux.Handle("DELETE /v1/groups/{gid}", h.auth(h.dissolveGroup))
+	mux.Handle("POST /v1/groups/{gid}/transfer", h.auth(h.transferGroup))
+	mux.Handle("GET /v1/groups/{gid}/members", h.auth(h.listMembers))
+	mux.Handle("POST /v1/groups/{gid}/join", h.auth(h.joinGroup))
+	mux.Handle("GET /v1/groups/{gid}/requests", h.auth(h.listRequests))
+	mux.Handle("POST /v1/groups/{gid}/requests/{uid}", h.auth(h.answerRequest))
 
 	mux.Handle("POST /v1/messages", h.auth(h.sendMessage))
 	mux.Handle("POST /v1/messages/{id}/recall", h.auth(h.recallMessage))

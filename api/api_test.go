@@ -169,6 +169,15 @@ var endpoints = []endpoint{
 	{"POST", "/v1/groups/{gid}/members", `{"user_ids":["v"]}`},
 	{"DELETE", "/v1/groups/{gid}/members/{uid}", ""},
 	{"PATCH", "/v1/groups/{gid}/members/{uid}", `{"role":"member"}`},
+	{"PATCH", "/v1/groups/{gid}", `{"name":"n","notice":"x","mute_all":true,"join_policy":"approval","ext":{"a":1}}`},
+	{"POST", "/v1/groups/{gid}/transfer", `{"user_id":"v"}`},
+	{"GET", "/v1/groups/{gid}/members", ""},
+	{"POST", "/v1/groups/{gid}/join", `{"message":"hi"}`},
+	{"GET", "/v1/groups/{gid}/requests", ""},
+	{"POST", "/v1/groups/{gid}/requests/{uid}", `{"approve":false}`},
+	// A group of its own (group g must outlive the test): dissolved by the
+	// first call, then not_found.
+	{"DELETE", "/v1/groups/gone", ""},
 	{"GET", "/v1/conversations", ""},
 	{"GET", "/v1/unread", ""},
 	{"POST", "/v1/token", ""},
@@ -266,6 +275,7 @@ func TestNoInputYields500(t *testing.T) {
 		srv.MustAPI(t, http.StatusCreated, "PUT", "/v1/users/pw", serviceKey, map[string]string{"password": "pw password"}, nil)
 		srv.User(t, "v")
 		srv.MustAPI(t, http.StatusCreated, "POST", "/v1/groups", utok, map[string]any{"id": "g", "name": "G", "members": []string{"v"}}, nil)
+		srv.MustAPI(t, http.StatusCreated, "POST", "/v1/groups", utok, map[string]any{"id": "gone", "name": "Gone", "members": []string{"v"}}, nil)
 		auths := map[string]*string{"none": nil, "service": bearer(serviceKey), "user": bearer(utok), "junk": bearer("x.y.z")}
 		var n atomic.Int64
 		t.Run("junk", func(t *testing.T) {
@@ -367,7 +377,9 @@ func TestNoInputYields500(t *testing.T) {
 		}) // the group returns when its parallel subtests are done
 		// The server is still well.
 		srv.MustAPI(t, http.StatusOK, "GET", "/readyz", "", nil, nil)
-		srv.MustAPI(t, http.StatusOK, "GET", "/v1/groups/g", serviceKey, nil, nil)
+		// (Group g may be gone: "methods" sends DELETE to /v1/groups/g too.)
+		srv.MustAPI(t, http.StatusCreated, "POST", "/v1/groups", serviceKey, map[string]any{"id": "after", "name": "After", "owner": "u"}, nil)
+		srv.MustAPI(t, http.StatusOK, "GET", "/v1/groups/after", serviceKey, nil, nil)
 		t.Logf("%d requests", n.Load())
 	})
 }

@@ -14,6 +14,9 @@ type groupEntry struct {
 	group   store.Group
 	members map[string]store.Member
 	loaded  time.Time
+	// draining: the group is dissolved, and its members are kept until the
+	// dissolve's events are delivered to them (finishDissolve).
+	draining bool
 }
 
 // groupCache answers membership questions without a database round trip.
@@ -103,7 +106,25 @@ func (c *groupCache) apply(gid string, w *store.Write) {
 	for _, uid := range w.RemoveMembers {
 		delete(e.members, uid)
 	}
+	if g := w.UpdateGroup; g != nil {
+		e.group.Name, e.group.Avatar, e.group.Notice, e.group.Owner = g.Name, g.Avatar, g.Notice, g.Owner
+		e.group.JoinPolicy, e.group.MuteAll, e.group.Ext, e.group.UpdatedAt = g.JoinPolicy, g.MuteAll, g.Ext, g.UpdatedAt
+	}
+	if w.DissolveGroup {
+		e.group.Dissolved, e.group.UpdatedAt, e.draining = true, w.Msg.TS, true
+	}
 	c.m[gid] = e
+}
+
+// finishDissolve drops a dissolved group's members once its last events
+// were delivered.
+func (c *groupCache) finishDissolve(gid string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen[gid]++
+	if old := c.m[gid]; old != nil {
+		c.m[gid] = &groupEntry{group: old.group, members: map[string]store.Member{}, loaded: old.loaded}
+	}
 }
 
 // forget drops a group so the next get reloads it.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/mqim/mqim/store"
@@ -64,12 +63,10 @@ func (s *Service) CreateGroup(ctx context.Context, a Actor, ng NewGroup) (*store
 		return nil, nil, errorf(CodeInvalid, "invalid group id")
 	case !ValidID(ng.Owner):
 		return nil, nil, errorf(CodeInvalid, "owner is required and must be a user id")
-	case strings.TrimSpace(ng.Name) == "":
-		return nil, nil, errorf(CodeInvalid, "name is required")
-	case len([]rune(ng.Name)) > 100:
-		return nil, nil, errorf(CodeInvalid, "name longer than 100 characters")
-	case len(ng.Avatar) > 1024: // the column's size (MySQL refuses more)
-		return nil, nil, errorf(CodeInvalid, "avatar longer than 1024 bytes")
+	case checkName(ng.Name) != nil:
+		return nil, nil, checkName(ng.Name)
+	case checkAvatar(ng.Avatar) != nil: // the column's size (MySQL refuses more)
+		return nil, nil, checkAvatar(ng.Avatar)
 	case len(ng.Ext) > s.cfg.MaxExt:
 		return nil, nil, errorf(CodeTooLarge, "ext larger than %d bytes", s.cfg.MaxExt)
 	}
@@ -81,14 +78,17 @@ func (s *Service) CreateGroup(ctx context.Context, a Actor, ng NewGroup) (*store
 	if ng.JoinPolicy == "" {
 		ng.JoinPolicy = JoinInvite
 	}
-	if ng.JoinPolicy != JoinOpen && ng.JoinPolicy != JoinApproval && ng.JoinPolicy != JoinInvite {
-		return nil, nil, errorf(CodeInvalid, "join_policy must be open, approval or invite")
+	if err := checkPolicy(ng.JoinPolicy); err != nil {
+		return nil, nil, err
 	}
 	uids := dedupe(append([]string{ng.Owner}, ng.Members...))
 	if len(uids) > s.cfg.MaxGroupMember {
 		return nil, nil, errorf(CodeInvalid, "at most %d members", s.cfg.MaxGroupMember)
 	}
 	if err := s.usersExist(ctx, uids); err != nil {
+		return nil, nil, err
+	}
+	if err := s.checkGroupsPerUser(ctx, uids); err != nil {
 		return nil, nil, err
 	}
 	if _, err := s.st.Group(ctx, ng.ID); err == nil {
@@ -161,6 +161,9 @@ func (s *Service) AddMembers(ctx context.Context, a Actor, gid string, uids []st
 		return nil, errorf(CodeInvalid, "at most %d members", s.cfg.MaxGroupMember)
 	}
 	if err := s.usersExist(ctx, add); err != nil {
+		return nil, err
+	}
+	if err := s.checkGroupsPerUser(ctx, add); err != nil {
 		return nil, err
 	}
 	if len(add) == 0 {

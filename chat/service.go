@@ -41,7 +41,9 @@ type Deliverer interface {
 // subscribed to the topics they may read (broker.Broker does). Membership
 // changes call it from the delivery goroutine, in commit order, before the
 // change's events are delivered, so a joiner sees its own "joined" event and
-// a leaver's last event is the "left" one.
+// a leaver's last event is the "left" one. A dissolve is the exception:
+// its members are unsubscribed after its events, which reach them on the
+// group topic too.
 type Subscriber interface {
 	SubscribeUsers(topic string, uids []string)
 	UnsubscribeUsers(topic string, uids []string)
@@ -351,6 +353,9 @@ type pending struct {
 	events []outEvent
 	// change is set for a recall or edit record (recall.go).
 	change *change
+	// delivered runs on the delivery goroutine after the events were
+	// delivered (a dissolve unsubscribes the members there).
+	delivered func()
 }
 
 type outEvent struct {
@@ -570,7 +575,8 @@ func (s *Service) afterCommit(p *pending) {
 	if w.Kind != store.KindGroup {
 		return
 	}
-	if w.NewGroup != nil || len(w.AddMembers) > 0 || len(w.RemoveMembers) > 0 || len(w.UpdateMembers) > 0 {
+	if w.NewGroup != nil || len(w.AddMembers) > 0 || len(w.RemoveMembers) > 0 || len(w.UpdateMembers) > 0 ||
+		w.UpdateGroup != nil || w.DissolveGroup {
 		s.groups.apply(w.Msg.To, w)
 		s.soc.membershipChanged(w)
 	}
@@ -593,6 +599,9 @@ func (s *Service) deliverLoop() {
 				p.after()
 			}
 			s.publish(p)
+			if p.delivered != nil {
+				p.delivered()
+			}
 			for _, l := range s.post {
 				l.Committed(p.w.Msg, p.info)
 			}
@@ -658,6 +667,9 @@ func (s *Service) Typing(ctx context.Context, from string, t Target) error {
 		if err != nil {
 			return AsError(err)
 		}
+		if g.group.Dissolved {
+			return errorf(CodeNotFound, "group %s was dissolved", t.ID)
+		}
 		if _, ok := g.members[from]; !ok {
 			return errorf(CodeNotMember, "not a member of %s", t.ID)
 		}
@@ -682,7 +694,9 @@ func (s *Service) IsMember(ctx context.Context, gid, uid string) (bool, error) {
 		return false, err
 	}
 	_, ok := g.members[uid]
-	return ok && !g.group.Dissolved, nil
+	// A dissolved group's members stay readers until its last events reach
+	// them (groupEntry.draining).
+	return ok && (!g.group.Dissolved || g.draining), nil
 }
 
 func idOrNew(id string) string {

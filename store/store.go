@@ -21,6 +21,9 @@ var (
 	// ErrConflict: a unique key was violated (an id already taken, a seq taken
 	// by another writer).
 	ErrConflict = errors.New("conflict")
+	// ErrLimit: a stored collection is at its cap (a group's pending join
+	// requests).
+	ErrLimit = errors.New("limit reached")
 )
 
 // User is a chat user. PasswordHash is empty when the user cannot log in with
@@ -201,13 +204,22 @@ type Write struct {
 	NewGroup *Group
 	// AddMembers are inserted into group_members with join_seq = Msg.Seq;
 	// their conversation read_seq is Msg.Seq and min_seq Msg.Seq-1, so they
-	// see history from their own join event on, with nothing unread.
+	// see history from their own join event on, with nothing unread. Their
+	// pending join requests to the group, if any, are deleted.
 	AddMembers []Member
 	// RemoveMembers leave the group: their group_members row is deleted and
 	// their conversation row is marked inactive (history up to now stays).
 	RemoveMembers []string
 	// UpdateMembers set the role and muted_until of existing members.
 	UpdateMembers []Member
+	// UpdateGroup, when set, replaces the group's name, avatar, notice,
+	// owner, join_policy, mute_all, ext and updated_at with its own (its ID,
+	// CreatedAt and Dissolved are ignored: the group is Msg.To).
+	UpdateGroup *Group
+	// DissolveGroup marks the group dissolved: every member leaves as with
+	// RemoveMembers (history up to this message stays readable, read up to
+	// it) and the group's pending join requests are deleted.
+	DissolveGroup bool
 	// Recall, when set, is the id of a message of the same conversation
 	// that Msg (a "recall" record) withdraws: that message is changed in
 	// place, recalled with its body and ext removed. Commit returns
@@ -247,6 +259,35 @@ type Groups interface {
 	Members(ctx context.Context, groupID string) ([]Member, error)
 	// UserGroups lists the ids of the groups a user belongs to.
 	UserGroups(ctx context.Context, userID string) ([]string, error)
+	// GroupCounts returns how many groups each of userIDs belongs to (users
+	// in none are absent).
+	GroupCounts(ctx context.Context, userIDs []string) (map[string]int, error)
+}
+
+// JoinRequest is a user's pending request to join a group whose policy is
+// "approval".
+type JoinRequest struct {
+	GroupID   string `db:"group_id" json:"-"`
+	UserID    string `db:"user_id" json:"user_id"`
+	Message   string `db:"message" json:"message,omitempty"`
+	CreatedAt int64  `db:"created_at" json:"created_at"`
+}
+
+// GroupRequests is the join-request aggregate. A request ends when it is
+// deleted, or when its user joins (Write.AddMembers) or the group is
+// dissolved.
+type GroupRequests interface {
+	// PutJoinRequest stores r unless the same user already has a request to
+	// the same group: then the stored one is left as it is and created is
+	// false. A new request to a group holding max requests (max > 0) is
+	// refused with ErrLimit.
+	PutJoinRequest(ctx context.Context, r *JoinRequest, max int) (created bool, err error)
+	// JoinRequest returns one request or ErrNotFound.
+	JoinRequest(ctx context.Context, groupID, userID string) (*JoinRequest, error)
+	// JoinRequests lists a group's requests, oldest first (ties by user id).
+	JoinRequests(ctx context.Context, groupID string) ([]JoinRequest, error)
+	// DeleteJoinRequest removes one request or returns ErrNotFound.
+	DeleteJoinRequest(ctx context.Context, groupID, userID string) error
 }
 
 // Messages is the message and conversation aggregate.
@@ -380,6 +421,7 @@ type Social interface {
 type Store interface {
 	Users
 	Groups
+	GroupRequests
 	Messages
 	Devices
 	Social

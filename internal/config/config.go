@@ -98,6 +98,9 @@ type Chat struct {
 	BatchMax       int           `yaml:"batch_max"` // messages per group commit
 	CommitTimeout  time.Duration `yaml:"commit_timeout"`
 	MaxGroupMember int           `yaml:"max_group_members"`
+	// MaxGroupsPerUser caps the groups one user belongs to (create, add,
+	// join, approve).
+	MaxGroupsPerUser int `yaml:"max_groups_per_user"`
 	// DirectPolicy says who may send 1:1 to whom: DirectAnyone,
 	// DirectFriends or DirectFriendsOrSharedGroup.
 	DirectPolicy string `yaml:"direct_policy"`
@@ -194,13 +197,14 @@ func Default() Config {
 		},
 		Auth: Auth{TokenTTL: 7 * 24 * time.Hour, MaxTTL: 90 * 24 * time.Hour},
 		Chat: Chat{
-			MaxTextChars:   5000,
-			MaxPayload:     64 << 10,
-			MaxExt:         4 << 10,
-			BatchMax:       256,
-			CommitTimeout:  5 * time.Second,
-			MaxGroupMember: 2000,
-			DirectPolicy:   DirectAnyone,
+			MaxTextChars:     5000,
+			MaxPayload:       64 << 10,
+			MaxExt:           4 << 10,
+			BatchMax:         256,
+			CommitTimeout:    5 * time.Second,
+			MaxGroupMember:   2000,
+			MaxGroupsPerUser: 500,
+			DirectPolicy:     DirectAnyone,
 			// Far above what a person keeps, low enough to bound a user's rows
 			// and the send path's per-user caches.
 			MaxFriendRequests: 100,
@@ -409,8 +413,8 @@ func (c *Config) Validate() error {
 	if uint32(c.Chat.MaxPayload) > c.MQTT.MaxPacketSize {
 		bad("chat.max_payload", "must not exceed mqtt.max_packet_size")
 	}
-	if c.Chat.BatchMax < 1 || c.Chat.CommitTimeout <= 0 || c.Chat.MaxGroupMember < 2 {
-		bad("chat.batch_max", "batch_max, commit_timeout and max_group_members must be positive")
+	if c.Chat.BatchMax < 1 || c.Chat.CommitTimeout <= 0 || c.Chat.MaxGroupMember < 2 || c.Chat.MaxGroupsPerUser < 1 {
+		bad("chat.batch_max", "batch_max, commit_timeout, max_group_members and max_groups_per_user must be positive")
 	}
 	switch c.Chat.DirectPolicy {
 	case DirectAnyone, DirectFriends, DirectFriendsOrSharedGroup:

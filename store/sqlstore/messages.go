@@ -148,7 +148,8 @@ func checkWrite(w store.Write) error {
 			return fmt.Errorf("message %s: a group write names its group in Msg.To", w.Msg.ID)
 		}
 	case store.KindDirect:
-		if w.NewGroup != nil || len(w.AddMembers) > 0 || len(w.RemoveMembers) > 0 || len(w.UpdateMembers) > 0 {
+		if w.NewGroup != nil || len(w.AddMembers) > 0 || len(w.RemoveMembers) > 0 || len(w.UpdateMembers) > 0 ||
+			w.UpdateGroup != nil || w.DissolveGroup {
 			return fmt.Errorf("message %s: group changes in a direct conversation", w.Msg.ID)
 		}
 	default:
@@ -340,6 +341,9 @@ func (s *Store) applyGroupChanges(ctx context.Context, tx *sqlx.Tx, w store.Writ
 		if err := s.joinConv(ctx, tx, mem.UserID, m.Conv, m.Seq, m.Seq-1); err != nil {
 			return err
 		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM group_requests WHERE group_id = ? AND user_id = ?`, gid, mem.UserID); err != nil {
+			return s.wrap("delete join request", err)
+		}
 	}
 	for _, mem := range w.UpdateMembers {
 		if _, err := tx.ExecContext(ctx, `UPDATE group_members SET role = ?, muted_until = ? WHERE group_id = ? AND user_id = ?`,
@@ -354,6 +358,34 @@ func (s *Store) applyGroupChanges(ctx context.Context, tx *sqlx.Tx, w store.Writ
 		// The leaver keeps history up to the leave event and has read it.
 		if _, err := tx.ExecContext(ctx, `UPDATE conversation_members SET active = 0, read_seq = ?, left_at = ? WHERE user_id = ? AND conv_id = ?`, m.Seq, m.TS, uid, m.Conv); err != nil {
 			return s.wrap("leave conversation", err)
+		}
+	}
+	return s.applyGroupSettings(ctx, tx, w)
+}
+
+// applyGroupSettings writes a Write's group update and dissolution.
+func (s *Store) applyGroupSettings(ctx context.Context, tx *sqlx.Tx, w store.Write) error {
+	m := w.Msg
+	gid := m.To
+	if g := w.UpdateGroup; g != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE chat_groups SET name = ?, avatar = ?, notice = ?, owner = ?, join_policy = ?, mute_all = ?, ext = ?, updated_at = ? WHERE id = ?`,
+			g.Name, g.Avatar, g.Notice, g.Owner, g.JoinPolicy, g.MuteAll, g.Ext, g.UpdatedAt, gid); err != nil {
+			return s.wrap("update group", err)
+		}
+	}
+	if !w.DissolveGroup {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE chat_groups SET dissolved = 1, updated_at = ? WHERE id = ?`, m.TS, gid); err != nil {
+		return s.wrap("dissolve group", err)
+	}
+	// Every member leaves at the dissolve message, as with a leave.
+	if _, err := tx.ExecContext(ctx, `UPDATE conversation_members SET active = 0, read_seq = ?, left_at = ? WHERE conv_id = ? AND active = 1`, m.Seq, m.TS, m.Conv); err != nil {
+		return s.wrap("dissolve group", err)
+	}
+	for _, q := range []string{`DELETE FROM group_members WHERE group_id = ?`, `DELETE FROM group_requests WHERE group_id = ?`} {
+		if _, err := tx.ExecContext(ctx, q, gid); err != nil {
+			return s.wrap("dissolve group", err)
 		}
 	}
 	return nil

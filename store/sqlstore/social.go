@@ -11,12 +11,12 @@ import (
 // deleted together in one transaction: a user's friends (and their count)
 // are then one range of the primary key.
 
-const requestCols = `from_user, to_user, message, created_at`
+const friendRequestCols = `from_user, to_user, message, created_at`
 
 // PutFriendRequest stores r unless a request from r.From to r.To is pending
 // (store.Social).
 func (s *Store) PutFriendRequest(ctx context.Context, r *store.FriendRequest) (bool, error) {
-	res, err := s.db.ExecContext(ctx, s.d.InsertIgnore+` INTO friend_requests (`+requestCols+`) VALUES (?, ?, ?, ?)`,
+	res, err := s.db.ExecContext(ctx, s.d.InsertIgnore+` INTO friend_requests (`+friendRequestCols+`) VALUES (?, ?, ?, ?)`,
 		r.From, r.To, r.Message, r.CreatedAt)
 	if err != nil {
 		return false, s.wrap("put friend request", err)
@@ -28,7 +28,7 @@ func (s *Store) PutFriendRequest(ctx context.Context, r *store.FriendRequest) (b
 // FriendRequest returns one pending request or ErrNotFound (store.Social).
 func (s *Store) FriendRequest(ctx context.Context, from, to string) (*store.FriendRequest, error) {
 	var r store.FriendRequest
-	err := s.db.GetContext(ctx, &r, `SELECT `+requestCols+` FROM friend_requests WHERE from_user = ? AND to_user = ?`, from, to)
+	err := s.db.GetContext(ctx, &r, `SELECT `+friendRequestCols+` FROM friend_requests WHERE from_user = ? AND to_user = ?`, from, to)
 	if err != nil {
 		return nil, s.wrap("friend request", err)
 	}
@@ -45,11 +45,11 @@ func (s *Store) DeleteFriendRequest(ctx context.Context, from, to string) error 
 // first (store.Social).
 func (s *Store) FriendRequests(ctx context.Context, userID string) (incoming, outgoing []store.FriendRequest, err error) {
 	incoming, outgoing = []store.FriendRequest{}, []store.FriendRequest{}
-	if err := s.db.SelectContext(ctx, &incoming, `SELECT `+requestCols+` FROM friend_requests WHERE to_user = ?
+	if err := s.db.SelectContext(ctx, &incoming, `SELECT `+friendRequestCols+` FROM friend_requests WHERE to_user = ?
 		ORDER BY created_at DESC, from_user`, userID); err != nil {
 		return nil, nil, s.wrap("friend requests", err)
 	}
-	if err := s.db.SelectContext(ctx, &outgoing, `SELECT `+requestCols+` FROM friend_requests WHERE from_user = ?
+	if err := s.db.SelectContext(ctx, &outgoing, `SELECT `+friendRequestCols+` FROM friend_requests WHERE from_user = ?
 		ORDER BY created_at DESC, to_user`, userID); err != nil {
 		return nil, nil, s.wrap("friend requests", err)
 	}

@@ -15,6 +15,12 @@ var groupTests = []test{
 	{"LeaveKeepsReadAtLeave", testGroupLeave},
 	{"LeaveThenRejoin", testGroupRejoin},
 	{"NotFound", testGroupNotFound},
+	{"UpdateSettings", testGroupUpdate},
+	{"TransferOwner", testGroupTransfer},
+	{"Dissolve", testGroupDissolve},
+	{"JoinRequests", testJoinRequests},
+	{"JoinRequestsEndOnJoinAndDissolve", testJoinRequestsEnd},
+	{"GroupCounts", testGroupCounts},
 }
 
 func memberIDs(ms []store.Member) []string {
