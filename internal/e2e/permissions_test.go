@@ -198,19 +198,19 @@ var httpMatrix = []httpCase{
 	{name: "friend request to the peer", method: "POST", path: "/v1/friends/requests", body: `{"to":"{peer}"}`, other: ok(201),
 		want: map[string]want{asPeer: refused("invalid"), asOutsider: refused("blocked")}},
 	{name: "answer the member's friend request", method: "POST", path: "/v1/friends/requests/{mem}", body: `{"accept":true}`, other: refused("not_found"),
-		want: map[string]want{asPeer: ok(200), asMember: refused("invalid")},
+		want: map[string]want{asPeer: ok(200), asMember: refused("invalid"), asService: refused("invalid")},
 		prep: func(t *testing.T, srv *testutil.Server, w *world) {
 			srv.MustAPI(t, 201, "POST", "/v1/friends/requests", w.tokens[asMember], map[string]string{"to": w.ids["peer"]}, nil)
 		}},
 	{name: "unfriend the member", method: "DELETE", path: "/v1/friends/{mem}", other: refused("not_found"),
-		want: map[string]want{asPeer: ok(204), asMember: refused("invalid")},
+		want: map[string]want{asPeer: ok(204), asMember: refused("invalid"), asService: refused("invalid")},
 		prep: func(t *testing.T, srv *testutil.Server, w *world) {
 			srv.MustAPI(t, 201, "POST", "/v1/friends/requests", w.tokens[asMember], map[string]string{"to": w.ids["peer"]}, nil)
 			srv.MustAPI(t, 200, "POST", "/v1/friends/requests/"+w.ids["mem"], w.tokens[asPeer], map[string]bool{"accept": true}, nil)
 		}},
 	{name: "list friends", method: "GET", path: "/v1/friends", other: ok(200)},
 	{name: "list friend requests", method: "GET", path: "/v1/friends/requests", other: ok(200)},
-	{name: "block the member", method: "PUT", path: "/v1/blocks/{mem}", other: ok(204), want: map[string]want{asMember: refused("invalid")}},
+	{name: "block the member", method: "PUT", path: "/v1/blocks/{mem}", other: ok(204), want: map[string]want{asMember: refused("invalid"), asService: refused("invalid")}},
 	{name: "unblock the outsider", method: "DELETE", path: "/v1/blocks/{out}", other: refused("not_found"),
 		want: map[string]want{asPeer: ok(204), asOutsider: refused("invalid")}},
 	{name: "list blocks", method: "GET", path: "/v1/blocks", other: ok(200)},
@@ -224,6 +224,34 @@ var httpMatrix = []httpCase{
 		want: map[string]want{asService: ok(200), asMember: ok(200), asPeer: refused("forbidden")}},
 	{name: "get group", method: "GET", path: "/v1/groups/{gid}", other: ok(200),
 		want: map[string]want{asOutsider: refused("forbidden"), asPeer: refused("forbidden")}},
+	{name: "update group", method: "PATCH", path: "/v1/groups/{gid}", body: `{"notice":"read the rules"}`, other: refused("forbidden"),
+		want: map[string]want{asService: ok(200), asOwner: ok(200), asAdmin: ok(200), asOutsider: refused("not_member"), asPeer: refused("not_member")}},
+	{name: "transfer group", method: "POST", path: "/v1/groups/{gid}/transfer", body: `{"user_id":"{mem}"}`, other: refused("forbidden"),
+		want: map[string]want{asService: ok(200), asOwner: ok(200), asOutsider: refused("not_member"), asPeer: refused("not_member")}},
+	{name: "dissolve group", method: "DELETE", path: "/v1/groups/{gid}", other: refused("forbidden"),
+		want: map[string]want{asService: ok(204), asOwner: ok(204), asOutsider: refused("not_member"), asPeer: refused("not_member")}},
+	{name: "members", method: "GET", path: "/v1/groups/{gid}/members", other: ok(200),
+		want: map[string]want{asOutsider: refused("forbidden"), asPeer: refused("forbidden")}},
+	{name: "join an invite-only group", method: "POST", path: "/v1/groups/{gid}/join", other: refused("forbidden"),
+		want: map[string]want{asService: refused("conflict"), asOwner: refused("conflict"), asAdmin: refused("conflict"), asMember: refused("conflict")}},
+	{name: "join an open group", method: "POST", path: "/v1/groups/{gid}/join", other: refused("conflict"),
+		want: map[string]want{asOutsider: ok(200), asPeer: ok(200)},
+		prep: func(t *testing.T, srv *testutil.Server, w *world) {
+			srv.MustAPI(t, 200, "PATCH", "/v1/groups/"+w.ids["gid"], w.tokens[asOwner], map[string]string{"join_policy": "open"}, nil)
+		}},
+	{name: "ask to join an approval group", method: "POST", path: "/v1/groups/{gid}/join", body: `{"message":"let me in"}`, other: refused("conflict"),
+		want: map[string]want{asOutsider: ok(202), asPeer: ok(202)},
+		prep: func(t *testing.T, srv *testutil.Server, w *world) {
+			srv.MustAPI(t, 200, "PATCH", "/v1/groups/"+w.ids["gid"], w.tokens[asOwner], map[string]string{"join_policy": "approval"}, nil)
+		}},
+	{name: "list join requests", method: "GET", path: "/v1/groups/{gid}/requests", other: refused("forbidden"),
+		want: map[string]want{asService: ok(200), asOwner: ok(200), asAdmin: ok(200), asOutsider: refused("not_member"), asPeer: refused("not_member")}},
+	{name: "approve a join request", method: "POST", path: "/v1/groups/{gid}/requests/{out}", body: `{"approve":true}`, other: refused("forbidden"),
+		want: map[string]want{asService: ok(200), asOwner: ok(200), asAdmin: ok(200), asOutsider: refused("not_member"), asPeer: refused("not_member")},
+		prep: func(t *testing.T, srv *testutil.Server, w *world) {
+			srv.MustAPI(t, 200, "PATCH", "/v1/groups/"+w.ids["gid"], w.tokens[asOwner], map[string]string{"join_policy": "approval"}, nil)
+			srv.MustAPI(t, 202, "POST", "/v1/groups/"+w.ids["gid"]+"/join", w.tokens[asOutsider], nil, nil)
+		}},
 	{name: "add members", method: "POST", path: "/v1/groups/{gid}/members", body: `{"user_ids":["{out}"]}`, other: ok(200),
 		want: map[string]want{asOutsider: refused("not_member"), asPeer: refused("not_member")}},
 	{name: "kick member", method: "DELETE", path: "/v1/groups/{gid}/members/{mem}", other: refused("forbidden"),
