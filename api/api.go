@@ -113,7 +113,7 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, chat.Errorf(chat.CodeNotFound, "no such endpoint"))
 	})
-	return h.recoverer(h.canonical(mux))
+	return h.recoverer(h.cors(h.canonical(mux)))
 }
 
 // canonical answers a path that net/http's mux would redirect to its cleaned

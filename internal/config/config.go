@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -76,6 +77,10 @@ type HTTP struct {
 	// the service key always may). MetricsPublic serves it to anyone.
 	MetricsToken  string `yaml:"metrics_token"`
 	MetricsPublic bool   `yaml:"metrics_public"`
+	// CORSOrigins are the browser origins (scheme://host[:port], exactly as
+	// browsers send them in Origin) allowed to call the API from their
+	// pages, or "*" for any. Empty: none (no CORS headers at all).
+	CORSOrigins []string `yaml:"cors_origins"`
 }
 
 // Auth configures tokens and the service key.
@@ -194,6 +199,7 @@ func Default() Config {
 			MaxBodyBytes: 1 << 20,
 			ReadTimeout:  30 * time.Second,
 			WriteTimeout: 30 * time.Second,
+			CORSOrigins:  []string{},
 		},
 		Auth: Auth{TokenTTL: 7 * 24 * time.Hour, MaxTTL: 90 * 24 * time.Hour},
 		Chat: Chat{
@@ -318,6 +324,17 @@ func setValue(fv reflect.Value, s string) error {
 			return err
 		}
 		fv.SetFloat(f)
+	case reflect.Slice:
+		if fv.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("cannot be set from the environment")
+		}
+		var xs []string // comma-separated
+		for _, x := range strings.Split(s, ",") {
+			if x = strings.TrimSpace(x); x != "" {
+				xs = append(xs, x)
+			}
+		}
+		fv.Set(reflect.ValueOf(xs))
 	case reflect.Uint16, reflect.Uint32:
 		n, err := strconv.ParseUint(s, 10, fv.Type().Bits())
 		if err != nil {
@@ -398,6 +415,11 @@ func (c *Config) Validate() error {
 	if c.HTTP.MaxBodyBytes < 1024 {
 		bad("http.max_body_bytes", "must be at least 1024")
 	}
+	for _, o := range c.HTTP.CORSOrigins {
+		if !validOrigin(o) {
+			bad("http.cors_origins", "%q is not \"*\" or an origin like https://app.example.com (scheme, host and port only)", o)
+		}
+	}
 	if c.Auth.TokenTTL <= 0 || c.Auth.MaxTTL < c.Auth.TokenTTL {
 		bad("auth.token_ttl", "must be positive and not above auth.max_token_ttl")
 	}
@@ -444,4 +466,17 @@ func (c *Config) Validate() error {
 		bad("log.format", "%q is not text or json", c.Log.Format)
 	}
 	return errors.Join(errs...)
+}
+
+// validOrigin tells whether o is "*" or an origin as browsers send it:
+// http or https, a host, an optional port, nothing else (no path, not even
+// "/"), in lower case.
+func validOrigin(o string) bool {
+	if o == "*" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil &&
+		u.Path == "" && u.RawQuery == "" && u.Fragment == "" && !u.ForceQuery && u.Opaque == "" &&
+		strings.ToLower(o) == o && u.Scheme+"://"+u.Host == o
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,13 +31,15 @@ func TestEnvOverrides(t *testing.T) {
 		"MQIM_MQTT_MAX_PACKET_SIZE=2048",
 		"MQIM_MQTT_OPEN_TOPICS=true",
 		"MQIM_STORE_MAX_OPEN_CONNS=3",
+		"MQIM_HTTP_CORS_ORIGINS=https://app.example.com, http://localhost:3000,",
 		"PATH=/bin",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.MQTT.Addr != "127.0.0.1:1999" || cfg.DataDir != "/tmp/x" || cfg.MQTT.ConnectTimeout != 3*time.Second ||
-		cfg.MQTT.MaxPacketSize != 2048 || !cfg.MQTT.OpenTopics || cfg.Store.MaxOpenConns != 3 {
+		cfg.MQTT.MaxPacketSize != 2048 || !cfg.MQTT.OpenTopics || cfg.Store.MaxOpenConns != 3 ||
+		!slices.Equal(cfg.HTTP.CORSOrigins, []string{"https://app.example.com", "http://localhost:3000"}) {
 		t.Fatalf("overrides not applied: %+v", cfg)
 	}
 	if _, err := Load("", []string{"MQIM_MQTT_CONNECT_TIMEOUT=soon"}); err == nil || !strings.Contains(err.Error(), "MQIM_MQTT_CONNECT_TIMEOUT") {
@@ -57,6 +60,25 @@ func TestFileUnknownKeyRefused(t *testing.T) {
 	}
 	if _, err := Load(p, nil); err != nil {
 		t.Fatalf("empty file: %v", err)
+	}
+}
+
+// Origins must be written as browsers send them, or "*".
+func TestCORSOrigins(t *testing.T) {
+	for _, o := range []string{"*", "https://app.example.com", "http://localhost:3000", "http://127.0.0.1:8081", "https://[::1]:9000"} {
+		c := Default()
+		c.HTTP.CORSOrigins = []string{o}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%q refused: %v", o, err)
+		}
+	}
+	for _, o := range []string{"", "app.example.com", "https://app.example.com/", "https://App.example.com", "ftp://x", "https://a/b",
+		"https://u@a", "https://a?x", "https://a#f", "null", "**", "https://"} {
+		c := Default()
+		c.HTTP.CORSOrigins = []string{o}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "http.cors_origins") {
+			t.Errorf("%q: err = %v", o, err)
+		}
 	}
 }
 
