@@ -79,6 +79,18 @@ func UserTopic(uid string) string { return userTopicPrefix + uid }
 // GroupTopic is a group's topic.
 func GroupTopic(gid string) string { return groupTopicPrefix + gid }
 
+// RequestTopic is where clients publish requests (docs/protocol.md,
+// "Requests over MQTT"); nobody subscribes to it.
+const RequestTopic = "im/rpc"
+
+// ReplyTopicPrefix starts every device's reply topic.
+const ReplyTopicPrefix = "im/r/"
+
+// ReplyTopic is the reply topic of the device with MQTT client id
+// clientID ({uid}/{device}): the answers to its requests, and events meant
+// for that device alone. Only that client may subscribe to it.
+func ReplyTopic(clientID string) string { return ReplyTopicPrefix + clientID }
+
 // ParseTopic reads a chat topic: exactly im/u/{id} or im/g/{id} with a
 // valid id. ok is false for anything else (wildcards, extra levels, empty
 // or invalid ids, other topics).

@@ -654,6 +654,15 @@ func (s *Service) SendError(uid, device, cid string, e *Error) {
 	s.send(UserTopic(uid), mustJSON(ev), 1)
 }
 
+// AdmitRequest counts one request over MQTT (im/rpc) against the user's
+// send rate: rate_limited, with when to retry, past it.
+func (s *Service) AdmitRequest(uid string) error {
+	if ok, retry := s.sendLim.Allow(uid); !ok {
+		return rateLimited("requests", retry)
+	}
+	return nil
+}
+
 // Typing relays a typing notice from a user to t at QoS 0; nothing is
 // stored. It is relayed only inside a conversation that exists: to a group
 // the user belongs to, or to a user they already have a 1:1 conversation

@@ -169,6 +169,13 @@ func (h *Auth) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if !isIMFilter(topic) {
 		return h.o.OpenTopics && !strings.HasPrefix(topic, "$")
 	}
+	switch {
+	case topic == chat.RequestTopic:
+		return write // anyone may ask; nobody subscribes
+	case strings.HasPrefix(topic, chat.ReplyTopicPrefix):
+		// Only the server publishes replies, and only to the device asking.
+		return !write && topic == chat.ReplyTopic(cl.ID) && h.o.Broker.Deliverable(cl.ID)
+	}
 	t, ok := chat.ParseTopic(topic)
 	if !ok {
 		return false // wildcards, extra levels, bad ids

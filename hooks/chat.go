@@ -13,20 +13,24 @@ import (
 )
 
 // Acker is what the Chat hook needs of the broker (broker.Broker does): end
-// a connection, and refuse a QoS 2 publish with a PUBREC.
+// a connection, refuse a QoS 2 publish with a PUBREC, and answer a request
+// on a device's reply topic.
 type Acker interface {
 	DisconnectClient(cl *mqtt.Client, why packets.Code) error
 	RefuseQoS2(cl *mqtt.Client, pk packets.Packet, why packets.Code) error
+	Reply(topic string, payload, correlation []byte) error
 }
 
 // ChatOptions configure the Chat hook.
 type ChatOptions struct {
 	Broker Acker
 	Chat   *chat.Service
-	Config config.Chat
+	// Requests answers the requests published on im/rpc.
+	Requests Requester
+	Config   config.Chat
 }
 
-func (o *ChatOptions) complete() bool { return o.Broker != nil && o.Chat != nil }
+func (o *ChatOptions) complete() bool { return o.Broker != nil && o.Chat != nil && o.Requests != nil }
 
 // Chat is the MQTT door into the chat service. A client publish on im/ is
 // never delivered as-is: it is decoded, handed to the service (which stores
@@ -75,6 +79,9 @@ func reasonCode(code string) packets.Code {
 func (h *Chat) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline || !strings.HasPrefix(pk.TopicName, "im/") {
 		return pk, nil // server events, and plain-broker topics the ACL allowed
+	}
+	if pk.TopicName == chat.RequestTopic {
+		return h.request(cl, pk)
 	}
 	uid := string(cl.Properties.Username)
 	t, ok := chat.ParseTopic(pk.TopicName)

@@ -34,8 +34,8 @@ func (o *SessionOptions) complete() bool {
 	return o.Broker != nil && o.Groups != nil && o.Members != nil
 }
 
-// Sessions subscribes every device, at session establishment, to its inbox
-// and to all its groups at QoS 1, and removes subscriptions to groups the
+// Sessions subscribes every device, at session establishment, to its inbox,
+// its reply topic and all its groups at QoS 1, and removes subscriptions to groups the
 // user has left, so that clients never need to SUBSCRIBE. Membership changes
 // later update the sessions through the chat service and the broker.
 // Explicit client subscriptions to im/ topics are raised to QoS 1.
@@ -50,7 +50,17 @@ func (h *Sessions) ID() string { return "mqim-sessions" }
 
 // Provides implements mqtt.Hook.
 func (h *Sessions) Provides(b byte) bool {
-	return provides(b, mqtt.OnSessionEstablished, mqtt.OnSubscribe)
+	return provides(b, mqtt.OnSessionEstablished, mqtt.OnSubscribe, mqtt.OnPacketEncode)
+}
+
+// OnPacketEncode implements mqtt.Hook: an MQTT 5 client that asks for
+// Response Information in its CONNECT gets its reply topic in the CONNACK.
+func (h *Sessions) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Connack && pk.ReasonCode < 0x80 && cl.Properties.ProtocolVersion == 5 &&
+		cl.Properties.Props.RequestResponseInfo == 1 {
+		pk.Properties.ResponseInfo = chat.ReplyTopic(cl.ID)
+	}
+	return pk
 }
 
 // OnSessionEstablished implements mqtt.Hook. It runs after CONNACK (Mochi
@@ -74,7 +84,7 @@ func (h *Sessions) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		_ = h.o.Broker.DisconnectClient(cl, packets.ErrServerBusy)
 		return
 	}
-	want := map[string]bool{chat.UserTopic(uid): true}
+	want := map[string]bool{chat.UserTopic(uid): true, chat.ReplyTopic(cl.ID): true}
 	for _, g := range gids {
 		want[chat.GroupTopic(g)] = true
 	}

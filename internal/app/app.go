@@ -147,13 +147,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	a.Chat = chat.New(chat.Options{Store: a.Store, Log: log, Config: cfg.Chat, Limits: cfg.Limits, Tokens: signer, CacheTTL: cfg.MQTT.ACLCacheTTL,
 		Deliverer: a.Broker, Subscriber: a.Broker, Disconnector: a.Broker, Committed: committed})
 	a.registerMetrics()
+	// The HTTP API also answers the requests that come over MQTT (im/rpc).
+	apiHandler := api.New(api.Options{Chat: a.Chat, Tokens: signer, ServiceKeyHash: keyHash,
+		Auth: cfg.Auth, HTTP: cfg.HTTP, Log: log, Presence: a.Broker, Ready: a.ready,
+		Metrics: promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{})})
 	for _, h := range []struct {
 		hook mqtt.Hook
 		cfg  any
 	}{
 		{new(hooks.Auth), &hooks.AuthOptions{Users: a.Chat, Members: a.Chat, Broker: a.Broker, OpenTopics: cfg.MQTT.OpenTopics}},
 		{new(hooks.Sessions), &hooks.SessionOptions{Broker: a.Broker, Groups: a.Store, Members: a.Chat}},
-		{new(hooks.Chat), &hooks.ChatOptions{Broker: a.Broker, Chat: a.Chat, Config: cfg.Chat}},
+		{new(hooks.Chat), &hooks.ChatOptions{Broker: a.Broker, Chat: a.Chat, Requests: apiHandler, Config: cfg.Chat}},
 	} {
 		if err := a.Broker.AddHook(h.hook, h.cfg); err != nil {
 			a.Store.Close()
@@ -161,9 +165,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		}
 	}
 	a.httpSrv = &http.Server{
-		Handler: api.New(api.Options{Chat: a.Chat, Tokens: signer, ServiceKeyHash: keyHash,
-			Auth: cfg.Auth, HTTP: cfg.HTTP, Log: log, Presence: a.Broker, Ready: a.ready,
-			Metrics: promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{})}),
+		Handler:           apiHandler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       cfg.HTTP.ReadTimeout,
 		WriteTimeout:      cfg.HTTP.WriteTimeout,

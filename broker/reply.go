@@ -1,0 +1,27 @@
+package broker
+
+import (
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Reply publishes payload at QoS 1 to one device's reply topic, carrying
+// the request's MQTT 5 Correlation Data (nil: none) back to it: the one
+// property a server event may bear besides those MQTT adds. Like Deliver it
+// never waits on the receiver.
+func (b *Broker) Reply(topic string, payload, correlation []byte) error {
+	if len(correlation) == 0 {
+		return b.Deliver(topic, payload, 1)
+	}
+	// An inline client of its own (what Server.Publish uses cannot carry
+	// properties): its publishes skip the ACL and reach OnPublish as inline.
+	cl := b.srv.NewClient(nil, "local", mqtt.InlineClientId, true)
+	cl.Properties.ProtocolVersion = 5 // or the properties are dropped on the way in
+	return b.srv.InjectPacket(cl, packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},
+		TopicName:   topic,
+		Payload:     payload,
+		Properties:  packets.Properties{CorrelationData: correlation},
+		PacketID:    1, // as in mqtt.Server.Publish: never processed inbound, but checked for validity
+	})
+}
