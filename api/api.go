@@ -85,6 +85,7 @@ func (h *handler) routes() []route {
 	rs := []route{
 		{"GET /healthz", fn(h.healthz)},
 		{"GET /readyz", fn(h.readyz)},
+		{"GET /v1/openapi.yaml", fn(h.openapi)},
 
 		{"POST /v1/login", fn(h.login)},
 		{"POST /v1/token", h.auth(h.renewToken)},
