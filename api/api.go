@@ -62,58 +62,77 @@ type handler struct {
 func New(o Options) *Handler {
 	h := &handler{Options: o}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", h.healthz)
-	mux.HandleFunc("GET /readyz", h.readyz)
-
-	mux.HandleFunc("POST /v1/login", h.login)
-	mux.Handle("POST /v1/token", h.auth(h.renewToken))
-	mux.Handle("PUT /v1/users/{uid}", h.service(h.putUser))
-	mux.Handle("GET /v1/users/{uid}", h.auth(h.getUser))
-	mux.Handle("POST /v1/users/{uid}/tokens", h.service(h.mintToken))
-
-	mux.Handle("POST /v1/groups", h.auth(h.createGroup))
-	mux.Handle("GET /v1/groups/{gid}", h.auth(h.getGroup))
-	mux.Handle("POST /v1/groups/{gid}/members", h.auth(h.addMembers))
-	mux.Handle("DELETE /v1/groups/{gid}/members/{uid}", h.auth(h.removeMember))
-	mux.Handle("PATCH /v1/groups/{gid}/members/{uid}", h.auth(h.updateMember))
-	mux.Handle("PATCH /v1/groups/{gid}", h.auth(h.patchGroup))
-	mux.Handle("DELETE /v1/groups/{gid}", h.auth(h.dissolveGroup))
-	mux.Handle("POST /v1/groups/{gid}/transfer", h.auth(h.transferGroup))
-	mux.Handle("GET /v1/groups/{gid}/members", h.auth(h.listMembers))
-	mux.Handle("POST /v1/groups/{gid}/join", h.auth(h.joinGroup))
-	mux.Handle("GET /v1/groups/{gid}/requests", h.auth(h.listRequests))
-	mux.Handle("POST /v1/groups/{gid}/requests/{uid}", h.auth(h.answerRequest))
-
-	mux.Handle("POST /v1/messages", h.auth(h.sendMessage))
-	mux.Handle("POST /v1/messages/{id}/recall", h.auth(h.recallMessage))
-	mux.Handle("PATCH /v1/messages/{id}", h.auth(h.editMessage))
-	mux.Handle("GET /v1/conversations", h.auth(h.listConversations))
-	mux.Handle("GET /v1/conversations/{conv}/messages", h.auth(h.listMessages))
-	mux.Handle("POST /v1/conversations/{conv}/read", h.auth(h.markRead))
-	mux.Handle("PATCH /v1/conversations/{conv}", h.auth(h.patchConversation))
-	mux.Handle("GET /v1/unread", h.auth(h.unread))
-
-	mux.Handle("PUT /v1/devices/{device_id}", h.auth(h.putDevice))
-	mux.Handle("DELETE /v1/devices/{device_id}", h.auth(h.deleteDevice))
-	mux.Handle("GET /v1/devices", h.auth(h.listDevices))
-	mux.Handle("GET /v1/presence", h.auth(h.presence))
-
-	mux.Handle("POST /v1/friends/requests", h.auth(h.requestFriend))
-	mux.Handle("GET /v1/friends/requests", h.auth(h.listFriendRequests))
-	mux.Handle("POST /v1/friends/requests/{from}", h.auth(h.answerFriendRequest))
-	mux.Handle("GET /v1/friends", h.auth(h.listFriends))
-	mux.Handle("DELETE /v1/friends/{uid}", h.auth(h.unfriend))
-	mux.Handle("PUT /v1/blocks/{uid}", h.auth(h.block))
-	mux.Handle("DELETE /v1/blocks/{uid}", h.auth(h.unblock))
-	mux.Handle("GET /v1/blocks", h.auth(h.listBlocks))
-	if o.Metrics != nil {
-		mux.Handle("GET /metrics", h.metrics(o.Metrics))
+	for _, rt := range h.routes() {
+		mux.Handle(rt.pattern, rt.handler)
 	}
-
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, chat.Errorf(chat.CodeNotFound, "no such endpoint"))
 	})
 	return &Handler{Handler: h.recoverer(h.cors(h.canonical(mux)))}
+}
+
+// route is one endpoint: a net/http pattern ("METHOD /path/{wildcard}")
+// and its handler, authentication included.
+type route struct {
+	pattern string
+	handler http.Handler
+}
+
+// routes is every endpoint the API serves, the one list New registers and
+// the OpenAPI document (openapi.yaml) is tested against.
+func (h *handler) routes() []route {
+	fn := func(f http.HandlerFunc) http.Handler { return f }
+	rs := []route{
+		{"GET /healthz", fn(h.healthz)},
+		{"GET /readyz", fn(h.readyz)},
+		{"GET /v1/openapi.yaml", fn(h.openapi)},
+
+		{"POST /v1/login", fn(h.login)},
+		{"POST /v1/token", h.auth(h.renewToken)},
+		{"PUT /v1/users/{uid}", h.service(h.putUser)},
+		{"GET /v1/users/{uid}", h.auth(h.getUser)},
+		{"POST /v1/users/{uid}/tokens", h.service(h.mintToken)},
+
+		{"POST /v1/groups", h.auth(h.createGroup)},
+		{"GET /v1/groups/{gid}", h.auth(h.getGroup)},
+		{"POST /v1/groups/{gid}/members", h.auth(h.addMembers)},
+		{"DELETE /v1/groups/{gid}/members/{uid}", h.auth(h.removeMember)},
+		{"PATCH /v1/groups/{gid}/members/{uid}", h.auth(h.updateMember)},
+		{"PATCH /v1/groups/{gid}", h.auth(h.patchGroup)},
+		{"DELETE /v1/groups/{gid}", h.auth(h.dissolveGroup)},
+		{"POST /v1/groups/{gid}/transfer", h.auth(h.transferGroup)},
+		{"GET /v1/groups/{gid}/members", h.auth(h.listMembers)},
+		{"POST /v1/groups/{gid}/join", h.auth(h.joinGroup)},
+		{"GET /v1/groups/{gid}/requests", h.auth(h.listRequests)},
+		{"POST /v1/groups/{gid}/requests/{uid}", h.auth(h.answerRequest)},
+
+		{"POST /v1/messages", h.auth(h.sendMessage)},
+		{"POST /v1/messages/{id}/recall", h.auth(h.recallMessage)},
+		{"PATCH /v1/messages/{id}", h.auth(h.editMessage)},
+		{"GET /v1/conversations", h.auth(h.listConversations)},
+		{"GET /v1/conversations/{conv}/messages", h.auth(h.listMessages)},
+		{"POST /v1/conversations/{conv}/read", h.auth(h.markRead)},
+		{"PATCH /v1/conversations/{conv}", h.auth(h.patchConversation)},
+		{"GET /v1/unread", h.auth(h.unread)},
+
+		{"PUT /v1/devices/{device_id}", h.auth(h.putDevice)},
+		{"DELETE /v1/devices/{device_id}", h.auth(h.deleteDevice)},
+		{"GET /v1/devices", h.auth(h.listDevices)},
+		{"GET /v1/presence", h.auth(h.presence)},
+
+		{"POST /v1/friends/requests", h.auth(h.requestFriend)},
+		{"GET /v1/friends/requests", h.auth(h.listFriendRequests)},
+		{"POST /v1/friends/requests/{from}", h.auth(h.answerFriendRequest)},
+		{"GET /v1/friends", h.auth(h.listFriends)},
+		{"DELETE /v1/friends/{uid}", h.auth(h.unfriend)},
+		{"PUT /v1/blocks/{uid}", h.auth(h.block)},
+		{"DELETE /v1/blocks/{uid}", h.auth(h.unblock)},
+		{"GET /v1/blocks", h.auth(h.listBlocks)},
+	}
+	if h.Metrics != nil {
+		rs = append(rs, route{"GET /metrics", h.metrics(h.Metrics)})
+	}
+	return rs
 }
 
 // canonical answers a path that net/http's mux would redirect to its cleaned

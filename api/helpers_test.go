@@ -115,6 +115,7 @@ func do(t testing.TB, srv *testutil.Server, c call) (int, http.Header, []byte) {
 	if err != nil {
 		t.Fatalf("%s %s: read body: %v", c.method, c.path, err)
 	}
+	testutil.CheckResponse(t, req, resp.StatusCode, resp.Header, out)
 	return resp.StatusCode, resp.Header, out
 }
 

@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -38,20 +37,15 @@ func listPage(t *testing.T, srv *testutil.Server, tok, query string) ([]listRow,
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET /v1/conversations?%s: %d %s", query, resp.StatusCode, body)
+	st, hdr, body := srv.Do(t, req)
+	if st != 200 {
+		t.Fatalf("GET /v1/conversations?%s: %d %s", query, st, body)
 	}
 	var rows []listRow
 	if err := json.Unmarshal(body, &rows); err != nil {
 		t.Fatal(err)
 	}
-	return rows, resp.Header.Get("X-Next-Cursor")
+	return rows, hdr.Get("X-Next-Cursor")
 }
 
 // listAll pages through the whole list with pages of size.

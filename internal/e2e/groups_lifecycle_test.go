@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -69,14 +68,9 @@ func memberPages(t *testing.T, srv *testutil.Server, tok, gid string, n int) ([]
 	for {
 		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/groups/%s/members?limit=%d&cursor=%s", srv.HTTPURL, gid, n, cursor), nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("members page: %d %s", resp.StatusCode, body)
+		st, hdr, body := srv.Do(t, req)
+		if st != 200 {
+			t.Fatalf("members page: %d %s", st, body)
 		}
 		var page []struct {
 			UserID string `json:"user_id"`
@@ -91,7 +85,7 @@ func memberPages(t *testing.T, srv *testutil.Server, tok, gid string, n int) ([]
 		for _, m := range page {
 			ids = append(ids, m.UserID)
 		}
-		cursor = resp.Header.Get("X-Next-Cursor")
+		cursor = hdr.Get("X-Next-Cursor")
 		if cursor == "" {
 			return ids, pages
 		}

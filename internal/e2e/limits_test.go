@@ -44,13 +44,9 @@ func TestSendRateLimit(t *testing.T) {
 		}
 		req, _ := http.NewRequest("POST", srv.HTTPURL+"/v1/messages", strings.NewReader(`{"to":"bob","type":"text","body":{"text":"http over"}}`))
 		req.Header.Set("Authorization", "Bearer "+ta)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if ra, _ := strconv.Atoi(resp.Header.Get("Retry-After")); resp.StatusCode != 429 || ra < 1 {
-			t.Fatalf("HTTP over the rate: %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+		st, hdr, _ := srv.Do(t, req)
+		if ra, _ := strconv.Atoi(hdr.Get("Retry-After")); st != 429 || ra < 1 {
+			t.Fatalf("HTTP over the rate: %d Retry-After %q", st, hdr.Get("Retry-After"))
 		}
 		if texts := historyTexts(t, srv, tb, "d:alice:bob"); strings.Join(texts, ",") != "0,1,2" {
 			t.Fatalf("stored %q, want only the 3 within the burst", texts)

@@ -129,17 +129,30 @@ func (s *Server) API(t testing.TB, method, path, bearer string, body any) (int, 
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
+	st, _, out := s.Do(t, req)
+	return st, out
+}
+
+// Do sends req (to a URL of s.HTTPURL) and returns status, headers and
+// body. The answer is checked against the API's OpenAPI document
+// (CheckResponse), and any 5xx but 503 (a store outage) fails the test.
+func (s *Server) Do(t testing.TB, req *http.Request) (int, http.Header, []byte) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		t.Fatalf("%s %s: %v", req.Method, req.URL.RequestURI(), err)
 	}
 	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", req.Method, req.URL.RequestURI(), err)
+	}
 	if resp.StatusCode >= 500 && resp.StatusCode != http.StatusServiceUnavailable {
 		// No request a test makes may find a bug: bad input is a 4xx.
-		t.Errorf("%s %s: status %d: %.300s", method, path, resp.StatusCode, out)
+		t.Errorf("%s %s: status %d: %.300s", req.Method, req.URL.RequestURI(), resp.StatusCode, out)
 	}
-	return resp.StatusCode, out
+	CheckResponse(t, req, resp.StatusCode, resp.Header, out)
+	return resp.StatusCode, resp.Header, out
 }
 
 // WaitReady polls /readyz until it answers 200.
