@@ -85,6 +85,7 @@ func New(o Options) http.Handler {
 	mux.Handle("POST /v1/groups/{gid}/requests/{uid}", h.auth(h.answerRequest))
 
 	mux.Handle("POST /v1/messages", h.auth(h.sendMessage))
+	mux.Handle("GET /v1/messages/search", h.auth(h.searchMessages))
 	mux.Handle("POST /v1/messages/{id}/recall", h.auth(h.recallMessage))
 	mux.Handle("PATCH /v1/messages/{id}", h.auth(h.editMessage))
 	mux.Handle("GET /v1/conversations", h.auth(h.listConversations))

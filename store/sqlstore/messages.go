@@ -109,9 +109,10 @@ func (s *Store) MessagesByID(ctx context.Context, ids []string) (map[string]*sto
 // refused. Each write's Reader, if any, has its read position raised to the
 // message (an active member's only); nobody else's moves.
 //
-// One transaction: a multi-row insert of the messages, then one upsert per
-// conversation touched, the membership changes and one upsert of the read
-// positions, so a batch of N messages costs a handful of statements.
+// One transaction: a multi-row insert of the messages and one of their
+// search rows, then one upsert per conversation touched, the membership
+// changes and one upsert of the read positions, so a batch of N messages
+// costs a handful of statements.
 func (s *Store) Commit(ctx context.Context, batch []store.Write) error {
 	if len(batch) == 0 {
 		return nil
@@ -224,6 +225,10 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write) er
 			return s.wrap("insert messages", err)
 		}
 	}
+	// Their search rows: one more multi-row insert (search.go).
+	if err := s.commitSearch(ctx, tx, batch); err != nil {
+		return err
+	}
 	// Group creation, membership changes, recalls and edits are rare: a
 	// statement each, in seq order.
 	for _, w := range batch {
@@ -231,6 +236,9 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write) er
 			return err
 		}
 		if err := s.applyChange(ctx, tx, w); err != nil {
+			return err
+		}
+		if err := s.reindexChange(ctx, tx, w); err != nil {
 			return err
 		}
 	}
