@@ -40,24 +40,26 @@ type SearchCursor struct {
 // searchable. Recall and edit records and system messages are never
 // searchable; a recalled message is not either (its body is gone).
 func SearchText(typ string, body JSON) string {
-	var field string
+	var b struct {
+		Text *string `json:"text"`
+		Name *string `json:"name"`
+	}
 	switch typ {
-	case "text":
-		field = "text"
-	case "file", "location":
-		field = "name"
+	case "text", "file", "location":
 	default:
 		return ""
 	}
-	var b map[string]json.RawMessage
 	if json.Unmarshal(body, &b) != nil {
 		return ""
 	}
-	var s string
-	if json.Unmarshal(b[field], &s) != nil {
+	s := b.Text
+	if typ != "text" {
+		s = b.Name
+	}
+	if s == nil {
 		return ""
 	}
-	return FoldText(s)
+	return FoldText(*s)
 }
 
 // FoldText normalizes text for search: NFKC (full-width Latin and digits
@@ -67,9 +69,27 @@ func SearchText(typ string, body JSON) string {
 // breaks included) made one space, trimmed at both ends. The result is
 // valid UTF-8 whose substrings are what a search matches.
 func FoldText(s string) string {
+	if ascii(s) {
+		// What NFKC and case folding do to ASCII: lower the letters.
+		return strings.Join(strings.FieldsFunc(strings.ToLower(s), unicode.IsSpace), " ")
+	}
+	return foldUnicode(s)
+}
+
+// foldUnicode is FoldText for any text.
+func foldUnicode(s string) string {
 	s = norm.NFKC.String(strings.ToValidUTF8(s, "\uFFFD"))
 	// Full Unicode case folding (ß → ss, Σ/σ/ς → σ), not lowering; a
 	// Caser is stateful, so one per call.
 	s = norm.NFKC.String(cases.Fold().String(s))
 	return strings.Join(strings.FieldsFunc(s, unicode.IsSpace), " ")
+}
+
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

@@ -126,12 +126,15 @@ func (s *Store) Commit(ctx context.Context, batch []store.Write) error {
 	// conversation row that does not exist yet takes a gap lock, and two
 	// batches opening different conversations deadlock on their inserts.
 	// SQLite ignores the level (its writers are serialized anyway).
+	// Search rows are folded before the transaction, not while it holds
+	// locks.
+	idx := searchRows(batch)
 	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return s.wrap("commit", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	if err := s.commit(ctx, tx, batch); err != nil {
+	if err := s.commit(ctx, tx, batch, idx); err != nil {
 		return err
 	}
 	return s.wrap("commit", tx.Commit())
@@ -206,7 +209,7 @@ func (s *Store) applyChange(ctx context.Context, tx *sqlx.Tx, w store.Write) err
 	return nil
 }
 
-func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write) error {
+func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write, idx []searchRow) error {
 	const per = 14
 	for _, part := range chunks(batch, s.d.MaxParams/per) {
 		var b strings.Builder
@@ -226,7 +229,7 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write) er
 		}
 	}
 	// Their search rows: one more multi-row insert (search.go).
-	if err := s.commitSearch(ctx, tx, batch); err != nil {
+	if err := s.wrap("index messages", insertSearch(ctx, tx, s.d, "INSERT", idx)); err != nil {
 		return err
 	}
 	// Group creation, membership changes, recalls and edits are rare: a

@@ -37,49 +37,55 @@ var goSteps = map[int64]func(ctx context.Context, db *sqlx.DB, d Dialect) error{
 	6: backfillSearch,
 }
 
-// insertSearch inserts the search rows of msgs (those with a searchable
-// text; recalled ones have none), a multi-row statement per chunk. verb is
-// "INSERT" or the dialect's InsertIgnore.
-func insertSearch(ctx context.Context, ex sqlx.ExecerContext, d Dialect, verb string, msgs []*store.Message) error {
-	const per = 5
-	args := make([]any, 0, per*len(msgs))
-	n := 0
-	flush := func() error {
-		if n == 0 {
-			return nil
-		}
-		_, err := ex.ExecContext(ctx, verb+` INTO message_search (`+searchCols+`) VALUES `+placeholders(n, per), args...)
-		args, n = args[:0], 0
-		return err
-	}
+// searchRow is one row of message_search.
+type searchRow struct {
+	m    *store.Message
+	text string
+}
+
+// searchRowsOf returns the search rows of msgs: those with a searchable
+// text (a recalled message has none).
+func searchRowsOf(msgs []*store.Message) []searchRow {
+	var out []searchRow
 	for _, m := range msgs {
 		if m.Recalled {
 			continue
 		}
-		text := store.SearchText(m.Type, m.Body)
-		if text == "" {
-			continue
-		}
-		args = append(args, m.Conv, m.Seq, m.TS, m.ID, text)
-		if n++; n == d.MaxParams/per {
-			if err := flush(); err != nil {
-				return err
-			}
+		if text := store.SearchText(m.Type, m.Body); text != "" {
+			out = append(out, searchRow{m, text})
 		}
 	}
-	return flush()
+	return out
 }
 
-// commitSearch indexes a batch's new messages (a recall or edit record is
-// not searchable, and store.SearchText leaves out its type anyway).
-func (s *Store) commitSearch(ctx context.Context, tx *sqlx.Tx, batch []store.Write) error {
+// searchRows returns the search rows of a batch's new messages (a recall
+// or edit record is not searchable, and store.SearchText leaves out its
+// type anyway).
+func searchRows(batch []store.Write) []searchRow {
 	msgs := make([]*store.Message, 0, len(batch))
 	for _, w := range batch {
 		if !isRecord(w) {
 			msgs = append(msgs, w.Msg)
 		}
 	}
-	return s.wrap("index messages", insertSearch(ctx, tx, s.d, "INSERT", msgs))
+	return searchRowsOf(msgs)
+}
+
+// insertSearch inserts rows, a multi-row statement per chunk of the
+// dialect's parameter limit. verb is "INSERT" or the dialect's
+// InsertIgnore.
+func insertSearch(ctx context.Context, ex sqlx.ExecerContext, d Dialect, verb string, rows []searchRow) error {
+	const per = 5
+	for _, part := range chunks(rows, d.MaxParams/per) {
+		args := make([]any, 0, per*len(part))
+		for _, r := range part {
+			args = append(args, r.m.Conv, r.m.Seq, r.m.TS, r.m.ID, r.text)
+		}
+		if _, err := ex.ExecContext(ctx, verb+` INTO message_search (`+searchCols+`) VALUES `+placeholders(len(part), per), args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // reindexChange follows a recall or edit applied in place (applyChange):
@@ -104,7 +110,7 @@ func (s *Store) reindexChange(ctx context.Context, tx *sqlx.Tx, w store.Write) e
 	if _, err := tx.ExecContext(ctx, `DELETE FROM message_search WHERE conv_id = ? AND seq = ?`, m.Conv, m.Seq); err != nil {
 		return s.wrap("reindex message", err)
 	}
-	return s.wrap("reindex message", insertSearch(ctx, tx, s.d, "INSERT", []*store.Message{m}))
+	return s.wrap("reindex message", insertSearch(ctx, tx, s.d, "INSERT", searchRowsOf([]*store.Message{m})))
 }
 
 // backfillSearch indexes the messages stored before schema 0006, a page of
@@ -121,7 +127,7 @@ func backfillSearch(ctx context.Context, db *sqlx.DB, d Dialect) error {
 		if len(rows) == 0 {
 			return nil
 		}
-		if err := insertSearch(ctx, db, d, d.InsertIgnore, messages(rows)); err != nil {
+		if err := insertSearch(ctx, db, d, d.InsertIgnore, searchRowsOf(messages(rows))); err != nil {
 			return fmt.Errorf("index existing messages: %w", err)
 		}
 		after = rows[len(rows)-1].ID
