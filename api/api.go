@@ -107,6 +107,7 @@ func (h *handler) routes() []route {
 		{"POST /v1/groups/{gid}/requests/{uid}", h.auth(h.answerRequest)},
 
 		{"POST /v1/messages", h.auth(h.sendMessage)},
+		{"GET /v1/messages/search", h.auth(h.searchMessages)},
 		{"POST /v1/messages/{id}/recall", h.auth(h.recallMessage)},
 		{"PATCH /v1/messages/{id}", h.auth(h.editMessage)},
 		{"GET /v1/conversations", h.auth(h.listConversations)},

@@ -191,7 +191,25 @@ var endpoints = []endpoint{
 	{"GET", "/v1/blocks", ""},
 	{"POST", "/v1/messages/{mid}/recall", ""},
 	{"PATCH", "/v1/messages/{mid}", `{"body":{"text":"t"}}`},
+	{"GET", "/v1/messages/search?q=%E5%A5%BD%E4%B8%96&conv=g:g", ""},
 }
+
+// junkSearchQueries are query strings for GET /v1/messages/search: bad
+// and extreme values of every parameter, LIKE wildcards, bad encodings.
+var junkSearchQueries = func() []string {
+	qs := []string{
+		"", "q", "q=", "q=%20", "q=%00", "q=%FF", "q=%C0%AF", "q=%ED%A0%80", "q=%25", "q=_", "q=%5C", "q=!", "q=%27",
+		"q=%22", "q=%25%25%25", "q=a%00b", "q=" + strings.Repeat("%E5%A5%BD", 100), "q=" + strings.Repeat("%E5%A5%BD", 101),
+		"q=" + strings.Repeat("a", 5000), "q=%EF%B7%BA", "q=%E3%8D%BF", "q=x&q=y", "q[]=x", "q=x&limit=", "q=x&limit=-1",
+		"q=x&limit=1e3", "q=x&limit=9223372036854775808", "q=x&limit=100", "q=x&limit=1", "q=x&cursor=", "q=x&cursor=%FF",
+		"q=x&cursor=" + strings.Repeat("A", 1000), "q=x&cursor=MXx4", "q=x&cursor=LTF8eA", "q=x&cursor=OTk5OTk5OTk5OTk5OTk5OTk5OTk5fHg",
+		"q=x&cursor=MXw", "q=x&cursor=fHg", "q=x&conv=", "q=x&conv=g:", "q=x&conv=d:u", "q=x&conv=d:u:v", "q=x&conv=d:v:u",
+		"q=x&conv=g:g", "q=x&conv=g:" + strings.Repeat("g", 200), "q=x&conv=%00", "q=x&conv=g:g&conv=d:u:v",
+		"q=x&user_id=", "q=x&user_id=v", "q=x&user_id=%FF", "q=x&user_id=" + strings.Repeat("u", 1000), "q=x&user_id=u&user_id=v",
+		"%", "q=%", "q=%G0", "&&&", "q=x;conv=g:g",
+	}
+	return qs
+}()
 
 func (e endpoint) at(uid, gid string) string {
 	return strings.NewReplacer("{uid}", uid, "{gid}", gid, "{mid}", gid).Replace(e.path) // junk ids go where gids go
@@ -334,6 +352,18 @@ func TestNoInputYields500(t *testing.T) {
 							n.Add(1)
 							checkNo500(t, fmt.Sprintf("%s %s as %s", c.method, c.path, an), c.method, st, hdr, body)
 						}
+					}
+				}
+			})
+
+			t.Run("search queries", func(t *testing.T) {
+				t.Parallel()
+				for _, qs := range junkSearchQueries {
+					for an, auth := range auths {
+						c := call{method: "GET", path: "/v1/messages/search?" + qs, auth: auth}
+						st, hdr, body := do(t, srv, c)
+						n.Add(1)
+						checkNo500(t, fmt.Sprintf("GET %.100s as %s", c.path, an), c.method, st, hdr, body)
 					}
 				}
 			})

@@ -243,3 +243,32 @@ func (h *handler) convFor(w http.ResponseWriter, r *http.Request) (uid, conv str
 	}
 	return uid, r.PathValue("conv"), true
 }
+
+// searchMessages finds messages in the caller's conversations:
+// ?q= (1 to 100 characters), &conv= (one conversation), &limit= (default
+// 20, at most 100), &cursor= (the X-Next-Cursor of the previous page).
+// Newest first; the rules are chat.Service.Search's.
+func (h *handler) searchMessages(w http.ResponseWriter, r *http.Request) {
+	uid, ok := h.actingUser(w, r, "")
+	if !ok {
+		return
+	}
+	limit, ok := h.queryInt(w, r, "limit", 20, 1, chat.MaxSearchPage)
+	if !ok {
+		return
+	}
+	v := r.URL.Query()
+	ms, next, err := h.Chat.Search(r.Context(), uid, chat.SearchQuery{Q: v.Get("q"), Conv: v.Get("conv"), Cursor: v.Get("cursor"), Limit: int(limit)})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if next != "" {
+		w.Header().Set("X-Next-Cursor", next)
+	}
+	out := make([]chat.MsgEvent, len(ms))
+	for i, m := range ms {
+		out[i] = chat.NewMsgEvent(m)
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -308,6 +308,13 @@ type Messages interface {
 	// (Before 0: no upper bound), ascending, or descending when Desc, at
 	// most Limit.
 	Messages(ctx context.Context, conv string, q MsgQuery) ([]*Message, error)
+	// Search pages the messages userID may see whose SearchText contains
+	// q.Text, newest first (TS, then ID, descending), at most q.Limit: in the
+	// conversations the user is or was a member of, within each one's
+	// window (seqs above MinSeq; for a former member, up to ReadSeq, the
+	// leave), never a recalled message. Commit keeps what is searched in
+	// step with the messages, recalls and edits included.
+	Search(ctx context.Context, userID string, q SearchQuery) ([]*Message, error)
 	// Conversations lists a user's conversations, pinned ones first, then
 	// newest first by the user's updated time, ties by id; filtered and paged
 	// by q.

@@ -109,9 +109,10 @@ func (s *Store) MessagesByID(ctx context.Context, ids []string) (map[string]*sto
 // refused. Each write's Reader, if any, has its read position raised to the
 // message (an active member's only); nobody else's moves.
 //
-// One transaction: a multi-row insert of the messages, then one upsert per
-// conversation touched, the membership changes and one upsert of the read
-// positions, so a batch of N messages costs a handful of statements.
+// One transaction: a multi-row insert of the messages and one of their
+// search rows, then one upsert per conversation touched, the membership
+// changes and one upsert of the read positions, so a batch of N messages
+// costs a handful of statements.
 func (s *Store) Commit(ctx context.Context, batch []store.Write) error {
 	if len(batch) == 0 {
 		return nil
@@ -125,12 +126,15 @@ func (s *Store) Commit(ctx context.Context, batch []store.Write) error {
 	// conversation row that does not exist yet takes a gap lock, and two
 	// batches opening different conversations deadlock on their inserts.
 	// SQLite ignores the level (its writers are serialized anyway).
+	// Search rows are folded before the transaction, not while it holds
+	// locks.
+	idx := searchRows(batch)
 	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return s.wrap("commit", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	if err := s.commit(ctx, tx, batch); err != nil {
+	if err := s.commit(ctx, tx, batch, idx); err != nil {
 		return err
 	}
 	return s.wrap("commit", tx.Commit())
@@ -205,7 +209,7 @@ func (s *Store) applyChange(ctx context.Context, tx *sqlx.Tx, w store.Write) err
 	return nil
 }
 
-func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write) error {
+func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write, idx []searchRow) error {
 	const per = 14
 	for _, part := range chunks(batch, s.d.MaxParams/per) {
 		var b strings.Builder
@@ -224,6 +228,10 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write) er
 			return s.wrap("insert messages", err)
 		}
 	}
+	// Their search rows: one more multi-row insert (search.go).
+	if err := s.wrap("index messages", insertSearch(ctx, tx, s.d, "INSERT", idx)); err != nil {
+		return err
+	}
 	// Group creation, membership changes, recalls and edits are rare: a
 	// statement each, in seq order.
 	for _, w := range batch {
@@ -231,6 +239,9 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write) er
 			return err
 		}
 		if err := s.applyChange(ctx, tx, w); err != nil {
+			return err
+		}
+		if err := s.reindexChange(ctx, tx, w); err != nil {
 			return err
 		}
 	}

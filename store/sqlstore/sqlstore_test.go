@@ -1,6 +1,7 @@
 package sqlstore_test
 
 import (
+	"fmt"
 	"io/fs"
 	"slices"
 	"strconv"
@@ -151,6 +152,74 @@ func TestDeviceTokenRows(t *testing.T) {
 		}
 		if total != 1 {
 			t.Errorf("%d device rows, want 1 (alice's phone)", total)
+		}
+	})
+}
+
+// Migration 0006 indexes the messages stored before it (its Go step,
+// backfillSearch): text, file and location names, not recalled ones nor
+// other types, page after page, and may run again.
+func TestSearchBackfill(t *testing.T) {
+	testutil.EachBackend(t, func(t *testing.T, backend string) {
+		st := testutil.OpenStore(t, backend)
+		ctx := t.Context()
+		conv := "d:alice:bob"
+		var batch []store.Write
+		const n = 4500 // more than a backfill page
+		for i := 1; i <= n; i++ {
+			m := &store.Message{ID: fmt.Sprintf("m%05d", i), Conv: conv, Seq: int64(i), From: "alice", To: "bob",
+				Type: "text", Body: store.JSON(fmt.Sprintf(`{"text":"Nachricht %d 你好世界"}`, i)), TS: int64(i)}
+			switch i {
+			case 1:
+				m.Type, m.Body = "file", store.JSON(`{"url":"u","name":"Ａ.PDF"}`)
+			case 2:
+				m.Type, m.Body = "location", store.JSON(`{"lat":1,"lng":2,"name":"東京"}`)
+			case 3:
+				m.Type, m.Body = "custom", store.JSON(`{"text":"你好世界"}`)
+			case 4:
+				m.Recalled, m.Body = true, store.JSON(`null`)
+			}
+			w := store.Write{Msg: m, Kind: store.KindDirect, Reader: "alice"}
+			if i == 1 {
+				w.Participants = []string{"alice", "bob"}
+			}
+			batch = append(batch, w)
+			if len(batch) == 500 || i == n {
+				if err := st.Commit(ctx, batch); err != nil {
+					t.Fatal(err)
+				}
+				batch = nil
+			}
+		}
+		count := func() int {
+			var c int
+			if err := st.DB().GetContext(ctx, &c, `SELECT COUNT(*) FROM message_search`); err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+		want := n - 2 // not the custom message, not the recalled one
+		if c := count(); c != want {
+			t.Fatalf("%d search rows after commits, want %d", c, want)
+		}
+		// As if the messages predated 0006 (or the step was interrupted
+		// halfway: some rows there already).
+		for _, q := range []string{`DELETE FROM message_search WHERE seq > 1000`, `DELETE FROM schema_migrations WHERE version = 6`} {
+			if _, err := st.DB().ExecContext(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if a, err := st.Migrate(ctx); err != nil || a != 1 {
+			t.Fatalf("Migrate = (%d, %v), want (1, nil)", a, err)
+		}
+		if c := count(); c != want {
+			t.Errorf("%d search rows after the backfill, want %d", c, want)
+		}
+		for q, wantN := range map[string]int{"a.pdf": 1, "東京": 1, "你好世界": n - 4, "nachricht 4499": 1} {
+			ms, err := st.Search(ctx, "bob", store.SearchQuery{Text: store.FoldText(q), Limit: n})
+			if err != nil || len(ms) != wantN {
+				t.Errorf("search %q after the backfill: %d results, %v; want %d", q, len(ms), err, wantN)
+			}
 		}
 	})
 }

@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Messages", messageTests},
 		{"Commit", commitTests},
 		{"Changes", changeTests},
+		{"Search", searchTests},
 		{"Groups", groupTests},
 		{"Conversations", conversationTests},
 		{"Devices", deviceTests},
