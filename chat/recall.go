@@ -298,8 +298,10 @@ func (s *Service) publishChange(p *pending) {
 	if p.w.Edit != nil {
 		payload = mustJSON(EditEvent{Kind: KindEdit, Conv: m.Conv, ID: p.w.Edit.ID, By: m.From,
 			Body: json.RawMessage(p.w.Edit.Body), TS: m.TS, Seq: m.Seq})
+		s.observe(EventMessageEdited, payload)
 	} else {
 		payload = mustJSON(RecallEvent{Kind: KindRecall, Conv: m.Conv, ID: p.w.Recall, By: m.From, TS: m.TS, Seq: m.Seq})
+		s.observe(EventMessageRecalled, payload)
 	}
 	if p.w.Kind == store.KindGroup {
 		s.send(GroupTopic(m.To), payload, 1)
