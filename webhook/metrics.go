@@ -10,9 +10,9 @@ import (
 // Metrics are the webhook counters, by receiver (its index in the
 // configuration), and the before_send latency histogram.
 type Metrics struct {
-	reg                                        prometheus.Registerer
+	reg                                         prometheus.Registerer
 	queued, delivered, failed, retried, dropped *prometheus.CounterVec
-	beforeSend                                 *prometheus.HistogramVec
+	beforeSend                                  *prometheus.HistogramVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -91,7 +91,7 @@ func (m *Metrics) receiver(name, host string, q chan []byte) *receiverMetrics {
 			Help: "Webhook events waiting in a receiver's queue.", ConstLabels: labels},
 			func() float64 { return float64(len(q)) }))
 		register(m.reg, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mqim_webhook_receiver_info",
-			Help: "A configured webhook receiver: its index (the receiver label) and its URL's host.",
+			Help:        "A configured webhook receiver: its index (the receiver label) and its URL's host.",
 			ConstLabels: prometheus.Labels{"receiver": name, "host": host}},
 			func() float64 { return 1 }))
 	}
