@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 
 	"github.com/mqim/mqim/store"
 )
@@ -47,6 +48,9 @@ type ModerationRequest struct {
 	CID      string          `json:"cid,omitempty"`
 	Mentions []string        `json:"mentions,omitempty"`
 	Ext      json.RawMessage `json:"ext,omitempty"`
+	// Edit is set when the message is a new body (type text) for the
+	// message with this id (an edit), not a new message.
+	Edit string `json:"edit,omitempty"`
 }
 
 // Verdict is a Moderator's answer: allow or refuse (with a reason shown to
@@ -62,7 +66,7 @@ type Verdict struct {
 var ErrModeratorUnavailable = errors.New("the message check is unavailable")
 
 // moderate runs the Moderator on a user's message (system messages are the
-// server's own and skip it) and applies its verdict to d and m.
+// server's own and skip it) and applies its verdict to w's message.
 func (s *Service) moderate(ctx context.Context, d *Draft, w *store.Write) error {
 	if s.mod == nil || d.System {
 		return nil
@@ -75,30 +79,72 @@ func (s *Service) moderate(ctx context.Context, d *Draft, w *store.Write) error 
 	} else {
 		r.To = m.To
 	}
+	body, err := s.ask(ctx, r, func(body json.RawMessage) (json.RawMessage, error) {
+		// The new body is held to the rules of a client's body.
+		nd := *d
+		nd.Body, nd.Ext = body, json.RawMessage(m.Ext)
+		if err := validateMessage(&nd, s.cfg, false); err != nil {
+			return nil, err
+		}
+		return nd.Body, nil
+	})
+	if err == nil && body != nil {
+		m.Body = []byte(body)
+	}
+	return err
+}
+
+// moderateEdit runs the Moderator on an edit's new body (of message id in
+// conv, by uid) and returns the body to store.
+func (s *Service) moderateEdit(ctx context.Context, uid, conv, id string, body json.RawMessage) (json.RawMessage, error) {
+	if s.mod == nil {
+		return body, nil
+	}
+	r := &ModerationRequest{From: uid, Type: "text", Body: body, Edit: id}
+	if gid, ok := strings.CutPrefix(conv, "g:"); ok {
+		r.Group = gid
+	} else if a, b, ok := DirectUsers(conv); ok {
+		r.To = a
+		if a == uid {
+			r.To = b
+		}
+	}
+	nb, err := s.ask(ctx, r, func(b json.RawMessage) (json.RawMessage, error) {
+		if len(b) > s.cfg.MaxPayload {
+			return nil, errorf(CodeTooLarge, "body is %d bytes, limit %d", len(b), s.cfg.MaxPayload)
+		}
+		return validateBody("text", b, s.cfg)
+	})
+	if err != nil || nb == nil {
+		return body, err
+	}
+	return nb, nil
+}
+
+// ask asks the Moderator and returns the rewritten body (validated), nil
+// when the body stays, or the refusal.
+func (s *Service) ask(ctx context.Context, r *ModerationRequest, validate func(json.RawMessage) (json.RawMessage, error)) (json.RawMessage, error) {
 	v, err := s.mod.Moderate(ctx, r)
 	if err != nil {
-		return errorf(CodeUnavailable, "the message check is unavailable, try again")
+		return nil, errorf(CodeUnavailable, "the message check is unavailable, try again")
 	}
 	if !v.Allow {
 		reason := v.Reason
 		if reason == "" {
 			reason = "refused by the message check"
 		}
-		return errorf(CodeForbidden, "%s", reason)
+		return nil, errorf(CodeForbidden, "%s", reason)
 	}
 	if v.Body == nil {
-		return nil
+		return nil, nil
 	}
-	// The new body is held to the rules of a client's body.
-	nd := *d
-	nd.Body, nd.Ext = v.Body, json.RawMessage(m.Ext)
-	if err := validateMessage(&nd, s.cfg, false); err != nil {
+	body, err := validate(v.Body)
+	if err != nil {
 		// The hook's fault, and it would answer a resend the same way: a
 		// permanent refusal rather than unavailable.
-		return errorf(CodeForbidden, "the message check rewrote the message into an invalid one: %s", AsError(err).Message)
+		return nil, errorf(CodeForbidden, "the message check rewrote the message into an invalid one: %s", AsError(err).Message)
 	}
-	m.Body = []byte(nd.Body)
-	return nil
+	return body, nil
 }
 
 // observe tells the Observer, if any.

@@ -184,6 +184,10 @@ func (s *Service) changeMessage(ctx context.Context, a Actor, conv, id string, e
 		case bytes.Equal(m.Body, edit):
 			return &ChangeResult{Msg: m}, nil // the same text: nothing to do
 		}
+		// before_send judges the new body as it would a new message.
+		if edit, err = s.moderateEdit(ctx, a.UserID, m.Conv, id, edit); err != nil {
+			return nil, err
+		}
 	}
 	// The record.
 	rec := &store.Message{Conv: m.Conv, From: actorName(a), Type: typ}

@@ -321,6 +321,20 @@ func TestBeforeSend(t *testing.T) {
 		if st != 403 || !strings.Contains(string(out), "invalid") {
 			t.Fatalf("invalid rewrite: %d %s", st, out)
 		}
+		// Edits are checked too.
+		plain := sendText(t, srv, ta, "bob", "plain")
+		if st, out := srv.API(t, "PATCH", "/v1/messages/"+plain.ID, ta, map[string]any{"body": map[string]any{"text": "spam now"}}); st != 403 || !strings.Contains(string(out), "no spam here") {
+			t.Fatalf("edit refusal: %d %s", st, out)
+		}
+		for len(seen) > 0 {
+			<-seen
+		}
+		if c := edit(t, srv, 200, ta, plain.ID, map[string]any{"text": "darn edit"}); string(c.Message.Body) != `{"extra":1,"text":"d*rn"}` {
+			t.Fatalf("edit rewritten to %s", c.Message.Body)
+		}
+		if req := <-seen; req["edit"] != plain.ID || req["to"] != "bob" {
+			t.Fatalf("edit's before_send request %v", req)
+		}
 		// The service key's sends are checked; system messages are not.
 		st, _ = srv.API(t, "POST", "/v1/messages", testutil.ServiceKey, map[string]any{"from": "alice", "group": "g", "type": "text", "body": map[string]any{"text": "spam from the backend"}})
 		if st != 403 {
