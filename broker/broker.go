@@ -98,6 +98,12 @@ func New(cfg config.MQTT, log *slog.Logger) (*Broker, error) {
 	return b, nil
 }
 
+// OnPresence sets f to be told when a device (the part after "/" of its
+// client id) comes online (its session is established) or goes offline (its
+// connection ends, unless a reconnect of the same client id took it over).
+// f must not block. Call before Start.
+func (b *Broker) OnPresence(f func(user, device string, online bool)) { b.reg.onPresence = f }
+
 // AddHook registers a Mochi hook; call before Start.
 func (b *Broker) AddHook(h mqtt.Hook, config any) error { return b.srv.AddHook(h, config) }
 

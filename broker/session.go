@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,12 @@ type sessions struct {
 	// settled holds, per client id, the connection whose subscriptions are
 	// in place.
 	settled map[string]*mqtt.Client
+	// live holds, per client id, the connection that made the device
+	// online, for the presence events (a takeover keeps the device online).
+	live map[string]*mqtt.Client
+	// onPresence, if set, is told when a device comes online or goes
+	// offline; called under mu, so it must not block.
+	onPresence func(user, device string, online bool)
 
 	// qmu guards the queue accounting: per client id, the payload bytes of
 	// each QoS>0 event held for it (sent and not acknowledged, or waiting
@@ -56,7 +63,7 @@ type sessions struct {
 
 func newSessions(srv *mqtt.Server, maxQueue int64) *sessions {
 	return &sessions{srv: srv, maxQueue: maxQueue, byUser: map[string]map[string]struct{}{}, lastSeen: map[string]int64{},
-		settled: map[string]*mqtt.Client{}, queued: map[string]map[uint16]int64{}, qbytes: map[string]int64{},
+		settled: map[string]*mqtt.Client{}, live: map[string]*mqtt.Client{}, queued: map[string]map[uint16]int64{}, qbytes: map[string]int64{},
 		deadlines: map[*mqtt.Client]time.Time{}, timers: map[*mqtt.Client]*time.Timer{}}
 }
 
@@ -87,6 +94,20 @@ func (h *sessions) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	set[cl.ID] = struct{}{}
 	h.lastSeen[uid] = time.Now().UnixMilli()
 	h.startDeadline(cl)
+	// A takeover replaces the live connection: the device stays online.
+	if prev := h.live[cl.ID]; prev == nil {
+		h.presenceChanged(cl, true)
+	}
+	h.live[cl.ID] = cl
+}
+
+// presenceChanged tells onPresence. Callers hold mu.
+func (h *sessions) presenceChanged(cl *mqtt.Client, online bool) {
+	if h.onPresence == nil {
+		return
+	}
+	uid := string(cl.Properties.Username)
+	h.onPresence(uid, strings.TrimPrefix(cl.ID, uid+"/"), online)
 }
 
 // OnDisconnect: a session that ends with its connection leaves the index; a
@@ -100,6 +121,16 @@ func (h *sessions) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	}
 	h.mu.Lock()
 	h.lastSeen[string(cl.Properties.Username)] = time.Now().UnixMilli()
+	// Offline only when this connection is the one that made the device
+	// online (or that one is gone without a disconnect of its own) and no
+	// newer one holds the client id (the taken-over flag is set a moment
+	// after the new connection replaced this one).
+	if l := h.live[cl.ID]; l != nil && (l == cl || l.Closed()) {
+		if cur, ok := h.srv.Clients.Get(cl.ID); !ok || cur == cl {
+			delete(h.live, cl.ID)
+			h.presenceChanged(cl, false)
+		}
+	}
 	h.mu.Unlock()
 	if expire {
 		h.forget(cl)

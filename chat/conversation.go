@@ -215,6 +215,7 @@ func (s *Service) MarkRead(ctx context.Context, uid, conv string, seq int64) (in
 		return read, nil // a read that changes nothing emits nothing
 	}
 	ev := mustJSON(ReadEvent{Kind: KindRead, Conv: conv, User: uid, Seq: read})
+	s.observe(EventConversationRead, ev)
 	s.send(UserTopic(uid), ev, 1)
 	if !t.IsGroup() && t.ID != uid {
 		s.send(UserTopic(t.ID), ev, 1)

@@ -7,8 +7,22 @@ import (
 	"github.com/mqim/mqim/store"
 )
 
+// The push platforms gorush does not serve: Android vendor channels and
+// "other" (anything else the product pushes itself). Their devices get the
+// push.requested webhook event.
+const (
+	PlatformXiaomi = "xiaomi"
+	PlatformOPPO   = "oppo"
+	PlatformVivo   = "vivo"
+	PlatformHonor  = "honor"
+	PlatformOther  = "other"
+)
+
 // platforms are the push platforms a device may register for.
-var platforms = map[string]bool{store.PlatformIOS: true, store.PlatformAndroid: true, store.PlatformHuawei: true}
+var platforms = map[string]bool{store.PlatformIOS: true, store.PlatformAndroid: true, store.PlatformHuawei: true,
+	PlatformXiaomi: true, PlatformOPPO: true, PlatformVivo: true, PlatformHonor: true, PlatformOther: true}
+
+const platformList = "ios, android, huawei, xiaomi, oppo, vivo, honor or other"
 
 // maxTokenBytes is the size of the token and topic columns.
 const maxTokenBytes = 255
@@ -16,8 +30,11 @@ const maxTokenBytes = 255
 // pushToken checks a push token against its platform's format and returns
 // it as stored. APNs tokens are hex (64 characters today; up to 200
 // accepted), stored in lower case so that one token is one row; FCM and HMS
-// tokens are 1 to 255 characters from letters, digits and "-_:.". Anything
-// else could never be delivered, and would not fit the column everywhere.
+// tokens are 1 to 255 characters from letters, digits and "-_:."; vendor
+// registration ids (xiaomi, oppo, vivo, honor) may also hold the base64
+// characters "+/=" (Xiaomi's do), and "other" tokens are any printable ASCII
+// without spaces. Anything else could never be delivered, and would not fit
+// the column everywhere.
 func pushToken(platform, tok string) (string, error) {
 	switch platform {
 	case store.PlatformIOS:
@@ -25,6 +42,16 @@ func pushToken(platform, tok string) (string, error) {
 			return "", errorf(CodeInvalid, "an ios token must be 64 to 200 hex digits")
 		}
 		return strings.ToLower(tok), nil
+	case PlatformXiaomi, PlatformOPPO, PlatformVivo, PlatformHonor:
+		if tok == "" || len(tok) > maxTokenBytes || !tokenChars(strings.NewReplacer("+", "", "/", "", "=", "").Replace(tok)) {
+			return "", errorf(CodeInvalid, "a %s token must be 1 to %d characters from letters, digits and -_:.+/=", platform, maxTokenBytes)
+		}
+		return tok, nil
+	case PlatformOther:
+		if tok == "" || len(tok) > maxTokenBytes || !printableASCII(tok) {
+			return "", errorf(CodeInvalid, "an other token must be 1 to %d printable ASCII characters without spaces", maxTokenBytes)
+		}
+		return tok, nil
 	default:
 		if tok == "" || len(tok) > maxTokenBytes || !tokenChars(tok) {
 			return "", errorf(CodeInvalid, "a %s token must be 1 to %d characters from letters, digits and -_:.", platform, maxTokenBytes)
@@ -66,7 +93,7 @@ func printableASCII(s string) bool {
 
 // DeviceReg is a device's push registration.
 type DeviceReg struct {
-	Platform string // ios, android or huawei
+	Platform string // ios, android, huawei, xiaomi, oppo, vivo, honor or other
 	Token    string // the push token
 	Topic    string // APNs topic (bundle id), optional
 }
@@ -79,7 +106,7 @@ func (s *Service) PutDevice(ctx context.Context, uid, dev string, r DeviceReg) (
 	case !ValidID(dev):
 		return nil, errorf(CodeInvalid, "invalid device id")
 	case !platforms[r.Platform]:
-		return nil, errorf(CodeInvalid, "platform must be ios, android or huawei")
+		return nil, errorf(CodeInvalid, "platform must be %s", platformList)
 	}
 	tok, err := pushToken(r.Platform, r.Token)
 	if err != nil {

@@ -284,6 +284,7 @@ func (s *Service) Join(ctx context.Context, uid, gid, message string) (*JoinResu
 				ev.Data = map[string]any{"message": message}
 			}
 			payload := mustJSON(ev)
+			s.observe("group.requested", payload)
 			for _, m := range g.members {
 				if isAdmin(m.Role) {
 					s.send(UserTopic(m.UserID), payload, 1)
@@ -395,7 +396,9 @@ func (s *Service) AnswerRequest(ctx context.Context, a Actor, gid, uid string, a
 		}
 		return nil, AsError(err)
 	}
-	s.send(UserTopic(uid), mustJSON(GroupEvent{Kind: "group", Group: gid, Event: "rejected", User: uid, By: actorName(a)}), 1)
+	ev := mustJSON(GroupEvent{Kind: "group", Group: gid, Event: "rejected", User: uid, By: actorName(a)})
+	s.observe("group.rejected", ev)
+	s.send(UserTopic(uid), ev, 1)
 	return nil, nil
 }
 

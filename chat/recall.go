@@ -184,6 +184,10 @@ func (s *Service) changeMessage(ctx context.Context, a Actor, conv, id string, e
 		case bytes.Equal(m.Body, edit):
 			return &ChangeResult{Msg: m}, nil // the same text: nothing to do
 		}
+		// before_send judges the new body as it would a new message.
+		if edit, err = s.moderateEdit(ctx, a.UserID, m.Conv, id, edit); err != nil {
+			return nil, err
+		}
 	}
 	// The record.
 	rec := &store.Message{Conv: m.Conv, From: actorName(a), Type: typ}
@@ -298,8 +302,10 @@ func (s *Service) publishChange(p *pending) {
 	if p.w.Edit != nil {
 		payload = mustJSON(EditEvent{Kind: KindEdit, Conv: m.Conv, ID: p.w.Edit.ID, By: m.From,
 			Body: json.RawMessage(p.w.Edit.Body), TS: m.TS, Seq: m.Seq})
+		s.observe(EventMessageEdited, payload)
 	} else {
 		payload = mustJSON(RecallEvent{Kind: KindRecall, Conv: m.Conv, ID: p.w.Recall, By: m.From, TS: m.TS, Seq: m.Seq})
+		s.observe(EventMessageRecalled, payload)
 	}
 	if p.w.Kind == store.KindGroup {
 		s.send(GroupTopic(m.To), payload, 1)

@@ -81,6 +81,8 @@ type Service struct {
 	kick Disconnector
 	post []Committed
 	tok  Verifier
+	obs  Observer
+	mod  Moderator
 
 	// Per-user limits (Options.Limits).
 	sendLim, typingLim, groupLim *ratelimit.Keyed
@@ -121,8 +123,13 @@ type Options struct {
 	Deliverer    Deliverer
 	Subscriber   Subscriber
 	Disconnector Disconnector
-	// Committed listeners (push, webhooks) are told of every stored message.
+	// Committed listeners (push) are told of every stored message.
 	Committed []Committed
+	// Observer (webhooks) is told of every event webhooks carry; nil: none.
+	Observer Observer
+	// Moderator (before_send) judges users' messages before they are
+	// stored; nil: none.
+	Moderator Moderator
 }
 
 // New returns a service; call Start before sending.
@@ -147,6 +154,8 @@ func New(o Options) *Service {
 		subs:      o.Subscriber,
 		kick:      o.Disconnector,
 		post:      o.Committed,
+		obs:       o.Observer,
+		mod:       o.Moderator,
 		tok:       o.Tokens,
 		sendLim:   ratelimit.New(o.Limits.SendRate, o.Limits.SendBurst),
 		typingLim: ratelimit.New(o.Limits.TypingRate, o.Limits.TypingBurst),
@@ -239,6 +248,10 @@ func (s *Service) Send(ctx context.Context, d *Draft) (*SendResult, error) {
 	w, info, err := s.authorize(ctx, d)
 	if err != nil {
 		return nil, AsError(err)
+	}
+	// before_send: here, in the caller's goroutine, never in the committer's.
+	if err := s.moderate(ctx, d, w); err != nil {
+		return nil, err
 	}
 	p, err := s.submitPending(ctx, &pending{w: w, info: info})
 	if err != nil {
@@ -618,6 +631,8 @@ func (s *Service) publish(p *pending) {
 		return
 	}
 	payload := mustJSON(NewMsgEvent(m))
+	s.observe(EventMessageCreated, payload)
+	s.observeGroupEvents(p.events)
 	if p.w.Kind == store.KindGroup {
 		s.send(GroupTopic(m.To), payload, 1)
 	} else {

@@ -327,9 +327,13 @@ func (s *Service) befriend(ctx context.Context, by, other string) (*store.Friend
 	return &store.Friend{UserID: other, Since: since}, nil
 }
 
-// friendEvents tells both users' devices: each sees the other as user.
+// friendEvents tells both users' devices: each sees the other as user. The
+// Observer gets a's (the actor's) event, which names both users (user and
+// by).
 func (s *Service) friendEvents(event, a, b, by, message string) {
-	s.send(UserTopic(a), mustJSON(FriendEvent{Kind: KindFriend, Event: event, User: b, By: by, Message: message}), 1)
+	ev := mustJSON(FriendEvent{Kind: KindFriend, Event: event, User: b, By: by, Message: message})
+	s.observe(KindFriend+"."+event, ev)
+	s.send(UserTopic(a), ev, 1)
 	s.send(UserTopic(b), mustJSON(FriendEvent{Kind: KindFriend, Event: event, User: a, By: by, Message: message}), 1)
 }
 

@@ -7,12 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/mqim/mqim/internal/queue"
+	"github.com/mqim/mqim/internal/retry"
 )
 
 // MaxBatch is the most notifications the Dispatcher puts in one Send:
@@ -91,8 +90,7 @@ type Dispatcher struct {
 	done      chan struct{}      // closed once every worker has exited
 	wg        sync.WaitGroup
 
-	lastWarn   atomic.Int64 // unix nanos of the last rate-limited warning
-	suppressed atomic.Int64
+	warner retry.Warner
 }
 
 // NewDispatcher returns a stopped Dispatcher sending through n; Enqueue
@@ -343,14 +341,8 @@ func (d *Dispatcher) wait(delay time.Duration) error {
 
 // backoff returns the wait before the retry-th resend (1-based): full
 // jitter over an exponentially growing, capped window.
-func (d *Dispatcher) backoff(retry int) time.Duration {
-	window := d.o.MaxBackoff
-	if shift := retry - 1; shift < 62 {
-		if w := d.o.BaseBackoff << shift; w > 0 && w < window {
-			window = w
-		}
-	}
-	return rand.N(window)
+func (d *Dispatcher) backoff(n int) time.Duration {
+	return retry.Backoff(d.o.BaseBackoff, d.o.MaxBackoff, n)
 }
 
 // result handles an accepted batch: prune its dead tokens, count failures.
@@ -391,16 +383,7 @@ func fingerprint(token string) string {
 // warn logs at most one warning per second, reporting how many were
 // suppressed in between, so that an outage does not flood the log.
 func (d *Dispatcher) warn(msg string, args ...any) {
-	now := time.Now().UnixNano()
-	last := d.lastWarn.Load()
-	if now-last < int64(time.Second) || !d.lastWarn.CompareAndSwap(last, now) {
-		d.suppressed.Add(1)
-		return
-	}
-	if s := d.suppressed.Swap(0); s > 0 {
-		args = append(args, "suppressed_warnings", s)
-	}
-	d.log.Warn("push: "+msg, args...)
+	d.warner.Warn(d.log, "push: "+msg, args...)
 }
 
 // NotifierFunc adapts a function to the Notifier interface.

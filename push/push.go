@@ -10,7 +10,7 @@ import "context"
 // Notification is one push to one user's devices of one platform.
 type Notification struct {
 	UserID   string
-	Platform string   // store.PlatformIOS, PlatformAndroid or PlatformHuawei
+	Platform string   // a device platform: ios, android, huawei (gorush), xiaomi, ...
 	Tokens   []string // device tokens of that user and platform
 	Topic    string   // APNs topic (iOS bundle id); empty elsewhere
 	Title    string   // sender name (1:1) or group name
@@ -59,3 +59,34 @@ type SendError struct {
 
 func (e *SendError) Error() string { return e.Err.Error() }
 func (e *SendError) Unwrap() error { return e.Err }
+
+// GorushPlatform tells whether gorush serves a platform: ios, android
+// (FCM) and huawei. Other platforms' notifications are handed to the
+// product's own push service as push.requested webhook events.
+func GorushPlatform(platform string) bool {
+	switch platform {
+	case "ios", "android", "huawei":
+		return true
+	}
+	return false
+}
+
+// Route is the Enqueuer that sends a notification to Gorush when gorush
+// serves its platform and to Webhook otherwise. A nil side means that kind
+// of push is off: its notifications are ignored (false).
+type Route struct {
+	Gorush  Enqueuer
+	Webhook Enqueuer
+}
+
+// Enqueue implements Enqueuer.
+func (r Route) Enqueue(n Notification) bool {
+	out := r.Webhook
+	if GorushPlatform(n.Platform) {
+		out = r.Gorush
+	}
+	if out == nil {
+		return false
+	}
+	return out.Enqueue(n)
+}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +38,7 @@ import (
 	"github.com/mqim/mqim/store/mysql"
 	"github.com/mqim/mqim/store/sqlite"
 	"github.com/mqim/mqim/store/sqlstore"
+	"github.com/mqim/mqim/webhook"
 )
 
 // Version is set at build time with -ldflags "-X ...app.Version=...".
@@ -58,10 +60,13 @@ type App struct {
 	// Migrated counts the migrations applied at open.
 	Migrated int
 
-	// Push is nil when no gorush URL is configured.
+	// Push is nil when gorush is not used (no gorush URL, or push.via
+	// webhook); Planner is nil when no push is made at all.
 	Push     *push.Dispatcher
 	Planner  *push.Planner
 	Registry *prometheus.Registry
+	// Webhooks sends the webhook events (no receivers: it sends nothing).
+	Webhooks *webhook.Hub
 
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -131,21 +136,29 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 	a.Registry = prometheus.NewRegistry()
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.Webhooks = webhook.New(webhook.Options{Receivers: cfg.Webhooks, Tuning: cfg.Webhook, Log: log,
+		Metrics: webhook.NewMetrics(a.Registry)})
+	var observer chat.Observer
+	if a.Webhooks.Len() > 0 {
+		observer = a.Webhooks
+		log.Info("webhooks on", "receivers", a.Webhooks.Len())
+		if a.Webhooks.Wants(chat.EventUserOnline) || a.Webhooks.Wants(chat.EventUserOffline) {
+			a.Broker.OnPresence(a.presence)
+		}
+	}
+	var moderator chat.Moderator
+	if cfg.BeforeSend.URL != "" {
+		moderator = webhook.NewBeforeSend(cfg.BeforeSend, log, webhook.NewMetrics(a.Registry), nil)
+	}
 	var committed []chat.Committed
-	if cfg.Push.GorushURL != "" {
-		a.Push = push.NewDispatcher(gorush.New(cfg.Push.GorushURL, cfg.Push.Timeout, nil, log), push.DispatcherOptions{
-			Queue: cfg.Push.Queue, Workers: cfg.Push.Workers, Log: log, Metrics: push.NewMetrics(a.Registry),
-			MaxRetries: noneIsNegative(cfg.Push.MaxRetries), BaseBackoff: cfg.Push.Backoff,
-			Prune: a.Store.DeleteToken,
-		})
-		a.Planner = push.NewPlanner(push.PlannerOptions{Store: a.Store, Presence: a.Broker, Out: a.Push, Log: log,
+	if out := a.pushRoute(); out != nil {
+		a.Planner = push.NewPlanner(push.PlannerOptions{Store: a.Store, Presence: a.Broker, Out: out, Log: log,
 			IOSTopic: cfg.Push.IOSTopic, Queue: cfg.Push.Queue, Workers: 2})
 		committed = append(committed, a.Planner)
-	} else {
-		log.Info("push is off: no push.gorush_url configured")
 	}
 	a.Chat = chat.New(chat.Options{Store: a.Store, Log: log, Config: cfg.Chat, Limits: cfg.Limits, Tokens: signer, CacheTTL: cfg.MQTT.ACLCacheTTL,
-		Deliverer: a.Broker, Subscriber: a.Broker, Disconnector: a.Broker, Committed: committed})
+		Deliverer: a.Broker, Subscriber: a.Broker, Disconnector: a.Broker, Committed: committed,
+		Observer: observer, Moderator: moderator})
 	a.registerMetrics()
 	// The HTTP API also answers the requests that come over MQTT (im/rpc).
 	apiHandler := api.New(api.Options{Chat: a.Chat, Tokens: signer, ServiceKeyHash: keyHash,
@@ -176,11 +189,61 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	return a, nil
 }
 
+// pushRoute builds the gorush dispatcher if gorush is used, and returns
+// where the planner's notifications go (push.via, docs/configuration.md),
+// or nil when no push is made at all.
+func (a *App) pushRoute() push.Enqueuer {
+	cfg, log := a.Config, a.Log
+	var hook push.Enqueuer
+	if a.Webhooks.Wants(chat.EventPushRequested) {
+		hook = webhook.Push{Hub: a.Webhooks}
+	}
+	if cfg.Push.Via == config.PushViaWebhook {
+		if cfg.Push.GorushURL != "" {
+			log.Info("push.via is webhook: push.gorush_url is not used")
+		}
+		if hook == nil {
+			log.Info("push is off: push.via is webhook and no webhook receives push.requested")
+			return nil
+		}
+		return hook
+	}
+	var route push.Route
+	if cfg.Push.GorushURL != "" {
+		a.Push = push.NewDispatcher(gorush.New(cfg.Push.GorushURL, cfg.Push.Timeout, nil, log), push.DispatcherOptions{
+			Queue: cfg.Push.Queue, Workers: cfg.Push.Workers, Log: log, Metrics: push.NewMetrics(a.Registry),
+			MaxRetries: noneIsNegative(cfg.Push.MaxRetries), BaseBackoff: cfg.Push.Backoff,
+			Prune: a.Store.DeleteToken,
+		})
+		route.Gorush = a.Push
+	} else {
+		log.Info("push through gorush is off: no push.gorush_url configured")
+	}
+	route.Webhook = hook
+	if route.Gorush == nil && route.Webhook == nil {
+		return nil
+	}
+	return route
+}
+
+// presence turns the broker's presence changes into webhook events.
+func (a *App) presence(user, device string, online bool) {
+	typ := chat.EventUserOffline
+	if online {
+		typ = chat.EventUserOnline
+	}
+	data, _ := json.Marshal(map[string]string{"user": user, "device": device})
+	a.Webhooks.Observe(typ, data)
+}
+
 // Start opens the listeners: push and the chat service first, then MQTT,
 // then HTTP. Once both listen, it writes the secrets New generated.
 func (a *App) Start() error {
+	a.Webhooks.Start()
 	if a.Push != nil {
 		a.Push.Start()
+	}
+	if a.Planner != nil {
 		a.Planner.Start()
 	}
 	a.Chat.Start()
@@ -220,10 +283,13 @@ func (a *App) Close() error {
 	_ = a.httpSrv.Shutdown(ctx)
 	_ = a.Broker.Close()
 	a.Chat.Close()
-	if a.Push != nil {
+	if a.Planner != nil {
 		a.Planner.Close()
+	}
+	if a.Push != nil {
 		_ = a.Push.Close(ctx)
 	}
+	_ = a.Webhooks.Close(ctx)
 	return a.Store.Close()
 }
 

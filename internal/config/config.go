@@ -32,6 +32,44 @@ type Config struct {
 	Push    Push   `yaml:"push"`
 	Limits  Limits `yaml:"limits"`
 	Log     Log    `yaml:"log"`
+	// Webhooks are the product backend's receivers of signed events
+	// (docs/webhooks.md); Webhook tunes their delivery.
+	Webhooks []Webhook      `yaml:"webhooks"`
+	Webhook  WebhookOptions `yaml:"webhook"`
+	// BeforeSend is the synchronous moderation hook; off without a URL.
+	BeforeSend BeforeSend `yaml:"before_send"`
+}
+
+// Webhook is one receiver of webhook events.
+type Webhook struct {
+	URL    string `yaml:"url"`
+	Secret string `yaml:"secret"`
+	// Events filters by type: exact types ("message.created") or prefixes
+	// ending in ".*" ("group.*"). Empty: every event.
+	Events []string `yaml:"events"`
+}
+
+// WebhookOptions tune the delivery of webhook events, the same for every
+// receiver; each receiver has its own queue and workers.
+type WebhookOptions struct {
+	Queue   int           `yaml:"queue"`   // events waiting per receiver; beyond it they are dropped and counted
+	Workers int           `yaml:"workers"` // concurrent requests per receiver
+	Timeout time.Duration `yaml:"timeout"` // per request
+	// Retries of a failed request (network error, timeout, 5xx; never a
+	// 4xx), after a full-jitter exponential backoff from Backoff, capped at
+	// MaxBackoff.
+	MaxRetries int           `yaml:"max_retries"`
+	Backoff    time.Duration `yaml:"backoff"`
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+}
+
+// BeforeSend is the synchronous hook that may refuse or rewrite a message
+// before it is stored.
+type BeforeSend struct {
+	URL        string        `yaml:"url"` // empty: off
+	Secret     string        `yaml:"secret"`
+	Timeout    time.Duration `yaml:"timeout"`
+	FailClosed bool          `yaml:"fail_closed"` // refuse as unavailable when the hook cannot answer
 }
 
 // Store selects the SQL database.
@@ -162,7 +200,17 @@ type Push struct {
 	// exponential backoff from Backoff, full jitter, capped at 30s.
 	MaxRetries int           `yaml:"max_retries"`
 	Backoff    time.Duration `yaml:"backoff"`
+	// Via is PushViaGorush (the default: ios, android and huawei devices
+	// through gorush, the other platforms as push.requested webhook events)
+	// or PushViaWebhook (every platform as push.requested; gorush unused).
+	Via string `yaml:"via"`
 }
+
+// The values of push.via.
+const (
+	PushViaGorush  = "gorush"
+	PushViaWebhook = "webhook"
+)
 
 // Log configures the shared slog logger.
 type Log struct {
@@ -218,7 +266,7 @@ func Default() Config {
 			MaxBlocks:         10000,
 			RecallWindow:      2 * time.Minute,
 		},
-		Push: Push{Timeout: 30 * time.Second, Queue: 10000, Workers: 4, MaxRetries: 5, Backoff: 500 * time.Millisecond},
+		Push: Push{Timeout: 30 * time.Second, Queue: 10000, Workers: 4, MaxRetries: 5, Backoff: 500 * time.Millisecond, Via: PushViaGorush},
 		Limits: Limits{
 			SendRate: 20, SendBurst: 200,
 			TypingRate: 2, TypingBurst: 10,
@@ -227,7 +275,11 @@ func Default() Config {
 			AddrFailuresPerMinute: 60, AddrFailureBurst: 120,
 			FriendRequestsPerHour: 60, FriendRequestBurst: 20,
 		},
-		Log: Log{Level: "info", Format: "text"},
+		Log:      Log{Level: "info", Format: "text"},
+		Webhooks: []Webhook{},
+		Webhook: WebhookOptions{Queue: 10000, Workers: 2, Timeout: 10 * time.Second, MaxRetries: 5,
+			Backoff: time.Second, MaxBackoff: time.Minute},
+		BeforeSend: BeforeSend{Timeout: 2 * time.Second},
 	}
 }
 
@@ -304,6 +356,21 @@ func setValue(fv reflect.Value, s string) error {
 		return nil
 	}
 	switch fv.Kind() {
+	case reflect.Slice:
+		// A list is given as YAML or JSON (MQIM_WEBHOOKS='[{"url":...}]'); a
+		// list of strings may also be comma-separated
+		// (MQIM_HTTP_CORS_ORIGINS=https://a.example,https://b.example).
+		if fv.Type().Elem().Kind() == reflect.String && !strings.HasPrefix(strings.TrimSpace(s), "[") {
+			var xs []string
+			for _, x := range strings.Split(s, ",") {
+				if x = strings.TrimSpace(x); x != "" {
+					xs = append(xs, x)
+				}
+			}
+			fv.Set(reflect.ValueOf(xs))
+			return nil
+		}
+		return yaml.Unmarshal([]byte(s), fv.Addr().Interface())
 	case reflect.String:
 		fv.SetString(s)
 	case reflect.Bool:
@@ -324,17 +391,6 @@ func setValue(fv reflect.Value, s string) error {
 			return err
 		}
 		fv.SetFloat(f)
-	case reflect.Slice:
-		if fv.Type().Elem().Kind() != reflect.String {
-			return fmt.Errorf("cannot be set from the environment")
-		}
-		var xs []string // comma-separated
-		for _, x := range strings.Split(s, ",") {
-			if x = strings.TrimSpace(x); x != "" {
-				xs = append(xs, x)
-			}
-		}
-		fv.Set(reflect.ValueOf(xs))
 	case reflect.Uint16, reflect.Uint32:
 		n, err := strconv.ParseUint(s, 10, fv.Type().Bits())
 		if err != nil {
@@ -455,6 +511,40 @@ func (c *Config) Validate() error {
 	if c.Push.GorushURL != "" && !strings.HasPrefix(c.Push.GorushURL, "http://") && !strings.HasPrefix(c.Push.GorushURL, "https://") {
 		bad("push.gorush_url", "must be an http(s) URL")
 	}
+	switch c.Push.Via {
+	case PushViaGorush, PushViaWebhook:
+	default:
+		bad("push.via", "%q is not gorush or webhook", c.Push.Via)
+	}
+	for i, w := range c.Webhooks {
+		key := fmt.Sprintf("webhooks[%d]", i)
+		if !httpURL(w.URL) {
+			bad(key+".url", "must be an http(s) URL")
+		}
+		if len(w.Secret) < 16 {
+			bad(key+".secret", "must be at least 16 characters")
+		}
+		for _, e := range w.Events {
+			if !validEventFilter(e) {
+				bad(key+".events", "%q is not an event type or a prefix such as group.*", e)
+			}
+		}
+	}
+	o := c.Webhook
+	if o.Queue < 1 || o.Workers < 1 || o.Timeout <= 0 || o.MaxRetries < 0 || o.Backoff <= 0 || o.MaxBackoff < o.Backoff {
+		bad("webhook.queue", "queue, workers, timeout and backoff must be positive, max_retries not negative, max_backoff at least backoff")
+	}
+	if b := c.BeforeSend; b.URL != "" {
+		if !httpURL(b.URL) {
+			bad("before_send.url", "must be an http(s) URL")
+		}
+		if len(b.Secret) < 16 {
+			bad("before_send.secret", "must be at least 16 characters")
+		}
+	}
+	if c.BeforeSend.Timeout <= 0 {
+		bad("before_send.timeout", "must be positive")
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -479,4 +569,26 @@ func validOrigin(o string) bool {
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil &&
 		u.Path == "" && u.RawQuery == "" && u.Fragment == "" && !u.ForceQuery && u.Opaque == "" &&
 		strings.ToLower(o) == o && u.Scheme+"://"+u.Host == o
+}
+
+func httpURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
+}
+
+// validEventFilter: "*", an exact type such as "message.created", or a
+// prefix such as "group.*" (lower-case letters, digits, "_" and ".").
+func validEventFilter(e string) bool {
+	if e == "*" {
+		return true
+	}
+	e = strings.TrimSuffix(e, ".*")
+	if e == "" || strings.HasPrefix(e, ".") || strings.HasSuffix(e, ".") {
+		return false
+	}
+	for _, r := range e {
+		if !('a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
 }

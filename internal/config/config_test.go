@@ -105,3 +105,31 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestWebhookKeys(t *testing.T) {
+	cfg, err := Load("", []string{
+		`MQIM_WEBHOOKS=[{"url":"https://b.example/h","secret":"0123456789abcdef","events":["group.*"]}]`,
+		"MQIM_BEFORE_SEND_URL=http://b.example/bs", "MQIM_BEFORE_SEND_SECRET=0123456789abcdef",
+		"MQIM_BEFORE_SEND_FAIL_CLOSED=true", "MQIM_PUSH_VIA=webhook", "MQIM_WEBHOOK_WORKERS=3",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Webhooks) != 1 || cfg.Webhooks[0].Events[0] != "group.*" || !cfg.BeforeSend.FailClosed ||
+		cfg.Push.Via != PushViaWebhook || cfg.Webhook.Workers != 3 {
+		t.Fatalf("%+v %+v %+v", cfg.Webhooks, cfg.BeforeSend, cfg.Webhook)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	bad := cfg
+	bad.Webhooks = []Webhook{{URL: "ftp://x", Secret: "short", Events: []string{"group*", ""}}}
+	bad.Push.Via = "apns"
+	bad.BeforeSend.Secret = ""
+	err = bad.Validate()
+	for _, key := range []string{"webhooks[0].url", "webhooks[0].secret", "webhooks[0].events", "push.via", "before_send.secret"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("no error for %s: %v", key, err)
+		}
+	}
+}
