@@ -172,6 +172,9 @@ func checkAnswer(t *testing.T, what string, st int, body []byte, w want) {
 // group, with what each caller gets.
 var httpMatrix = []httpCase{
 	{name: "list conversations", method: "GET", path: "/v1/conversations", other: ok(200)},
+	{name: "search", method: "GET", path: "/v1/messages/search?q=hello", other: ok(200)},
+	{name: "search a conversation", method: "GET", path: "/v1/messages/search?q=hello&conv={dconv}", other: refused("not_found"),
+		want: map[string]want{asService: ok(200), asMember: ok(200), asPeer: ok(200)}},
 	{name: "unread", method: "GET", path: "/v1/unread", other: ok(200)},
 	{name: "group history", method: "GET", path: "/v1/conversations/{conv}/messages", other: ok(200),
 		want: map[string]want{asOutsider: refused("not_found"), asPeer: refused("not_found")}},
