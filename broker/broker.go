@@ -255,7 +255,14 @@ func (b *Broker) RefuseQoS2(cl *mqtt.Client, pk packets.Packet, why packets.Code
 // ACL hook asks this there; each overflow refusal is counted in
 // Overflowed.
 func (b *Broker) Deliverable(clientID string) bool {
-	if !b.reg.connected(clientID) || !b.gates.deliverable(clientID) {
+	return b.gates.deliverable(clientID) && b.DeliverableReply(clientID)
+}
+
+// DeliverableReply is Deliverable for a device's reply topic, whose events
+// (answers, sync events) are not in the store: never held back by a
+// replay.
+func (b *Broker) DeliverableReply(clientID string) bool {
+	if !b.reg.connected(clientID) {
 		return false
 	}
 	if b.reg.queueFull(clientID) {

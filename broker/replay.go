@@ -49,8 +49,12 @@ type gates struct {
 	mu   sync.Mutex
 	byID map[string]*gate
 	n    atomic.Int32 // len(byID), read without mu on the fast path
-	dmu  sync.Mutex   // serialises Deliver while any gate exists
-	cur  atomic.Pointer[eventPos]
+	// rw is read-held by every fan-out that runs unserialised (no gate
+	// existed when it began); open write-locks it, so that once a gate
+	// exists every fan-out records its event.
+	rw  sync.RWMutex
+	dmu sync.Mutex // serialises Deliver while any gate exists
+	cur atomic.Pointer[eventPos]
 }
 
 type eventPos struct {
@@ -74,6 +78,8 @@ func newGates() *gates { return &gates{byID: map[string]*gate{}} }
 // open starts holding back chat events for cl (its replay is about to
 // run), replacing the gate of an earlier connection of the same client id.
 func (g *gates) open(cl *mqtt.Client) *gate {
+	g.rw.Lock()
+	defer g.rw.Unlock()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if old := g.byID[cl.ID]; old != nil && old.timer != nil {
@@ -151,7 +157,9 @@ func (g *gates) deliverable(clientID string) bool {
 	}
 	ev := g.cur.Load()
 	if ev == nil || ev.conv == "" {
-		return true // not a stored chat event: never held back
+		// Not a stored chat event (or not a fan-out of Deliver: a
+		// SUBSCRIBE's check): never held back.
+		return true
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -177,9 +185,12 @@ func (g *gates) deliverable(clientID string) bool {
 // delivering brackets one fan-out: it records the event's position for
 // deliverable, and serialises fan-outs while any gate exists.
 func (g *gates) delivering(payload []byte, publish func() error) error {
+	g.rw.RLock()
 	if g.n.Load() == 0 {
+		defer g.rw.RUnlock()
 		return publish()
 	}
+	g.rw.RUnlock()
 	conv, seq := eventPosition(payload)
 	g.dmu.Lock()
 	defer g.dmu.Unlock()

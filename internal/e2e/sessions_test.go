@@ -214,15 +214,16 @@ func checkReplay(t *testing.T, msgs []delivered, from, to map[string]int64, dups
 	}
 }
 
-// bobOnline connects bob/phone persistently for the first time and leaves
-// it once every conversation's current messages are his (acknowledged and
-// their positions saved at the disconnect).
+// bobFirstSession connects bob/phone persistently for the first time and
+// leaves it once it has acknowledged what is still being delivered of
+// the setup (a group's creation event may arrive just after the connect).
 func bobFirstSession(t *testing.T, addr string, v byte, tb string) {
 	t.Helper()
 	c, present := connectPersistent(t, addr, v, "bob", "phone", tb, sessionExpiry)
 	if present {
 		t.Fatal("a first connect found a session present")
 	}
+	quietFor(t, c, 300*time.Millisecond)
 	c.Close()
 }
 
@@ -450,7 +451,11 @@ func TestPersistentSessionReplayLimit(t *testing.T) {
 	testutil.EachBackend(t, func(t *testing.T, backend string) {
 		srv := testutil.StartServer(t, backend, func(c *config.Config) { c.MQTT.ReplayMax = 30 })
 		ta, tb := srv.User(t, "alice"), srv.User(t, "bob")
-		convs := convs20(t, srv)[:3]
+		var convs []string
+		for i := range 3 {
+			group(t, srv, fmt.Sprintf("g%d", i), "alice", "bob")
+			convs = append(convs, fmt.Sprintf("g:g%d", i))
+		}
 		bobFirstSession(t, srv.MQTTAddr, 5, tb)
 		before := lastSeqs(t, srv, tb, convs)
 		sendAcross(t, srv, ta, convs, 60)
