@@ -361,8 +361,14 @@ func eventPosition(payload []byte) (conv string, seq int64) {
 	if len(payload) < 2 || payload[0] != '{' {
 		return "", 0
 	}
-	if !bytes.HasPrefix(payload, []byte(`{"kind":"msg"`)) && !bytes.HasPrefix(payload, []byte(`{"kind":"recall"`)) &&
-		!bytes.HasPrefix(payload, []byte(`{"kind":"edit"`)) {
+	// A msg event has its seq right after conv, before the client's body;
+	// recall and edit events end with it, after an edit's body.
+	last := false
+	switch {
+	case bytes.HasPrefix(payload, []byte(`{"kind":"msg"`)):
+	case bytes.HasPrefix(payload, []byte(`{"kind":"recall"`)), bytes.HasPrefix(payload, []byte(`{"kind":"edit"`)):
+		last = true
+	default:
 		return "", 0
 	}
 	c := fieldAfter(payload, `"conv":"`)
@@ -374,6 +380,11 @@ func eventPosition(payload []byte) (conv string, seq int64) {
 		return "", 0
 	}
 	s := fieldAfter(payload, `"seq":`)
+	if last {
+		if i := bytes.LastIndex(payload, []byte(`"seq":`)); i >= 0 {
+			s = i + len(`"seq":`)
+		}
+	}
 	if s < 0 {
 		return "", 0
 	}
@@ -388,8 +399,8 @@ func eventPosition(payload []byte) (conv string, seq int64) {
 	return string(payload[c : c+end]), v
 }
 
-// fieldAfter returns the index just after the first occurrence of key at
-// the top level of the event: mqim's events put conv and seq before any
+// fieldAfter returns the index just after the first occurrence of key:
+// mqim's events put conv (and a msg event its seq) before any
 // client-supplied body, so the first occurrence is the event's own.
 func fieldAfter(payload []byte, key string) int {
 	i := bytes.Index(payload, []byte(key))

@@ -38,7 +38,7 @@ const replayPass = 1000
 
 // floorTTL is how long, after a replay, live events already replayed are
 // still recognised and not delivered again.
-const floorTTL = time.Minute
+const floorTTL = 10 * time.Second
 
 // gates hold back live chat events from sessions being replayed to, so that
 // none overtakes the replay or is delivered twice. The read ACL asks

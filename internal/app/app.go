@@ -146,21 +146,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 	a.Chat = chat.New(chat.Options{Store: a.Store, Log: log, Config: cfg.Chat, Limits: cfg.Limits, Tokens: signer, CacheTTL: cfg.MQTT.ACLCacheTTL,
 		Deliverer: a.Broker, Subscriber: a.Broker, Disconnector: a.Broker, Committed: committed})
-	// Persistent sessions are served from the store: the broker replays
-	// what the chat service reads back of a session's missed messages.
-	if err := a.Broker.Persist(broker.PersistOptions{Store: a.Store, ReplayMax: cfg.MQTT.ReplayMax, ReplyTopic: chat.ReplyTopic,
-		Missed: func(ctx context.Context, uid string, baseline int64, after map[string]int64, skip map[string]map[int64]bool,
-			limit int) ([]broker.Replayed, error) {
-			evs, err := a.Chat.Missed(ctx, uid, baseline, after, skip, limit)
-			out := make([]broker.Replayed, len(evs))
-			for i, e := range evs {
-				out[i] = broker.Replayed(e)
-			}
-			return out, err
-		}}); err != nil {
-		a.Store.Close()
-		return nil, err
-	}
 	a.registerMetrics()
 	// The HTTP API also answers the requests that come over MQTT (im/rpc).
 	apiHandler := api.New(api.Options{Chat: a.Chat, Tokens: signer, ServiceKeyHash: keyHash,
@@ -178,6 +163,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 			a.Store.Close()
 			return nil, fmt.Errorf("hook %s: %w", h.hook.ID(), err)
 		}
+	}
+	// Persistent sessions are served from the store: the broker replays
+	// what the chat service reads back of a session's missed messages. Its
+	// hooks come after the Sessions hook, so a replay starts once the
+	// session's subscriptions are in place.
+	if err := a.Broker.Persist(broker.PersistOptions{Store: a.Store, ReplayMax: cfg.MQTT.ReplayMax, ReplyTopic: chat.ReplyTopic,
+		Missed: func(ctx context.Context, uid string, baseline int64, after map[string]int64, skip map[string]map[int64]bool,
+			limit int) ([]broker.Replayed, error) {
+			evs, err := a.Chat.Missed(ctx, uid, baseline, after, skip, limit)
+			out := make([]broker.Replayed, len(evs))
+			for i, e := range evs {
+				out[i] = broker.Replayed(e)
+			}
+			return out, err
+		}}); err != nil {
+		a.Store.Close()
+		return nil, err
 	}
 	a.httpSrv = &http.Server{
 		Handler:           apiHandler,
