@@ -279,6 +279,12 @@ func (a *App) registerMetrics() {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_mqtt_queue_overflow_total",
 			Help: "Events a session did not get because its queue was at mqtt.max_session_queue_bytes (they stay in the store)."},
 			func() float64 { return float64(a.Broker.Overflowed()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_session_position_commits_total",
+			Help: "Transactions that wrote persistent sessions' positions."},
+			func() float64 { c, _ := a.Broker.PositionCommits(); return float64(c) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_session_acked_total",
+			Help: "Chat events persistent sessions acknowledged (position commits / this = the bookkeeping's cost per delivery)."},
+			func() float64 { _, n := a.Broker.PositionCommits(); return float64(n) }),
 	)
 	if a.Planner != nil {
 		a.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_push_decisions_dropped_total",

@@ -60,8 +60,7 @@ type MQTT struct {
 	SysTopicInterval time.Duration `yaml:"sys_topic_interval"` // $SYS refresh
 	ACLCacheTTL      time.Duration `yaml:"acl_cache_ttl"`      // membership cache lifetime
 	// Per-user caps: connected devices, persistent sessions, and the bytes
-	// of events queued (sent and not yet acknowledged, or waiting while
-	// offline) for one session.
+	// of events queued (sent and not yet acknowledged) for one session.
 	MaxDevicesPerUser    int   `yaml:"max_devices_per_user"`
 	MaxSessionsPerUser   int   `yaml:"max_sessions_per_user"`
 	MaxSessionQueueBytes int64 `yaml:"max_session_queue_bytes"`
