@@ -155,7 +155,20 @@ func (p *persist) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 			orderInflight(old, p.pos.sendOrder(cl.ID))
 		}
 		st.gate = p.gates.open(cl)
+	} else {
+		// A gate left by a connection that failed before it was
+		// established must not hold this one back.
+		p.gates.drop(cl.ID)
 	}
+	// Entries of connections that ended between the two hooks (a CONNACK
+	// that could not be written) are dropped here: the map holds only
+	// connects under way.
+	p.established.Range(func(k, _ any) bool {
+		if k.(*mqtt.Client).Closed() {
+			p.established.Delete(k)
+		}
+		return true
+	})
 	p.established.Store(cl, st)
 }
 

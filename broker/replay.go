@@ -140,6 +140,16 @@ func (g *gates) close(gt *gate) {
 	}
 }
 
+// drop removes whatever gate a client id has.
+func (g *gates) drop(clientID string) {
+	g.mu.Lock()
+	gt := g.byID[clientID]
+	g.mu.Unlock()
+	if gt != nil {
+		g.close(gt)
+	}
+}
+
 // closeFor removes the gate of a connection that ended.
 func (g *gates) closeFor(cl *mqtt.Client) {
 	g.mu.Lock()
