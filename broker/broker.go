@@ -32,8 +32,8 @@ type Broker struct {
 	// serves persistent sessions from the store (nil until Persist).
 	gates *gates
 	ps    *persist
-	// overflowed holds the client ids told to catch up since their queue
-	// last filled (one sync event per overflow).
+	// overflowed holds the client ids told to catch up, and when (one sync
+	// event per overflow, at most one per overflowQuiet).
 	overflowed sync.Map
 	// Per-user caps (Admit).
 	maxDevices, maxSessions int
@@ -269,8 +269,8 @@ func (b *Broker) DeliverableReply(clientID string) bool {
 		b.overflow(clientID)
 		return false
 	}
-	if _, ok := b.overflowed.Load(clientID); ok {
-		b.overflowed.Delete(clientID)
+	if at, ok := b.overflowed.Load(clientID); ok && time.Since(at.(time.Time)) > overflowQuiet {
+		b.overflowed.Delete(clientID) // drained: a later overflow is told again
 	}
 	return true
 }

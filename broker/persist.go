@@ -96,7 +96,18 @@ func (p *persist) ID() string { return "mqim-persistent-sessions" }
 
 func (p *persist) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.StoredClients, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished,
-		mqtt.OnDisconnect, mqtt.OnClientExpired, mqtt.OnStopped}, []byte{b})
+		mqtt.OnDisconnect, mqtt.OnClientExpired, mqtt.OnStopped, mqtt.OnPublishDropped}, []byte{b})
+}
+
+// OnPublishDropped implements mqtt.Hook: an event a connected session's
+// full outbound queue could not take is lost to it (Mochi rolled its
+// inflight entry back): the device is told to catch up.
+func (p *persist) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+	if cl.Net.Inline {
+		return
+	}
+	p.pos.droppedEvent(cl.ID, pk.Payload)
+	p.b.overflow(cl.ID)
 }
 
 func ctx5() (context.Context, context.CancelFunc) {
@@ -275,14 +286,19 @@ func (p *persist) OnClientExpired(cl *mqtt.Client) {
 // OnStopped implements mqtt.Hook: the positions left are written.
 func (p *persist) OnStopped() { p.pos.close() }
 
-// overflow tells a session whose queue filled up, once until it drains,
-// that it missed live events: a sync event on its reply topic, sent past
-// the cap from a goroutine of its own (never more than one per session).
+// overflowQuiet is the least time between two sync events telling one
+// session that it missed live events.
+const overflowQuiet = 5 * time.Second
+
+// overflow tells a session that missed live events (its queue was full),
+// once until it drains and at most once per overflowQuiet: a sync event on
+// its reply topic, sent past the cap from a goroutine of its own (so at
+// most one per session at a time).
 func (b *Broker) overflow(clientID string) {
 	if b.ps == nil {
 		return
 	}
-	if _, told := b.overflowed.LoadOrStore(clientID, struct{}{}); told {
+	if _, told := b.overflowed.LoadOrStore(clientID, time.Now()); told {
 		return
 	}
 	cl, ok := b.srv.Clients.Get(clientID)

@@ -173,6 +173,29 @@ func (p *positions) dropped(clientID string, pid uint16) {
 	}
 }
 
+// droppedEvent records an event Mochi could not queue for a connected
+// session (its outbound queue was full) after giving it a packet id: it was
+// never sent, so it no longer holds the position back (the device is told
+// to catch up).
+func (p *positions) droppedEvent(clientID string, payload []byte) {
+	conv, seq := eventPosition(payload)
+	if conv == "" {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := p.clients[clientID]
+	if c == nil {
+		return
+	}
+	for _, ref := range c.pids {
+		if ref.conv == conv && ref.seq == seq {
+			p.forgetLocked(clientID, c, ref)
+			return
+		}
+	}
+}
+
 func (p *positions) forgetLocked(clientID string, c *clientPos, ref sentRef) {
 	for pid, r := range c.pids {
 		if r == ref {

@@ -112,3 +112,18 @@ func TestPositionsContiguous(t *testing.T) {
 		t.Errorf("a stored position lowered the one in memory: %d", v)
 	}
 }
+
+// An event Mochi could not queue no longer holds the position back.
+func TestPositionsDroppedEvent(t *testing.T) {
+	p := newPositions(&memPositions{saved: map[store.Position]bool{}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer p.close()
+	p.sent("bob/p", 1, msg("c", 1))
+	p.sent("bob/p", 2, msg("c", 2))
+	p.sent("bob/p", 3, msg("c", 3))
+	p.droppedEvent("bob/p", msg("c", 2))
+	p.complete("bob/p", 1)
+	p.complete("bob/p", 3)
+	if s, _ := p.snapshot("bob/p"); s["c"] != 3 {
+		t.Fatalf("position %d, want 3", s["c"])
+	}
+}

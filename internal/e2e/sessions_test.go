@@ -279,7 +279,6 @@ func TestPersistentSessionResendInOrder(t *testing.T) {
 	testutil.EachBackend(t, func(t *testing.T, backend string) {
 		srv := testutil.StartServer(t, backend)
 		ta, tb := srv.User(t, "alice"), srv.User(t, "bob")
-		srv.MustAPI(t, 201, "POST", "/v1/messages", ta, map[string]any{"to": "bob", "type": "text", "body": map[string]string{"text": "first"}}, nil)
 		c, _ := connectPersistent(t, srv.MQTTAddr, 4, "bob", "phone", tb, 0)
 		testutil.Eventually(t, wait, func() error {
 			if !srv.Broker.Settled("bob/phone") {
