@@ -28,6 +28,13 @@ type Broker struct {
 	srv *mqtt.Server
 	log *slog.Logger
 	reg *sessions
+	// gates hold live events back from sessions being replayed to; ps
+	// serves persistent sessions from the store (nil until Persist).
+	gates *gates
+	ps    *persist
+	// overflowed holds the client ids told to catch up, and when (one sync
+	// event per overflow, at most one per overflowQuiet).
+	overflowed sync.Map
 	// Per-user caps (Admit).
 	maxDevices, maxSessions int
 	mu                      sync.Mutex
@@ -60,7 +67,7 @@ func New(cfg config.MQTT, log *slog.Logger) (*Broker, error) {
 	// every such publish (it is never delivered as-is). Shared subscriptions
 	// on im/ are refused by the ACL hook. Both stay available for
 	// plain-broker topics.
-	b := &Broker{log: log, maxDevices: cfg.MaxDevicesPerUser, maxSessions: cfg.MaxSessionsPerUser}
+	b := &Broker{log: log, gates: newGates(), maxDevices: cfg.MaxDevicesPerUser, maxSessions: cfg.MaxSessionsPerUser}
 	b.srv = mqtt.New(&mqtt.Options{
 		InlineClient:             true,
 		Capabilities:             caps,
@@ -151,7 +158,7 @@ func (b *Broker) Close() error {
 // caller's goroutine but never blocks on a slow subscriber (Mochi drops
 // instead, and the store remains the source of truth).
 func (b *Broker) Deliver(topic string, payload []byte, qos byte) error {
-	return b.srv.Publish(topic, payload, false, qos)
+	return b.gates.delivering(payload, func() error { return b.srv.Publish(topic, payload, false, qos) })
 }
 
 // Connected tells whether a device (client id) has a live connection. It
@@ -242,12 +249,37 @@ func (b *Broker) RefuseQoS2(cl *mqtt.Client, pk packets.Packet, why packets.Code
 		ReasonCode: why.Code, Properties: packets.Properties{ReasonString: why.Reason}})
 }
 
-// Deliverable tells whether an event may be queued for a session now: not
-// when the session holds mqtt.max_session_queue_bytes already (the event is
-// in the store and the device catches up). Mochi's only per-recipient check
-// before it queues an event is the read ACL, so the ACL hook asks this
-// there; each refusal is counted in Overflowed.
-func (b *Broker) Deliverable(clientID string) bool { return !b.reg.queueFull(clientID) }
+// Deliverable tells whether an event may be queued for a session now. Not
+// when the session is offline: a persistent session holds no copies, it is
+// replayed from the store when it reconnects. Not while a reconnected
+// session's replay runs (a live chat event would overtake it; the replay
+// reads it from the store), nor a chat event the replay already sent. And
+// not when the session holds mqtt.max_session_queue_bytes already (the
+// event is in the store and the device catches up: it is told so once per
+// overflow, with a sync event on its reply topic). Mochi's only
+// per-recipient check before it queues an event is the read ACL, so the
+// ACL hook asks this there; each overflow refusal is counted in
+// Overflowed.
+func (b *Broker) Deliverable(clientID string) bool {
+	return b.gates.deliverable(clientID) && b.DeliverableReply(clientID)
+}
+
+// DeliverableReply is Deliverable for a device's reply topic, whose events
+// (answers, sync events) are not in the store: never held back by a
+// replay.
+func (b *Broker) DeliverableReply(clientID string) bool {
+	if !b.reg.connected(clientID) {
+		return false
+	}
+	if b.reg.queueFull(clientID) {
+		b.overflow(clientID)
+		return false
+	}
+	if at, ok := b.overflowed.Load(clientID); ok && time.Since(at.(time.Time)) > overflowQuiet {
+		b.overflowed.Delete(clientID) // drained: a later overflow is told again
+	}
+	return true
+}
 
 // QueuedBytes is how many bytes of events one session holds queued.
 func (b *Broker) QueuedBytes(clientID string) int64 { return b.reg.queuedBytes(clientID) }

@@ -38,6 +38,7 @@ type Gate interface {
 	Admit(cl *mqtt.Client, uid string) error
 	ExpireAt(cl *mqtt.Client, t time.Time)
 	Deliverable(clientID string) bool
+	DeliverableReply(clientID string) bool
 }
 
 // AuthOptions configure the Auth hook.
@@ -174,7 +175,7 @@ func (h *Auth) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		return write // anyone may ask; nobody subscribes
 	case strings.HasPrefix(topic, chat.ReplyTopicPrefix):
 		// Only the server publishes replies, and only to the device asking.
-		return !write && topic == chat.ReplyTopic(cl.ID) && h.o.Broker.Deliverable(cl.ID)
+		return !write && topic == chat.ReplyTopic(cl.ID) && h.o.Broker.DeliverableReply(cl.ID)
 	}
 	t, ok := chat.ParseTopic(topic)
 	if !ok {

@@ -424,6 +424,57 @@ type Social interface {
 	SocialCounts(ctx context.Context, userID string) (SocialCounts, error)
 }
 
+// Session is a persistent MQTT session (3.1.1 clean=false, MQTT 5 session
+// expiry > 0) as stored: who owns it, how long it outlives its connection,
+// when it began and when its last connection ended.
+type Session struct {
+	ClientID string `db:"client_id"`
+	UserID   string `db:"user_id"`
+	// Expiry is how long (seconds) the session outlives its connection.
+	Expiry int64 `db:"expiry_s"`
+	// Baseline is when the session began: a conversation the session has
+	// no position in replays the messages stored after it (their TS).
+	Baseline int64 `db:"baseline"`
+	// DisconnectedAt is when its last connection ended; 0 while connected.
+	DisconnectedAt int64 `db:"disconnected_at"`
+	UpdatedAt      int64 `db:"updated_at"`
+}
+
+// Expired tells whether the session has outlived its expiry at now (Unix
+// ms). A connected session never expires.
+func (s *Session) Expired(now int64) bool {
+	return s.DisconnectedAt > 0 && s.DisconnectedAt+s.Expiry*1000 < now
+}
+
+// Position is how far a session has acknowledged one conversation: every
+// message of Conv up to Seq was delivered to it.
+type Position struct {
+	ClientID string `db:"client_id"`
+	Conv     string `db:"conv_id"`
+	Seq      int64  `db:"seq"`
+}
+
+// Sessions is the persistent-session aggregate: the sessions and their
+// positions, which the broker writes lazily (a position may lag what the
+// device acknowledged, never lead it).
+type Sessions interface {
+	// PutSession creates s or updates every field of the stored one but
+	// its Baseline (the session goes on); it sets s.UpdatedAt, and
+	// s.Baseline to the stored one.
+	PutSession(ctx context.Context, s *Session) error
+	// Session returns one session or ErrNotFound.
+	Session(ctx context.Context, clientID string) (*Session, error)
+	// ListSessions returns every stored session, by client id.
+	ListSessions(ctx context.Context) ([]Session, error)
+	// DeleteSession removes a session and its positions; none is no error.
+	DeleteSession(ctx context.Context, clientID string) error
+	// SavePositions raises each position to its Seq (never lowers one),
+	// creating those that do not exist, in one transaction.
+	SavePositions(ctx context.Context, ps []Position) error
+	// Positions returns a session's positions by conversation id.
+	Positions(ctx context.Context, clientID string) (map[string]int64, error)
+}
+
 // Store is everything mqim persists.
 type Store interface {
 	Users
@@ -432,6 +483,7 @@ type Store interface {
 	Messages
 	Devices
 	Social
+	Sessions
 	// Ping tells whether the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the connection pool.

@@ -177,6 +177,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 			return nil, fmt.Errorf("hook %s: %w", h.hook.ID(), err)
 		}
 	}
+	// Persistent sessions are served from the store: the broker replays
+	// what the chat service reads back of a session's missed messages. Its
+	// hooks come after the Sessions hook, so a replay starts once the
+	// session's subscriptions are in place.
+	if err := a.Broker.Persist(broker.PersistOptions{Store: a.Store, ReplayMax: cfg.MQTT.ReplayMax, ReplyTopic: chat.ReplyTopic,
+		Missed: func(ctx context.Context, uid string, baseline int64, after map[string]int64, skip map[string]map[int64]bool,
+			limit int) ([]broker.Replayed, error) {
+			evs, err := a.Chat.Missed(ctx, uid, baseline, after, skip, limit)
+			out := make([]broker.Replayed, len(evs))
+			for i, e := range evs {
+				out[i] = broker.Replayed(e)
+			}
+			return out, err
+		}}); err != nil {
+		a.Store.Close()
+		return nil, err
+	}
 	a.httpSrv = &http.Server{
 		Handler:           apiHandler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -328,6 +345,12 @@ func (a *App) registerMetrics() {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_mqtt_queue_overflow_total",
 			Help: "Events a session did not get because its queue was at mqtt.max_session_queue_bytes (they stay in the store)."},
 			func() float64 { return float64(a.Broker.Overflowed()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_session_position_commits_total",
+			Help: "Transactions that wrote persistent sessions' positions."},
+			func() float64 { c, _ := a.Broker.PositionCommits(); return float64(c) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_session_acked_total",
+			Help: "Chat events persistent sessions acknowledged (position commits / this = the bookkeeping's cost per delivery)."},
+			func() float64 { _, n := a.Broker.PositionCommits(); return float64(n) }),
 	)
 	if a.Planner != nil {
 		a.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_push_decisions_dropped_total",

@@ -98,11 +98,14 @@ type MQTT struct {
 	SysTopicInterval time.Duration `yaml:"sys_topic_interval"` // $SYS refresh
 	ACLCacheTTL      time.Duration `yaml:"acl_cache_ttl"`      // membership cache lifetime
 	// Per-user caps: connected devices, persistent sessions, and the bytes
-	// of events queued (sent and not yet acknowledged, or waiting while
-	// offline) for one session.
+	// of events queued (sent and not yet acknowledged) for one session.
 	MaxDevicesPerUser    int   `yaml:"max_devices_per_user"`
 	MaxSessionsPerUser   int   `yaml:"max_sessions_per_user"`
 	MaxSessionQueueBytes int64 `yaml:"max_session_queue_bytes"`
+	// ReplayMax is the most messages replayed from the store to a
+	// persistent session that reconnects; beyond it the device gets a sync
+	// event and catches up itself.
+	ReplayMax int `yaml:"replay_max"`
 }
 
 // HTTP configures the API listener.
@@ -241,6 +244,7 @@ func Default() Config {
 			MaxDevicesPerUser:    32,
 			MaxSessionsPerUser:   16,
 			MaxSessionQueueBytes: 4 << 20,
+			ReplayMax:            10000,
 		},
 		HTTP: HTTP{
 			Addr:         ":8080",
@@ -461,6 +465,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MQTT.MaxDevicesPerUser < 1 || c.MQTT.MaxSessionsPerUser < 0 || c.MQTT.MaxSessionQueueBytes < 64<<10 {
 		bad("mqtt.max_devices_per_user", "max_devices_per_user must be at least 1, max_sessions_per_user not negative, max_session_queue_bytes at least 65536")
+	}
+	if c.MQTT.ReplayMax < 1 {
+		bad("mqtt.replay_max", "must be at least 1")
 	}
 	l := c.Limits
 	if l.SendRate < 0 || l.TypingRate < 0 || l.GroupsPerHour < 0 || l.LoginFailuresPerMinute < 0 || l.AddrFailuresPerMinute < 0 ||

@@ -392,7 +392,8 @@ func TestUnreadJoinLeaveAndTyping(t *testing.T) {
 }
 
 // A device with a persistent session (clean=false) that was offline gets
-// its inbox and group messages on return, with no SUBSCRIBE of its own.
+// its inbox and group messages on return (replayed from the store), with
+// no SUBSCRIBE of its own.
 func TestPersistentSessionQueuesWhileOffline(t *testing.T) {
 	testutil.EachServer(t, func(t *testing.T, srv *testutil.Server) {
 		ta, tb := srv.User(t, "alice"), srv.User(t, "bob")

@@ -31,6 +31,9 @@ var Dialect = sqlstore.Dialect{
 		last_seq = GREATEST(last_seq, VALUES(last_seq))`,
 	UpsertReads: `ON DUPLICATE KEY UPDATE
 		read_seq = IF(active = 1, GREATEST(read_seq, VALUES(read_seq)), read_seq)`,
+	UpsertSession: `ON DUPLICATE KEY UPDATE user_id = VALUES(user_id), expiry_s = VALUES(expiry_s),
+		disconnected_at = VALUES(disconnected_at), updated_at = VALUES(updated_at)`,
+	UpsertPositions: `ON DUPLICATE KEY UPDATE seq = GREATEST(seq, VALUES(seq))`,
 	IsAlreadyApplied: func(err error) bool {
 		var e *driver.MySQLError
 		return errors.As(err, &e) && e.Number == 1060 // ER_DUP_FIELDNAME

@@ -29,6 +29,14 @@ type Dialect struct {
 	// (user_id, conv_id, read_seq, min_seq): on an existing row it raises
 	// read_seq (of active members only) and leaves the rest.
 	UpsertReads string
+	// UpsertSession follows a one-row INSERT INTO mqtt_sessions of every
+	// column: on an existing client_id it sets every column but client_id
+	// and baseline to the new row's.
+	UpsertSession string
+	// UpsertPositions follows a multi-row INSERT INTO
+	// mqtt_session_positions (client_id, conv_id, seq): on an existing row
+	// it raises seq, never lowers it.
+	UpsertPositions string
 	// IsAlreadyApplied tells whether a migration statement failed only
 	// because what it adds exists (a duplicate column): ALTER TABLE has no
 	// IF NOT EXISTS in MySQL 8 or SQLite, and migrations stay re-runnable.

@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Conversations", conversationTests},
 		{"Devices", deviceTests},
 		{"Social", socialTests},
+		{"Sessions", sessionTests},
 		{"Concurrency", concurrencyTests},
 	}
 	for _, g := range groups {

@@ -1,0 +1,326 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/storage"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqim/mqim/store"
+)
+
+// SessionStore keeps persistent sessions and their positions
+// (store.Sessions does).
+type SessionStore interface {
+	PositionStore
+	PutSession(ctx context.Context, s *store.Session) error
+	Session(ctx context.Context, clientID string) (*store.Session, error)
+	ListSessions(ctx context.Context) ([]store.Session, error)
+	DeleteSession(ctx context.Context, clientID string) error
+}
+
+// PersistOptions configure persistent sessions served from the store.
+type PersistOptions struct {
+	Store SessionStore
+	// Missed reads what a session missed (chat.Service.Missed).
+	Missed MissedFunc
+	// ReplayMax is the most events one replay sends (mqtt.replay_max).
+	ReplayMax int
+	// ReplyTopic is a device's reply topic, where sync events go.
+	ReplyTopic func(clientID string) string
+}
+
+// Persist serves persistent sessions from the store (docs/protocol.md,
+// "Persistent sessions"): an offline session holds no events; its
+// positions are recorded as the device acknowledges; the session itself
+// is stored, so it survives a restart; and a reconnect replays what the
+// device missed, before live events. Call it once, before Start.
+func (b *Broker) Persist(o PersistOptions) error {
+	if o.Store == nil || o.Missed == nil || o.ReplayMax < 1 || o.ReplyTopic == nil {
+		return errors.New("broker: persist: incomplete options")
+	}
+	p := &persist{b: b, st: o.Store, missed: o.Missed, max: o.ReplayMax, replyTopic: o.ReplyTopic,
+		log: b.log, pos: newPositions(o.Store, b.log), gates: b.gates}
+	for _, h := range []mqtt.Hook{p, &positionsHook{p: p.pos}} {
+		if err := b.srv.AddHook(h, nil); err != nil {
+			return fmt.Errorf("broker: %w", err)
+		}
+	}
+	b.ps = p
+	return nil
+}
+
+// PositionCommits reports how many transactions have written session
+// positions and how many chat events persistent sessions acknowledged,
+// since start.
+func (b *Broker) PositionCommits() (commits, acked int64) {
+	if b.ps == nil {
+		return 0, 0
+	}
+	return b.ps.pos.commits.Load(), b.ps.pos.acked.Load()
+}
+
+// persist is the Mochi hook of persistent sessions: it stores them
+// (StoredClients brings them back at start), orders the resend of what a
+// session had in flight, and starts the replay.
+type persist struct {
+	mqtt.HookBase
+	b          *Broker
+	st         SessionStore
+	missed     MissedFunc
+	max        int
+	replyTopic func(string) string
+	log        *slog.Logger
+	pos        *positions
+	gates      *gates
+
+	// established carries, from OnSessionEstablish to
+	// OnSessionEstablished, what the connect found.
+	established sync.Map // *mqtt.Client -> connectState
+}
+
+type connectState struct {
+	existed bool  // a persistent session of this client id existed
+	present bool  // and this connect resumes it
+	gate    *gate // held while its replay runs
+}
+
+func (p *persist) ID() string { return "mqim-persistent-sessions" }
+
+func (p *persist) Provides(b byte) bool {
+	return bytes.Contains([]byte{mqtt.StoredClients, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished,
+		mqtt.OnDisconnect, mqtt.OnClientExpired, mqtt.OnStopped, mqtt.OnPublishDropped}, []byte{b})
+}
+
+// OnPublishDropped implements mqtt.Hook: an event a connected session's
+// full outbound queue could not take is lost to it (Mochi rolled its
+// inflight entry back): the device is told to catch up.
+func (p *persist) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+	if cl.Net.Inline {
+		return
+	}
+	p.pos.droppedEvent(cl.ID, pk.Payload)
+	p.b.overflow(cl.ID)
+}
+
+func ctx5() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 5*time.Second)
+}
+
+// StoredClients implements mqtt.Hook: the stored sessions that have not
+// expired come back as offline sessions, so that a reconnect within the
+// expiry finds its session present. Expired ones are deleted. Each comes
+// back as an MQTT 5 session whose expiry is what was left of it (a session
+// cut by a crash counts as disconnected at this start).
+func (p *persist) StoredClients() ([]storage.Client, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	all, err := p.st.ListSessions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stored sessions: %w", err)
+	}
+	now := time.Now().UnixMilli()
+	var out []storage.Client
+	for _, s := range all {
+		if s.DisconnectedAt == 0 {
+			s.DisconnectedAt = now
+		}
+		if s.Expired(now) {
+			if err := p.st.DeleteSession(ctx, s.ClientID); err != nil {
+				p.log.Warn("expired session not deleted", "client_id", s.ClientID, "error", err)
+			}
+			continue
+		}
+		left := (s.DisconnectedAt + s.Expiry*1000 - now) / 1000
+		out = append(out, storage.Client{ID: s.ClientID, Username: []byte(s.UserID), ProtocolVersion: 5,
+			Listener: "stored", Properties: storage.ClientProperties{SessionExpiryInterval: uint32(max(left, 1)),
+				SessionExpiryIntervalFlag: true}})
+		p.b.reg.index(s.UserID, s.ClientID)
+	}
+	return out, nil
+}
+
+// OnSessionEstablish implements mqtt.Hook. It runs before Mochi takes the
+// earlier session of the client id over: when this connect resumes a
+// persistent one, the events it has in flight are put in send order for
+// Mochi's resend, and live chat events are held back until the replay is
+// done (the client is reachable from Mochi's index as soon as it is added).
+func (p *persist) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	if cl.Net.Inline {
+		return
+	}
+	var st connectState
+	if old, ok := p.b.srv.Clients.Get(cl.ID); ok && !old.Net.Inline && isPersistent(old) {
+		st.existed = true
+		st.present = !pk.Connect.Clean
+	}
+	if st.present {
+		if old, ok := p.b.srv.Clients.Get(cl.ID); ok {
+			orderInflight(old, p.pos.sendOrder(cl.ID))
+		}
+		st.gate = p.gates.open(cl)
+	} else {
+		// A gate left by a connection that failed before it was
+		// established must not hold this one back.
+		p.gates.drop(cl.ID)
+	}
+	// Entries of connections that ended between the two hooks (a CONNACK
+	// that could not be written) are dropped here: the map holds only
+	// connects under way.
+	p.established.Range(func(k, _ any) bool {
+		if k.(*mqtt.Client).Closed() {
+			p.established.Delete(k)
+		}
+		return true
+	})
+	p.established.Store(cl, st)
+}
+
+// OnSessionEstablished implements mqtt.Hook: it stores the session (a new
+// one from now; a resumed one keeps its baseline) and starts the replay of
+// a resumed one.
+func (p *persist) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	v, ok := p.established.LoadAndDelete(cl)
+	if !ok {
+		return
+	}
+	st := v.(connectState)
+	uid := string(cl.Properties.Username)
+	ctx, cancel := ctx5()
+	defer cancel()
+	if !st.present {
+		p.pos.reset(cl.ID)
+		if st.existed {
+			if err := p.st.DeleteSession(ctx, cl.ID); err != nil {
+				p.log.Warn("session: cannot delete the ended one", "client_id", cl.ID, "error", err)
+			}
+		}
+	}
+	if !isPersistent(cl) {
+		if st.present {
+			_ = p.st.DeleteSession(ctx, cl.ID) // resumed, but ends with this connection
+		}
+		if st.gate != nil {
+			go p.replay(cl, st.gate, uid, p.baseline(ctx, cl.ID))
+		}
+		return
+	}
+	s := &store.Session{ClientID: cl.ID, UserID: uid, Expiry: p.expiry(cl), Baseline: time.Now().UnixMilli()}
+	if st.present {
+		s.Baseline = p.baseline(ctx, cl.ID)
+	}
+	if err := p.st.PutSession(ctx, s); err != nil {
+		// The session still works on this server; a restart would lose it.
+		p.log.Warn("session: cannot store it", "client_id", cl.ID, "error", err)
+	}
+	if st.gate != nil {
+		go p.replay(cl, st.gate, uid, s.Baseline)
+	}
+}
+
+// baseline is when a resumed session began: stored, or, when the store
+// has none (it failed), now: the replay then covers the positions only.
+func (p *persist) baseline(ctx context.Context, clientID string) int64 {
+	s, err := p.st.Session(ctx, clientID)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			p.log.Warn("session: cannot read it", "client_id", clientID, "error", err)
+		}
+		return time.Now().UnixMilli()
+	}
+	return s.Baseline
+}
+
+// expiry is how long (seconds) cl's session outlives its connection.
+func (p *persist) expiry(cl *mqtt.Client) int64 {
+	maxExp := int64(p.b.srv.Options.Capabilities.MaximumSessionExpiryInterval)
+	if cl.Properties.ProtocolVersion == 5 {
+		return min(int64(cl.Properties.Props.SessionExpiryInterval), maxExp)
+	}
+	return maxExp
+}
+
+// OnDisconnect implements mqtt.Hook: a persistent session's end of
+// connection is stored (its expiry runs from then) and its positions are
+// written at once; a session that ends with its connection is deleted.
+func (p *persist) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	if cl.Net.Inline || cl.Net.Conn == nil {
+		return // a session restored from the store, never connected here
+	}
+	p.gates.closeFor(cl)
+	if takenOver(cl) {
+		return // the new connection carries the session on
+	}
+	if expire {
+		p.pos.reset(cl.ID)
+		return
+	}
+	ctx, cancel := ctx5()
+	defer cancel()
+	p.pos.flushSoon()
+	s := &store.Session{ClientID: cl.ID, UserID: string(cl.Properties.Username), Expiry: p.expiry(cl),
+		Baseline: time.Now().UnixMilli(), DisconnectedAt: time.Now().UnixMilli()}
+	if err := p.st.PutSession(ctx, s); err != nil {
+		p.log.Warn("session: cannot store its disconnect", "client_id", cl.ID, "error", err)
+	}
+}
+
+// OnClientExpired implements mqtt.Hook: an expired session is deleted
+// with its positions.
+func (p *persist) OnClientExpired(cl *mqtt.Client) {
+	p.pos.reset(cl.ID)
+	ctx, cancel := ctx5()
+	defer cancel()
+	if err := p.st.DeleteSession(ctx, cl.ID); err != nil {
+		p.log.Warn("session: cannot delete the expired one", "client_id", cl.ID, "error", err)
+	}
+}
+
+// OnStopped implements mqtt.Hook: the positions left are written.
+func (p *persist) OnStopped() { p.pos.close() }
+
+// overflowQuiet is the least time between two sync events telling one
+// session that it missed live events.
+const overflowQuiet = 5 * time.Second
+
+// overflow tells a session that missed live events (its queue was full),
+// once until it drains and at most once per overflowQuiet: a sync event on
+// its reply topic, sent past the cap from a goroutine of its own (so at
+// most one per session at a time).
+func (b *Broker) overflow(clientID string) {
+	if b.ps == nil {
+		return
+	}
+	if _, told := b.overflowed.LoadOrStore(clientID, time.Now()); told {
+		return
+	}
+	cl, ok := b.srv.Clients.Get(clientID)
+	if !ok || cl.Closed() {
+		return
+	}
+	go func() {
+		if err := b.sendDirect(cl, b.ps.replyTopic(clientID), syncEvent("overflow")); err != nil {
+			b.log.Debug("sync event not sent", "client_id", clientID, "error", err)
+		}
+	}()
+}
+
+// index records a session restored from the store in the registry, so the
+// per-user caps count it.
+func (h *sessions) index(uid, clientID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	set := h.byUser[uid]
+	if set == nil {
+		set = map[string]struct{}{}
+		h.byUser[uid] = set
+	}
+	set[clientID] = struct{}{}
+}
