@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -87,15 +88,27 @@ func FuzzParseAnswer(f *testing.F) {
 // The hook is asked with a signed request and its answer applied; a hook
 // that does not answer in time allows, unless fail-closed.
 func TestBeforeSend(t *testing.T) {
-	var got chat.ModerationRequest
+	// Handlers run on their own goroutines (a timed-out one still runs when
+	// the next request comes): the last request seen is kept under a lock.
+	var mu sync.Mutex
+	var last chat.ModerationRequest
+	lastRequest := func() chat.ModerationRequest {
+		mu.Lock()
+		defer mu.Unlock()
+		return last
+	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		if !webhook.Verify([]byte(secret), r.Header.Get(webhook.HeaderTimestamp), body, r.Header.Get(webhook.HeaderSignature)) {
 			w.WriteHeader(401)
 			return
 		}
-		_ = json.Unmarshal(body, &got)
-		switch got.CID {
+		var req chat.ModerationRequest
+		_ = json.Unmarshal(body, &req)
+		mu.Lock()
+		last = req
+		mu.Unlock()
+		switch req.CID {
 		case "slow":
 			<-r.Context().Done()
 		case "500":
@@ -116,6 +129,7 @@ func TestBeforeSend(t *testing.T) {
 				Body: json.RawMessage(`{"text":"hi"}`), CID: cid})
 		}
 		v, err := ask("ok")
+		got := lastRequest()
 		if err != nil || !v.Allow || string(v.Body) != `{"text":"clean"}` || got.From != "alice" || got.To != "bob" || string(got.Body) != `{"text":"hi"}` {
 			t.Fatalf("rewrite: %+v %v (request %+v)", v, err, got)
 		}
