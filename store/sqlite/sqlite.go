@@ -70,9 +70,13 @@ func Open(ctx context.Context, path string, maxConns int) (*sqlstore.Store, erro
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)", "temp_store(MEMORY)"} {
 		q.Add("_pragma", p)
 	}
+	// temp_store=MEMORY keeps statement journals (each multi-row INSERT of a
+	// group commit writes one) in memory instead of temporary files: about
+	// a sixth more messages per second (BENCHMARKS.md), durability unchanged
+	// (the WAL is on disk and synced at every commit).
 	// Writers take the lock at BEGIN, so two writers queue on busy_timeout
 	// instead of failing when both try to upgrade a read lock.
 	q.Set("_txlock", "immediate")
