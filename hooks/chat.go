@@ -134,20 +134,25 @@ func (h *Chat) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 func (h *Chat) refuse(cl *mqtt.Client, pk packets.Packet, cid string, e *chat.Error) (packets.Packet, error) {
 	uid := string(cl.Properties.Username)
 	h.o.Chat.SendError(uid, chat.DeviceID(cl.ID, uid), cid, e)
-	if pk.FixedHeader.Qos == 0 {
-		return pk, packets.CodeSuccessIgnore
-	}
-	if cl.Properties.ProtocolVersion == 5 {
-		if pk.FixedHeader.Qos == 2 {
-			_ = h.o.Broker.RefuseQoS2(cl, pk, reasonCode(e.Code))
-			return pk, packets.ErrRejectPacket
-		}
-		return pk, reasonCode(e.Code)
-	}
-	if e.Temporary() {
+	if pk.FixedHeader.Qos > 0 && cl.Properties.ProtocolVersion != 5 && e.Temporary() {
 		h.Log.Warn("publish not stored: disconnecting so the client retransmits", "client_id", cl.ID, "code", e.Code)
 		_ = h.o.Broker.DisconnectClient(cl, packets.ErrUnspecifiedError)
 		return pk, packets.ErrRejectPacket
 	}
-	return pk, packets.CodeSuccessIgnore
+	return h.ackRefused(cl, pk, e)
+}
+
+// ackRefused acknowledges a refused publish: MQTT 5 with the reason code of
+// e (a PUBREC at QoS 2), MQTT 3.1.1 and QoS 0 with a plain success (the
+// error event or the request's reply says why). Sends and requests share
+// it.
+func (h *Chat) ackRefused(cl *mqtt.Client, pk packets.Packet, e *chat.Error) (packets.Packet, error) {
+	if pk.FixedHeader.Qos == 0 || cl.Properties.ProtocolVersion != 5 {
+		return pk, packets.CodeSuccessIgnore
+	}
+	if pk.FixedHeader.Qos == 2 {
+		_ = h.o.Broker.RefuseQoS2(cl, pk, reasonCode(e.Code))
+		return pk, packets.ErrRejectPacket
+	}
+	return pk, reasonCode(e.Code)
 }

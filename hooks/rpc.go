@@ -179,7 +179,7 @@ func (h *Chat) request(cl *mqtt.Client, pk packets.Packet) (packets.Packet, erro
 	uid := string(cl.Properties.Username)
 	to := chat.ReplyTopic(cl.ID)
 	if rt := pk.Properties.ResponseTopic; rt != "" && rt != to {
-		return h.ackRequest(cl, pk, &chat.Error{Code: chat.CodeForbidden, Message: "the response topic must be the device's own reply topic " + to})
+		return h.ackRefused(cl, pk, &chat.Error{Code: chat.CodeForbidden, Message: "the response topic must be the device's own reply topic " + to})
 	}
 	id, res, hdr, err := h.answer(uid, pk.Payload)
 	rep := reply{Kind: "reply", ID: id}
@@ -197,7 +197,7 @@ func (h *Chat) request(cl *mqtt.Client, pk packets.Packet) (packets.Packet, erro
 		h.Log.Warn("request: reply not delivered", "client_id", cl.ID, "error", rerr)
 	}
 	if err != nil {
-		return h.ackRequest(cl, pk, chat.AsError(err))
+		return h.ackRefused(cl, pk, chat.AsError(err))
 	}
 	return pk, packets.CodeSuccessIgnore
 }
@@ -284,17 +284,4 @@ func fieldName(err error) string {
 		return fmt.Sprintf("%s has the wrong type", te.Field)
 	}
 	return "not an object of parameters"
-}
-
-// ackRequest answers a refused request's publish: MQTT 5 with the reason
-// code (a PUBREC at QoS 2); MQTT 3.1.1 acknowledged (the reply says why).
-func (h *Chat) ackRequest(cl *mqtt.Client, pk packets.Packet, e *chat.Error) (packets.Packet, error) {
-	if pk.FixedHeader.Qos == 0 || cl.Properties.ProtocolVersion != 5 {
-		return pk, packets.CodeSuccessIgnore
-	}
-	if pk.FixedHeader.Qos == 2 {
-		_ = h.o.Broker.RefuseQoS2(cl, pk, reasonCode(e.Code))
-		return pk, packets.ErrRejectPacket
-	}
-	return pk, reasonCode(e.Code)
 }
