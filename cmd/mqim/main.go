@@ -5,8 +5,9 @@ import (
 	"os"
 
 	"github.com/mqim/mqim/internal/app"
+	"github.com/mqim/mqim/internal/bench"
 )
 
 func main() {
-	os.Exit(app.Main(os.Args[1:], os.Stdout, os.Stderr, os.Environ()))
+	os.Exit(app.Main(os.Args[1:], os.Stdout, os.Stderr, os.Environ(), bench.Command()))
 }

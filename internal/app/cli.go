@@ -24,20 +24,37 @@ var commands = []struct{ name, help string }{
 	{"help", "print this help"},
 }
 
-// Main runs the mqim command line: `mqim [command] [flags]`. It returns the
-// process exit code: 0 success, 1 a configuration or start-up error, 2 bad
-// usage. serve stops on SIGINT or SIGTERM.
-func Main(args []string, stdout, stderr io.Writer, environ []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return MainContext(ctx, args, stdout, stderr, environ)
+// Command is a subcommand that lives outside this package (cmd/mqim passes
+// it in, so that a package needing internal/app, like internal/bench, is not
+// imported by it). Run gets the arguments after the command name, parses its
+// own flags, and returns the exit code; it should stop when ctx is done.
+type Command struct {
+	Name string
+	Help string // one line for `mqim help`
+	Run  func(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string) int
 }
 
-// MainContext is Main where serve stops when ctx is done.
-func MainContext(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string) int {
+// Main runs the mqim command line: `mqim [command] [flags]`. It returns the
+// process exit code: 0 success, 1 a configuration or start-up error, 2 bad
+// usage. serve stops on SIGINT or SIGTERM. extra are commands besides the
+// built-in ones, listed in the usage after serve.
+func Main(args []string, stdout, stderr io.Writer, environ []string, extra ...Command) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return MainContext(ctx, args, stdout, stderr, environ, extra...)
+}
+
+// MainContext is Main where serve (and every extra command) stops when ctx
+// is done.
+func MainContext(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string, extra ...Command) int {
 	cmd := "serve"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+	}
+	for _, c := range extra {
+		if c.Name == cmd {
+			return c.Run(ctx, args, stdout, stderr, environ)
+		}
 	}
 	fs := flag.NewFlagSet("mqim "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -49,10 +66,15 @@ func MainContext(ctx context.Context, args []string, stdout, stderr io.Writer, e
 	wsAddr := fs.String("ws", "", "MQTT over WebSocket listen address, e.g. :8083")
 	usage := func(w io.Writer) {
 		fmt.Fprintf(w, "usage: mqim [command] [flags]\n\ncommands:\n")
-		for _, c := range commands {
+		for i, c := range commands {
 			fmt.Fprintf(w, "  %-12s %s\n", c.name, c.help)
+			if i == 0 {
+				for _, e := range extra {
+					fmt.Fprintf(w, "  %-12s %s (its own flags: mqim %s -h)\n", e.Name, e.Help, e.Name)
+				}
+			}
 		}
-		fmt.Fprintf(w, "\nflags (every command takes them; version and help ignore them):\n")
+		fmt.Fprintf(w, "\nflags (every built-in command takes them; version and help ignore them):\n")
 		fs.SetOutput(w)
 		fs.PrintDefaults()
 		fs.SetOutput(stderr)

@@ -32,6 +32,7 @@ type Config struct {
 	Push    Push   `yaml:"push"`
 	Limits  Limits `yaml:"limits"`
 	Log     Log    `yaml:"log"`
+	Debug   Debug  `yaml:"debug"`
 	// Webhooks are the product backend's receivers of signed events
 	// (docs/webhooks.md); Webhook tunes their delivery.
 	Webhooks []Webhook      `yaml:"webhooks"`
@@ -219,6 +220,14 @@ const (
 type Log struct {
 	Level  string `yaml:"level"`  // debug | info | warn | error
 	Format string `yaml:"format"` // text | json
+}
+
+// Debug holds switches for diagnosing a running server.
+type Debug struct {
+	// PprofAddr, when set, serves net/http/pprof (/debug/pprof/) on its own
+	// listener at this address, never on the API's. Empty: off. Anyone who
+	// reaches it can profile the process: keep it on loopback.
+	PprofAddr string `yaml:"pprof_addr"`
 }
 
 // Default returns the configuration used when nothing overrides it. It is
@@ -428,7 +437,8 @@ func (c *Config) Validate() error {
 	if c.Store.MaxOpenConns < 1 {
 		bad("store.max_open_conns", "must be at least 1")
 	}
-	for key, addr := range map[string]string{"mqtt.addr": c.MQTT.Addr, "mqtt.ws_addr": c.MQTT.WSAddr, "mqtt.tls_addr": c.MQTT.TLSAddr, "http.addr": c.HTTP.Addr} {
+	for key, addr := range map[string]string{"mqtt.addr": c.MQTT.Addr, "mqtt.ws_addr": c.MQTT.WSAddr, "mqtt.tls_addr": c.MQTT.TLSAddr, "http.addr": c.HTTP.Addr,
+		"debug.pprof_addr": c.Debug.PprofAddr} {
 		if addr == "" {
 			continue
 		}

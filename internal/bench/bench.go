@@ -1,0 +1,297 @@
+// Package bench is `mqim bench`: a load tool that drives mqim through its
+// real doors (MQTT 3.1.1 with paho, raw MQTT for idle connections, the HTTP
+// API) and reports throughput, publish-to-receipt latency, errors, lost
+// messages and what the load cost the server.
+//
+// By default the tool starts the server under test itself, as a child
+// process of the same binary (os.Executable re-executed with the hidden
+// mode MQIM_BENCH_CHILD=mqim, which runs `mqim serve` with a generated
+// configuration in a fresh temporary data folder, loopback ports chosen
+// free, log level warn, and the per-user rate limits and caps a load run
+// would hit lifted). Because the server is its own process, its CPU seconds
+// (/proc/<pid>/stat utime+stime) and memory (/proc/<pid>/status VmRSS,
+// sampled: peak and at the end) are the server's alone, not the load
+// generator's, although both share the machine's cores. With --baseline
+// the same MQTT traffic then runs against a bare Mochi broker
+// (github.com/mochi-mqtt/server/v2 with only the AllowHook, a TCP listener,
+// default capabilities), also a child process (MQIM_BENCH_CHILD=bare), and
+// the tool prints mqim/bare ratios.
+//
+// With --target-http, --target-mqtt and --key it drives a running server
+// instead; then the server's CPU and memory are unknown and only what
+// /metrics offers is reported. In every mode commits per message come from
+// the deltas of mqim_commits_total and mqim_messages_stored_total on
+// /metrics, read with the service key.
+//
+// A message is lost when it was acknowledged (PUBACK, or HTTP 201) and a
+// receiver that should have it did not get it exactly once, in seq order
+// per conversation; the command exits 1 when any was lost.
+package bench
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mqim/mqim/internal/app"
+)
+
+// Command is `mqim bench`, for app.Main.
+func Command() app.Command {
+	return app.Command{Name: "bench", Help: "load-test mqim (and a bare Mochi broker with --baseline) and print the numbers", Run: Main}
+}
+
+// childEnv names the hidden mode of a child process: "mqim" or "bare".
+const childEnv = "MQIM_BENCH_CHILD"
+
+// Options are the flags of `mqim bench`.
+type Options struct {
+	Scenario   string
+	Baseline   bool
+	Duration   time.Duration
+	Messages   int // per sender (dm, group, http-send); K for catchup and replay
+	Rate       float64
+	Pairs      int
+	Members    int
+	Senders    int
+	Conns      int
+	DevPerUser int
+	Clients    int
+	Devices    int
+	Store      string
+	MySQLDSN   string
+	TargetHTTP string
+	TargetMQTT string
+	Key        string
+	TargetProf string
+	CPUProfile string
+	JSON       bool
+	Timeout    time.Duration
+}
+
+// scenarios lists the scenarios in the order `all` runs them.
+var scenarios = []struct {
+	name, help string
+	run        func(ctx context.Context, r *runner, t *target) (*report, error)
+	mqttOnly   bool // has a bare-broker twin
+}{
+	{"dm", "P sender/receiver pairs, QoS 1, 1:1 (--pairs, --rate, --duration | --messages)", runDM, true},
+	{"group", "one group of M online members, S senders (--members, --senders, --rate)", runGroup, true},
+	{"connections", "N idle authenticated raw MQTT 3.1.1 connections: connect rate, RSS per connection (--conns)", runConnections, true},
+	{"http-send", "C concurrent HTTP clients POST /v1/messages to receivers on MQTT (--clients)", runHTTPSend, false},
+	{"catchup", "a device pages in K missed messages over HTTP and over im/rpc (--messages, default 10000)", runCatchup, false},
+	{"replay", "D persistent sessions miss K messages and reconnect (--devices, --messages, default 10000)", runReplay, false},
+}
+
+// Main runs `mqim bench [flags]` (args are those after "bench"), or the
+// hidden child mode named by MQIM_BENCH_CHILD.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string) int {
+	if mode := lookupEnv(environ, childEnv); mode != "" {
+		return runChild(ctx, mode, stdout, stderr, environ)
+	}
+	var o Options
+	fs := flag.NewFlagSet("mqim bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var names []string
+	for _, s := range scenarios {
+		names = append(names, s.name)
+	}
+	fs.StringVar(&o.Scenario, "scenario", "dm", "scenario: "+strings.Join(names, ", ")+", or all")
+	fs.BoolVar(&o.Baseline, "baseline", false, "also run the MQTT scenarios (dm, group, connections) against a bare Mochi broker and print mqim/bare ratios")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "load time of dm, group and http-send (unless --messages is set)")
+	fs.IntVar(&o.Messages, "messages", 0, "dm, group, http-send: messages per sender instead of --duration; catchup, replay: K missed messages (default 10000)")
+	fs.Float64Var(&o.Rate, "rate", 0, "dm, group, http-send: offered messages/s over all senders (0: each sends when its previous one was acknowledged)")
+	fs.IntVar(&o.Pairs, "pairs", 50, "dm: sender/receiver pairs")
+	fs.IntVar(&o.Members, "members", 500, "group: online members (senders included)")
+	fs.IntVar(&o.Senders, "senders", 5, "group: members that send")
+	fs.IntVar(&o.Conns, "conns", 20000, "connections: idle connections (capped by the open-files limit; the tool says so)")
+	fs.IntVar(&o.DevPerUser, "devices-per-user", 1, "connections: connections per user (mqim creates N/this users)")
+	fs.IntVar(&o.Clients, "clients", 16, "http-send: concurrent HTTP clients, each sending to its own MQTT receiver")
+	fs.IntVar(&o.Devices, "devices", 4, "replay: persistent-session devices (one user each, all in one group)")
+	fs.StringVar(&o.Store, "store", "sqlite", "store of the server the tool starts: sqlite (a temporary file) or mysql (needs --mysql-dsn)")
+	fs.StringVar(&o.MySQLDSN, "mysql-dsn", "", "MySQL/MariaDB DSN for the server the tool starts (the server migrates it; implies --store mysql)")
+	fs.StringVar(&o.TargetHTTP, "target-http", "", "drive a running server at this HTTP URL instead of starting one (with --target-mqtt and --key)")
+	fs.StringVar(&o.TargetMQTT, "target-mqtt", "", "MQTT TCP address (host:port) of the running server")
+	fs.StringVar(&o.Key, "key", "", "service key of the running server (also read from $MQIM_SERVICE_KEY)")
+	fs.StringVar(&o.TargetProf, "target-pprof", "", "debug.pprof_addr (host:port) of the running server, for --cpuprofile")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the server under test, taken during the load, to this file (with all: FILE.SCENARIO)")
+	fs.BoolVar(&o.JSON, "json", false, "also print the results as JSON lines")
+	fs.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "give up on one scenario's run after this long")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: mqim bench [flags]\n\nscenarios:\n")
+		for _, s := range scenarios {
+			fmt.Fprintf(fs.Output(), "  %-12s %s\n", s.name, s.help)
+		}
+		fmt.Fprintf(fs.Output(), "\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "mqim bench: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if o.Key == "" {
+		o.Key = lookupEnv(environ, "MQIM_SERVICE_KEY")
+	}
+	if o.MySQLDSN != "" {
+		o.Store = "mysql"
+	}
+	if err := o.check(); err != nil {
+		fmt.Fprintln(stderr, "mqim bench:", err)
+		return 2
+	}
+	lost, err := Run(ctx, o, stdout, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "mqim bench:", err)
+		return 1
+	}
+	if lost > 0 {
+		fmt.Fprintf(stderr, "mqim bench: %d messages lost\n", lost)
+		return 1
+	}
+	return 0
+}
+
+func (o Options) check() error {
+	switch {
+	case o.Store != "sqlite" && o.Store != "mysql":
+		return fmt.Errorf("--store %q is not sqlite or mysql", o.Store)
+	case o.Store == "mysql" && o.MySQLDSN == "" && o.TargetHTTP == "":
+		return errors.New("--store mysql needs --mysql-dsn")
+	case (o.TargetHTTP == "") != (o.TargetMQTT == ""):
+		return errors.New("--target-http and --target-mqtt go together")
+	case o.TargetHTTP != "" && o.Key == "":
+		return errors.New("--target-http needs --key (or $MQIM_SERVICE_KEY)")
+	case o.TargetHTTP != "" && o.Baseline:
+		// The bare broker is started here; a remote target's machine may differ.
+		return errors.New("--baseline compares with a broker this tool starts: not with --target-http")
+	case o.Pairs < 1 || o.Members < 2 || o.Senders < 1 || o.Senders > o.Members || o.Conns < 1 || o.Clients < 1 ||
+		o.Devices < 1 || o.DevPerUser < 1 || o.Messages < 0 || o.Rate < 0 || o.Duration <= 0:
+		return errors.New("sizes must be positive (and --senders at most --members)")
+	}
+	if o.Scenario == "all" {
+		return nil
+	}
+	for _, s := range scenarios {
+		if s.name == o.Scenario {
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown scenario %q", o.Scenario)
+}
+
+// Run runs the chosen scenarios, prints a table for each and returns the
+// number of lost messages over all runs.
+func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (int64, error) {
+	raiseNoFile(stderr)
+	r := &runner{o: o, stdout: stdout, stderr: stderr}
+	var lost int64
+	for _, s := range scenarios {
+		if o.Scenario != "all" && o.Scenario != s.name {
+			continue
+		}
+		reps, err := r.scenario(ctx, s.name, s.run, s.mqttOnly)
+		for _, rep := range reps {
+			lost += rep.lost
+		}
+		if len(reps) > 0 {
+			printTable(stdout, s.name, reps)
+			if o.JSON {
+				printJSON(stdout, s.name, reps)
+			}
+		}
+		if err != nil {
+			return lost, fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	return lost, nil
+}
+
+// scenario runs one scenario against mqim, then (with --baseline, for
+// the MQTT scenarios) against a bare broker.
+func (r *runner) scenario(ctx context.Context, name string, run func(context.Context, *runner, *target) (*report, error),
+	hasBare bool) ([]*report, error) {
+	var reps []*report
+	kinds := []string{"mqim"}
+	if r.o.Baseline && hasBare {
+		kinds = append(kinds, "bare")
+	}
+	for _, kind := range kinds {
+		rep, err := r.once(ctx, name, kind, run)
+		if rep != nil {
+			reps = append(reps, rep)
+		}
+		if err != nil {
+			return reps, fmt.Errorf("%s: %w", kind, err)
+		}
+	}
+	return reps, nil
+}
+
+func (r *runner) once(ctx context.Context, name, kind string, run func(context.Context, *runner, *target) (*report, error)) (*report, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.o.Timeout)
+	defer cancel()
+	t, err := r.target(ctx, name, kind)
+	if err != nil {
+		return nil, err
+	}
+	defer t.close()
+	fmt.Fprintf(r.stderr, "mqim bench: %s against %s\n", name, t.describe())
+	rep, err := run(ctx, r, t)
+	if rep != nil {
+		rep.target = kind
+		rep.notes = append(t.notes, rep.notes...)
+		// The cost rows (the meter's) go after the scenario's own.
+		slices.SortStableFunc(rep.metrics, func(a, b metric) int { return costRow(a) - costRow(b) })
+	}
+	return rep, err
+}
+
+func costRow(m metric) int {
+	if strings.HasPrefix(m.Name, "server ") || m.Name == "commits per msg" {
+		return 1
+	}
+	return 0
+}
+
+func lookupEnv(environ []string, key string) string {
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// defaultK is K for catchup and replay when --messages is not set.
+const defaultK = 10000
+
+func (o Options) k() int {
+	if o.Messages > 0 {
+		return o.Messages
+	}
+	return defaultK
+}
+
+// runner carries the options and outputs through a run.
+type runner struct {
+	o              Options
+	stdout, stderr io.Writer
+}
+
+// logf reports progress on stderr.
+func (r *runner) logf(format string, args ...any) {
+	fmt.Fprintf(r.stderr, "mqim bench: "+format+"\n", args...)
+}
