@@ -2,6 +2,9 @@ package app_test
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 
@@ -75,5 +78,25 @@ func TestCLIUsage(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := app.Main([]string{"serve", "--nope"}, &out, &errb, nil); code != 2 || !strings.Contains(errb.String(), "nope") {
 		t.Fatalf("unknown flag: exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// A command passed in by main runs with the arguments after its name, and
+// the usage lists it.
+func TestCLIExtraCommand(t *testing.T) {
+	var got []string
+	extra := app.Command{Name: "frob", Help: "frobnicate the server", Run: func(_ context.Context, args []string, stdout, _ io.Writer, _ []string) int {
+		got = args
+		fmt.Fprint(stdout, "frobbed")
+		return 3
+	}}
+	var out, errb bytes.Buffer
+	if code := app.Main([]string{"frob", "--x", "y"}, &out, &errb, nil, extra); code != 3 || out.String() != "frobbed" ||
+		strings.Join(got, " ") != "--x y" {
+		t.Fatalf("frob: exit %d, out %q, args %q", code, out.String(), got)
+	}
+	out.Reset()
+	if code := app.Main([]string{"help"}, &out, &errb, nil, extra); code != 0 || !strings.Contains(out.String(), "frobnicate the server") {
+		t.Fatalf("help: exit %d, %q", code, out.String())
 	}
 }

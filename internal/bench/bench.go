@@ -34,8 +34,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mqim/mqim/internal/app"
@@ -196,7 +198,7 @@ func (o Options) check() error {
 // number of lost messages over all runs.
 func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (int64, error) {
 	raiseNoFile(stderr)
-	r := &runner{o: o, stdout: stdout, stderr: stderr}
+	r := newRunner(o, stdout, stderr)
 	var lost int64
 	for _, s := range scenarios {
 		if o.Scenario != "all" && o.Scenario != s.name {
@@ -289,6 +291,26 @@ func (o Options) k() int {
 type runner struct {
 	o              Options
 	stdout, stderr io.Writer
+}
+
+// newRunner makes a runner. The children write to stderr too: a stderr
+// that is not a file (which they would get as is) is locked.
+func newRunner(o Options, stdout, stderr io.Writer) *runner {
+	if _, ok := stderr.(*os.File); !ok {
+		stderr = &lockedWriter{w: stderr}
+	}
+	return &runner{o: o, stdout: stdout, stderr: stderr}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // logf reports progress on stderr.

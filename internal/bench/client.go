@@ -119,9 +119,9 @@ func parallel(ctx context.Context, n, workers int, f func(i int) error) error {
 // QoS 1 on the bare broker (mqim subscribes its devices itself). onMsg
 // runs on paho's router goroutine, in arrival order.
 func (t *target) dial(uid, device, token string, clean bool, topics []string, onMsg func(payload []byte)) (paho.Client, error) {
-	o := paho.NewClientOptions().AddBroker("tcp://"+t.mqttAddr).SetClientID(uid+"/"+device).SetUsername(uid).SetPassword(token).
-		SetCleanSession(clean).SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(30*time.Second).
-		SetKeepAlive(2*time.Minute).SetOrderMatters(true).SetWriteTimeout(30*time.Second)
+	o := paho.NewClientOptions().AddBroker("tcp://" + t.mqttAddr).SetClientID(uid + "/" + device).SetUsername(uid).SetPassword(token).
+		SetCleanSession(clean).SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(30 * time.Second).
+		SetKeepAlive(2 * time.Minute).SetOrderMatters(true).SetWriteTimeout(30 * time.Second)
 	if onMsg == nil {
 		onMsg = func([]byte) {}
 	}

@@ -361,8 +361,9 @@ func runConnections(ctx context.Context, r *runner, t *target) (*report, error) 
 	return rep, nil
 }
 
-// settledRSS polls the RSS every 100 ms until it has not grown for 1 s
-// (at most 15 s) and returns the last sample. No GC is forced.
+// settledRSS polls the RSS every 100 ms until it has not grown (by more
+// than 64 KiB) for 500 ms, at most 10 s, and returns the last sample. No
+// GC is forced.
 func settledRSS(ctx context.Context, pid int) int64 {
 	if pid == 0 {
 		return 0
@@ -371,8 +372,8 @@ func settledRSS(ctx context.Context, pid int) int64 {
 	defer tick.Stop()
 	peak, _ := rssBytes(pid)
 	last := peak
-	stable, limit := time.Now(), time.Now().Add(15*time.Second)
-	for time.Since(stable) < time.Second && time.Now().Before(limit) {
+	stable, limit := time.Now(), time.Now().Add(10*time.Second)
+	for time.Since(stable) < 500*time.Millisecond && time.Now().Before(limit) {
 		select {
 		case <-ctx.Done():
 			return last

@@ -1,0 +1,159 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain is also the child processes' entry point: the tool re-executes
+// os.Executable, which in tests is this test binary, with MQIM_BENCH_CHILD
+// naming the mode.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(childEnv); mode != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := runChild(ctx, mode, os.Stdout, os.Stderr, os.Environ())
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+// tiny are the smoke test's sizes.
+func tiny() Options {
+	return Options{Baseline: true, Duration: time.Second, Messages: 30, Pairs: 3, Members: 6, Senders: 2, Conns: 50,
+		DevPerUser: 2, Clients: 3, Devices: 2, Store: "sqlite", Timeout: time.Minute}
+}
+
+func value(t *testing.T, rep *report, name string) float64 {
+	t.Helper()
+	for _, m := range rep.metrics {
+		if m.Name == name {
+			return m.Value
+		}
+	}
+	t.Fatalf("%s: no metric %q in %+v", rep.target, name, rep.metrics)
+	return 0
+}
+
+// Every scenario, at a tiny size, against a real mqim child process and
+// (for the MQTT ones) a bare Mochi child: nothing lost, counts as sent.
+func TestScenarios(t *testing.T) {
+	checks := map[string]func(t *testing.T, rep *report, o Options){
+		"dm": func(t *testing.T, rep *report, o Options) {
+			want := float64(o.Pairs * o.Messages)
+			if got := value(t, rep, "sent (acknowledged)"); got != want {
+				t.Fatalf("%s: acknowledged %v, want %v", rep.target, got, want)
+			}
+			if got := value(t, rep, "received"); got != want {
+				t.Fatalf("%s: received %v, want %v", rep.target, got, want)
+			}
+		},
+		"group": func(t *testing.T, rep *report, o Options) {
+			want := float64(o.Senders * o.Messages * o.Members)
+			if got := value(t, rep, "received"); got != want {
+				t.Fatalf("%s: received %v, want %v", rep.target, got, want)
+			}
+			value(t, rep, "publish-to-last-member p99")
+		},
+		"connections": func(t *testing.T, rep *report, o Options) {
+			if got := value(t, rep, "connections"); got != float64(o.Conns) {
+				t.Fatalf("%s: %v connections, want %d", rep.target, got, o.Conns)
+			}
+			if value(t, rep, "server RSS after") <= 0 || value(t, rep, "connect rate") <= 0 {
+				t.Fatalf("%s: no RSS or rate: %+v", rep.target, rep.metrics)
+			}
+		},
+		"http-send": func(t *testing.T, rep *report, o Options) {
+			if got := value(t, rep, "received"); got != float64(o.Clients*o.Messages) {
+				t.Fatalf("received %v", got)
+			}
+		},
+		"catchup": func(t *testing.T, rep *report, o Options) {
+			if got := value(t, rep, "HTTP: pages"); got != 2 {
+				t.Fatalf("%v pages for 300 messages", got)
+			}
+		},
+		"replay": func(t *testing.T, rep *report, o Options) {
+			if got := value(t, rep, "devices complete"); got != float64(o.Devices) {
+				t.Fatalf("%v devices complete", got)
+			}
+		},
+	}
+	for _, s := range scenarios {
+		t.Run(s.name, func(t *testing.T) {
+			o := tiny()
+			o.Scenario = s.name
+			if s.name == "catchup" || s.name == "replay" {
+				o.Messages = 300
+			}
+			if s.name == "dm" {
+				o.CPUProfile = filepath.Join(t.TempDir(), "cpu.pprof")
+			}
+			var errb bytes.Buffer
+			r := newRunner(o, io.Discard, &errb)
+			reps, err := r.scenario(t.Context(), s.name, s.run, s.mqttOnly)
+			if err != nil {
+				r.stderr.Write(nil) // orders the read below after the children's writes
+				t.Fatalf("%v\n%s", err, errb.String())
+			}
+			want := 1
+			if s.mqttOnly {
+				want = 2
+			}
+			if len(reps) != want {
+				t.Fatalf("%d reports, want %d", len(reps), want)
+			}
+			for _, rep := range reps {
+				if rep.lost != 0 || (s.name != "connections" && value(t, rep, "lost") != 0) {
+					t.Fatalf("%s: %d lost: %+v", rep.target, rep.lost, rep.metrics)
+				}
+				checks[s.name](t, rep, o)
+				if rep.target == "mqim" && (s.name == "dm" || s.name == "group" || s.name == "http-send") && value(t, rep, "commits per msg") <= 0 {
+					t.Fatalf("no commits per message: %+v", rep.metrics)
+				}
+			}
+			var out bytes.Buffer
+			printTable(&out, s.name, reps)
+			if s.mqttOnly && !strings.Contains(out.String(), "mqim/bare") {
+				t.Fatalf("no ratio column:\n%s", out.String())
+			}
+			if o.CPUProfile != "" {
+				b, err := os.ReadFile(o.CPUProfile)
+				if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+					t.Fatalf("cpu profile: %v, %d bytes", err, len(b))
+				}
+			}
+		})
+	}
+}
+
+// The flags are checked before anything starts.
+func TestMainUsage(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"-h"}, 0, "scenarios:"},
+		{[]string{"--scenario", "nope"}, 2, "unknown scenario"},
+		{[]string{"--pairs", "0"}, 2, "positive"},
+		{[]string{"--target-http", "http://x"}, 2, "go together"},
+		{[]string{"--target-http", "http://x", "--target-mqtt", "x:1"}, 2, "--key"},
+		{[]string{"--store", "mysql"}, 2, "--mysql-dsn"},
+		{[]string{"extra"}, 2, "unexpected"},
+	} {
+		var out, errb bytes.Buffer
+		code := Main(t.Context(), c.args, &out, &errb, nil)
+		if code != c.code || !strings.Contains(out.String()+errb.String(), c.want) {
+			t.Fatalf("%v: exit %d, out %q, err %q", c.args, code, out.String(), errb.String())
+		}
+	}
+}
