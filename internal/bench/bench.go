@@ -262,7 +262,7 @@ func (r *runner) once(ctx context.Context, name, kind string, run func(context.C
 }
 
 func costRow(m metric) int {
-	if strings.HasPrefix(m.Name, "server ") || m.Name == "commits per msg" {
+	if strings.HasPrefix(m.Name, "server ") || strings.HasPrefix(m.Name, "load generator") || m.Name == "commits per msg" {
 		return 1
 	}
 	return 0

@@ -442,7 +442,7 @@ func (t *target) counters(ctx context.Context) (commits, stored float64, err err
 // (peak and at the end) and, on mqim, commits per stored message.
 type meter struct {
 	t                *target
-	cpu0             float64
+	cpu0, self0      float64
 	commits0, stored float64
 	metricsErr       error
 	s                *sampler
@@ -453,6 +453,7 @@ type meter struct {
 // about the load's expected length).
 func (r *runner) measure(ctx context.Context, t *target, scenario string, expect time.Duration) *meter {
 	m := &meter{t: t}
+	m.self0, _ = cpuSeconds(os.Getpid())
 	if t.pid != 0 {
 		m.cpu0, _ = cpuSeconds(t.pid)
 	}
@@ -471,16 +472,21 @@ func (r *runner) measure(ctx context.Context, t *target, scenario string, expect
 	return m
 }
 
-// done adds the server's costs to rep; msgs is the messages the load
-// carried (for CPU per 1000 messages).
-func (m *meter) done(ctx context.Context, r *runner, rep *report, msgs int64) {
+// done adds the server's costs to rep: n is how many of what (messages,
+// deliveries, connections) the load carried, for the CPU per 1000. It also
+// adds the load generator's own CPU seconds, to tell when the tool, not
+// the server, is what limits a run.
+func (m *meter) done(ctx context.Context, r *runner, rep *report, n int64, what string) {
 	peak := m.s.end()
+	if self1, err := cpuSeconds(os.Getpid()); err == nil {
+		rep.add("load generator CPU (this tool)", self1-m.self0, "s", false)
+	}
 	if m.t.pid != 0 {
 		cpu1, err := cpuSeconds(m.t.pid)
 		if err == nil {
 			rep.add("server CPU", cpu1-m.cpu0, "s", false)
-			if msgs > 0 {
-				rep.add("server CPU per 1000 msgs", (cpu1-m.cpu0)*1000/float64(msgs), "s", false)
+			if n > 0 {
+				rep.add("server CPU per 1000 "+what, (cpu1-m.cpu0)*1000/float64(n), "s", false)
 			}
 		}
 		if rss, err := rssBytes(m.t.pid); err == nil {

@@ -168,7 +168,11 @@ func (r *runner) finish(ctx context.Context, rep *report, m *meter, tl *tally, r
 	acked := tl.acked()
 	tl.settle(ctx, acked*int64(want), 10*time.Second)
 	received := tl.received.Load()
-	m.done(ctx, r, rep, acked)
+	if want > 1 {
+		m.done(ctx, r, rep, received, "deliveries")
+	} else {
+		m.done(ctx, r, rep, acked, "msgs")
+	}
 	end := time.Unix(0, tl.lastRecv.Load())
 	if end.Before(start) {
 		end = start.Add(sendDur)
@@ -357,7 +361,7 @@ func runConnections(ctx context.Context, r *runner, t *target) (*report, error) 
 		rep.add("server RSS after", float64(rssAfter)/(1<<20), "MB", false)
 		rep.add("server RSS per connection", float64(rssAfter-rssBefore)/float64(ok)/1024, "KB", true)
 	}
-	m.done(ctx, r, rep, 0)
+	m.done(ctx, r, rep, ok, "connections")
 	return rep, nil
 }
 
@@ -595,7 +599,7 @@ func runCatchup(ctx context.Context, r *runner, t *target) (*report, error) {
 		}
 	}
 	rpcDur := time.Since(start)
-	m.done(ctx, r, rep, int64(2*k))
+	m.done(ctx, r, rep, int64(2*k), "msgs read")
 	rep.add("HTTP: time for all K", httpDur.Seconds(), "s", false)
 	rep.add("HTTP: msgs/s", float64(hc.got)/httpDur.Seconds(), "/s", false)
 	rep.add("HTTP: pages", float64(pages+1), "", false)
@@ -723,7 +727,7 @@ func runReplay(ctx context.Context, r *runner, t *target) (*report, error) {
 			}
 		}
 	}
-	m.done(ctx, r, rep, int64(k*d))
+	m.done(ctx, r, rep, int64(k*d), "msgs replayed")
 	rep.add("time to the last message", slowest.Seconds(), "s", false)
 	rep.add("devices complete", float64(complete), "", false)
 	var wrong, got, syncs int64
