@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // httpClient is shared by every HTTP call of a run, with enough idle
@@ -374,42 +374,16 @@ func rawConnect(ctx context.Context, addr, clientID, user, pass string) (net.Con
 	if err != nil {
 		return nil, err
 	}
-	var body []byte
-	str := func(s string) {
-		body = binary.BigEndian.AppendUint16(body, uint16(len(s)))
-		body = append(body, s...)
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 0, ClientIdentifier: clientID,
+			UsernameFlag: user != "", Username: []byte(user), PasswordFlag: pass != "", Password: []byte(pass)}}
+	var buf bytes.Buffer
+	if err := pk.ConnectEncode(&buf); err != nil {
+		c.Close()
+		return nil, err
 	}
-	str("MQTT")
-	flags := byte(0x02) // clean session
-	if user != "" {
-		flags |= 0x80
-	}
-	if pass != "" {
-		flags |= 0x40
-	}
-	body = append(body, 4, flags, 0, 0) // level 4 (3.1.1), flags, keepalive 0
-	str(clientID)
-	if user != "" {
-		str(user)
-	}
-	if pass != "" {
-		str(pass)
-	}
-	pk := []byte{0x10}
-	for n := len(body); ; {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		pk = append(pk, b)
-		if n == 0 {
-			break
-		}
-	}
-	pk = append(pk, body...)
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := c.Write(pk); err != nil {
+	if _, err := c.Write(buf.Bytes()); err != nil {
 		c.Close()
 		return nil, err
 	}

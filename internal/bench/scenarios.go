@@ -193,14 +193,19 @@ func (r *runner) finish(ctx context.Context, rep *report, m *meter, tl *tally, r
 	rep.add("lost", float64(rep.lost), "", false)
 }
 
+// pairs creates n senders and n receivers (users and tokens).
+func (t *target) pairs(ctx context.Context, n int) (su, st, ru, rt []string, err error) {
+	if su, st, err = t.users(ctx, "s", n); err != nil {
+		return
+	}
+	ru, rt, err = t.users(ctx, "r", n)
+	return
+}
+
 // runDM: P pairs; sender i publishes to receiver i's inbox.
 func runDM(ctx context.Context, r *runner, t *target) (*report, error) {
 	p := r.o.Pairs
-	su, st, err := t.users(ctx, "s", p)
-	if err != nil {
-		return nil, err
-	}
-	ru, rt, err := t.users(ctx, "r", p)
+	su, st, ru, rt, err := t.pairs(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -228,19 +233,27 @@ func runDM(ctx context.Context, r *runner, t *target) (*report, error) {
 	}
 	publish := t.mqttPublish(senders, func(i int) string { return "im/u/" + ru[i] },
 		func(i int) string { return su[i] }, func(i int) string { return dmConv(su[i], ru[i]) })
-	if err := warm(ctx, publish, p, &warmed, int64(p)); err != nil {
-		return nil, err
-	}
 	rep := &report{}
 	rep.add("pairs", float64(p), "", false)
+	return rep, r.load(ctx, t, "dm", rep, tl, rs, publish, &warmed, 1, "delivered msgs/s")
+}
+
+// load warms up (every receiver got its senders' warm-up message), then
+// drives the senders and reports what the receivers got; want is the
+// receivers of each message.
+func (r *runner) load(ctx context.Context, t *target, scenario string, rep *report, tl *tally, rs []*receiver,
+	publish publishFunc, warmed *atomic.Int64, want int32, label string) error {
+	if err := warm(ctx, publish, len(tl.senders), warmed, int64(len(tl.senders))*int64(want)); err != nil {
+		return err
+	}
 	if r.o.Rate > 0 {
 		rep.add("offered rate", r.o.Rate, "/s", false)
 	}
-	m := r.measure(ctx, t, "dm", r.loadTime())
+	m := r.measure(ctx, t, scenario, r.loadTime())
 	start := time.Now()
 	errs, sendDur := r.drive(ctx, tl, publish)
-	r.finish(ctx, rep, m, tl, rs, start, sendDur, errs, 1, "delivered msgs/s")
-	return rep, nil
+	r.finish(ctx, rep, m, tl, rs, start, sendDur, errs, want, label)
+	return nil
 }
 
 // loadTime is how long a load phase is expected to last (for the profile).
@@ -286,19 +299,12 @@ func runGroup(ctx context.Context, r *runner, t *target) (*report, error) {
 	}
 	publish := t.mqttPublish(cs, func(int) string { return topic }, func(i int) string { return uids[i] },
 		func(int) string { return "g:" + gid })
-	if err := warm(ctx, publish, s, &warmed, int64(s*mn)); err != nil {
-		return nil, err
-	}
 	rep := &report{}
 	rep.add("members", float64(mn), "", false)
 	rep.add("senders", float64(s), "", false)
-	if r.o.Rate > 0 {
-		rep.add("offered rate", r.o.Rate, "/s", false)
+	if err := r.load(ctx, t, "group", rep, tl, rs, publish, &warmed, int32(mn), "deliveries/s"); err != nil {
+		return rep, err
 	}
-	m := r.measure(ctx, t, "group", r.loadTime())
-	start := time.Now()
-	errs, sendDur := r.drive(ctx, tl, publish)
-	r.finish(ctx, rep, m, tl, rs, start, sendDur, errs, int32(mn), "deliveries/s")
 	rep.latencies("publish-to-last-member", tl.lastMember(int32(mn)))
 	return rep, nil
 }
@@ -395,11 +401,7 @@ func settledRSS(ctx context.Context, pid int) int64 {
 // key names them), each to its own receiver on MQTT.
 func runHTTPSend(ctx context.Context, r *runner, t *target) (*report, error) {
 	c := r.o.Clients
-	su, _, err := t.users(ctx, "s", c)
-	if err != nil {
-		return nil, err
-	}
-	ru, rt, err := t.users(ctx, "r", c)
+	su, _, ru, rt, err := t.pairs(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -428,18 +430,11 @@ func runHTTPSend(ctx context.Context, r *runner, t *target) (*report, error) {
 		}
 		return func() bool { return err == nil }
 	}
-	if err := warm(ctx, publish, c, &warmed, int64(c)); err != nil {
-		return nil, err
-	}
 	rep := &report{}
 	rep.add("HTTP clients", float64(c), "", false)
-	if r.o.Rate > 0 {
-		rep.add("offered rate", r.o.Rate, "/s", false)
+	if err := r.load(ctx, t, "http-send", rep, tl, rs, publish, &warmed, 1, "delivered msgs/s"); err != nil {
+		return rep, err
 	}
-	m := r.measure(ctx, t, "http-send", r.loadTime())
-	start := time.Now()
-	errs, sendDur := r.drive(ctx, tl, publish)
-	r.finish(ctx, rep, m, tl, rs, start, sendDur, errs, 1, "delivered msgs/s")
 	if e := firstErr.Load(); e != nil {
 		rep.notes = append(rep.notes, "first send error: "+e.(string))
 	}
