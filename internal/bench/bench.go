@@ -116,7 +116,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, environ 
 	fs.IntVar(&o.Clients, "clients", 16, "http-send: concurrent HTTP clients, each sending to its own MQTT receiver")
 	fs.IntVar(&o.Devices, "devices", 4, "replay: persistent-session devices (one user each, all in one group)")
 	fs.StringVar(&o.Store, "store", "sqlite", "store of the server the tool starts: sqlite (a temporary file) or mysql (needs --mysql-dsn)")
-	fs.StringVar(&o.MySQLDSN, "mysql-dsn", "", "MySQL/MariaDB DSN for the server the tool starts (the server migrates it; implies --store mysql)")
+	fs.StringVar(&o.MySQLDSN, "mysql-dsn", "", "MySQL/MariaDB DSN for the server the tool starts (implies --store mysql); without a database name (user:pass@tcp(host:port)/) each run gets a fresh database, dropped afterwards; with one the server migrates and uses it")
 	fs.StringVar(&o.TargetHTTP, "target-http", "", "drive a running server at this HTTP URL instead of starting one (with --target-mqtt and --key)")
 	fs.StringVar(&o.TargetMQTT, "target-mqtt", "", "MQTT TCP address (host:port) of the running server")
 	fs.StringVar(&o.Key, "key", "", "service key of the running server (also read from $MQIM_SERVICE_KEY)")

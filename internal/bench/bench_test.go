@@ -157,3 +157,24 @@ func TestMainUsage(t *testing.T) {
 		}
 	}
 }
+
+// dm against a server on MySQL/MariaDB (scripts/test-mysql.sh sets the DSN,
+// with no database name: the run gets a fresh database, dropped after).
+func TestMySQL(t *testing.T) {
+	dsn := os.Getenv("MQIM_TEST_MYSQL_DSN")
+	if dsn == "" {
+		t.Skip("MQIM_TEST_MYSQL_DSN not set")
+	}
+	o := tiny()
+	o.Scenario, o.Baseline, o.Store, o.MySQLDSN = "dm", false, "mysql", dsn
+	var errb bytes.Buffer
+	r := newRunner(o, io.Discard, &errb)
+	reps, err := r.scenario(t.Context(), "dm", runDM, true)
+	if err != nil {
+		r.stderr.Write(nil)
+		t.Fatalf("%v\n%s", err, errb.String())
+	}
+	if len(reps) != 1 || reps[0].lost != 0 || value(t, reps[0], "received") != float64(o.Pairs*o.Messages) {
+		t.Fatalf("%+v", reps)
+	}
+}

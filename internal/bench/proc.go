@@ -41,6 +41,7 @@ type target struct {
 	cmd  *exec.Cmd
 	dir  string
 	done chan error // the child's exit
+	drop func()     // removes the run's fresh database, if one was made
 }
 
 func (t *target) describe() string {
@@ -119,7 +120,12 @@ func (r *runner) child(ctx context.Context, scenario, kind, prefix string) (*tar
 		env = append(env, "MQIM_DATA_DIR="+dir, "MQIM_HTTP_ADDR="+httpAddr, "MQIM_MQTT_ADDR="+mqttAddr,
 			"MQIM_MQTT_WS_ADDR=", "MQIM_AUTH_SERVICE_KEY="+t.key, "MQIM_LOG_LEVEL=warn")
 		if r.o.Store == "mysql" {
-			env = append(env, "MQIM_STORE_DRIVER=mysql", "MQIM_STORE_DSN="+r.o.MySQLDSN)
+			dsn, drop, err := freshDatabase(ctx, r.o.MySQLDSN)
+			if err != nil {
+				return nil, t.fail(err)
+			}
+			t.drop = drop
+			env = append(env, "MQIM_STORE_DRIVER=mysql", "MQIM_STORE_DSN="+dsn)
 		}
 		if r.o.CPUProfile != "" {
 			if t.pprof, err = freeAddr(); err != nil {
@@ -212,6 +218,9 @@ func (t *target) close() {
 	}
 	if t.dir != "" {
 		os.RemoveAll(t.dir)
+	}
+	if t.drop != nil {
+		t.drop()
 	}
 }
 
