@@ -178,3 +178,43 @@ func TestMySQL(t *testing.T) {
 		t.Fatalf("%+v", reps)
 	}
 }
+
+// A running server is driven through --target-*: commits per message come
+// from its /metrics, its CPU and RSS are not claimed. Its pprof listener
+// is its own: the API port does not serve the profiler.
+func TestRunningTarget(t *testing.T) {
+	o := tiny()
+	o.CPUProfile = filepath.Join(t.TempDir(), "cpu.pprof") // turns debug.pprof_addr on in the child
+	var errb bytes.Buffer
+	w := &lockedWriter{w: &errb} // shared by both runners
+	srv, err := newRunner(o, io.Discard, w).target(t.Context(), "dm", "mqim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.close()
+	if code, _ := srv.api(t.Context(), "GET", "/debug/pprof/", srv.key, nil, nil); code == 200 {
+		t.Fatal("the API port serves /debug/pprof/")
+	}
+	o = tiny()
+	o.Baseline = false
+	o.TargetHTTP, o.TargetMQTT, o.Key, o.TargetProf = srv.httpURL, srv.mqttAddr, srv.key, srv.pprof
+	o.CPUProfile = filepath.Join(t.TempDir(), "target.pprof")
+	r := newRunner(o, io.Discard, w)
+	reps, err := r.scenario(t.Context(), "dm", runDM, true)
+	if err != nil {
+		r.stderr.Write(nil)
+		t.Fatalf("%v\n%s", err, errb.String())
+	}
+	rep := reps[0]
+	if rep.lost != 0 || value(t, rep, "commits per msg") <= 0 {
+		t.Fatalf("%+v", rep.metrics)
+	}
+	for _, m := range rep.metrics {
+		if strings.HasPrefix(m.Name, "server ") {
+			t.Fatalf("claims %s of a server that is not its child", m.Name)
+		}
+	}
+	if st, err := os.Stat(o.CPUProfile); err != nil || st.Size() == 0 {
+		t.Fatalf("profile of the running server: %v", err)
+	}
+}
