@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -72,6 +73,7 @@ type Options struct {
 	Key        string
 	TargetProf string
 	CPUProfile string
+	ToolProf   string
 	JSON       bool
 	Timeout    time.Duration
 }
@@ -122,6 +124,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, environ 
 	fs.StringVar(&o.Key, "key", "", "service key of the running server (also read from $MQIM_SERVICE_KEY)")
 	fs.StringVar(&o.TargetProf, "target-pprof", "", "debug.pprof_addr (host:port) of the running server, for --cpuprofile")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the server under test, taken during the load, to this file (with all: FILE.SCENARIO)")
+	fs.StringVar(&o.ToolProf, "tool-cpuprofile", "", "write a CPU profile of this tool (the load generator) over the whole run to this file")
 	fs.BoolVar(&o.JSON, "json", false, "also print the results as JSON lines")
 	fs.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "give up on one scenario's run after this long")
 	fs.Usage = func() {
@@ -198,6 +201,17 @@ func (o Options) check() error {
 // number of lost messages over all runs.
 func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (int64, error) {
 	raiseNoFile(stderr)
+	if o.ToolProf != "" {
+		f, err := os.Create(o.ToolProf)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return 0, err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	r := newRunner(o, stdout, stderr)
 	var lost int64
 	for _, s := range scenarios {
