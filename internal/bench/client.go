@@ -145,6 +145,19 @@ func (t *target) dial(uid, device, token string, clean bool, topics []string, on
 	return c, nil
 }
 
+// sourceAddr spreads connections to a loopback server over the source
+// addresses 127.0.0.2 to 127.0.0.65: with tens of thousands of connections
+// from one source address the kernel's search for a free ephemeral port
+// costs more than the connection (and is this machine's cost, not the
+// server's). For other servers it is nil: the kernel chooses.
+func sourceAddr(server string, i int) net.Addr {
+	host, _, err := net.SplitHostPort(server)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() || ip.To4() == nil {
+		return nil
+	}
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%64))}
+}
+
 // event is the part of a `msg` event the tool reads. On the bare broker the
 // sender's payload carries the same fields.
 type event struct {
@@ -368,8 +381,9 @@ func latencies(rs []*receiver) []time.Duration {
 
 // rawConnect opens an MQTT 3.1.1 connection with a minimal CONNECT
 // (clean session, keepalive 0), reads the CONNACK and returns the socket.
-func rawConnect(ctx context.Context, addr, clientID, user, pass string) (net.Conn, error) {
-	d := net.Dialer{Timeout: 30 * time.Second}
+// local, when not nil, is the source address.
+func rawConnect(ctx context.Context, addr string, local net.Addr, clientID, user, pass string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 30 * time.Second, LocalAddr: local}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
