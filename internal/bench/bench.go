@@ -127,20 +127,23 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, environ 
 	fs.StringVar(&o.ToolProf, "tool-cpuprofile", "", "write a CPU profile of this tool (the load generator) over the whole run to this file")
 	fs.BoolVar(&o.JSON, "json", false, "also print the results as JSON lines")
 	fs.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "give up on one scenario's run after this long")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: mqim bench [flags]\n\nscenarios:\n")
+	usage := func(w io.Writer) {
+		fmt.Fprintf(w, "usage: mqim bench [flags]\n\nscenarios:\n")
 		for _, s := range scenarios {
-			fmt.Fprintf(fs.Output(), "  %-12s %s\n", s.name, s.help)
+			fmt.Fprintf(w, "  %-12s %s\n", s.name, s.help)
 		}
-		fmt.Fprintf(fs.Output(), "\nflags:\n")
+		fmt.Fprintf(w, "\nflags:\n")
+		fs.SetOutput(w)
 		fs.PrintDefaults()
+		fs.SetOutput(stderr)
 	}
+	fs.Usage = func() {} // printed below: on stdout for -h, on stderr for errors
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
+			usage(stdout)
 			return 0
 		}
+		usage(stderr)
 		return 2
 	}
 	if fs.NArg() > 0 {

@@ -179,7 +179,7 @@ func (r *runner) finish(ctx context.Context, rep *report, m *meter, tl *tally, r
 	}
 	rep.add(label, float64(received)/end.Sub(start).Seconds(), "/s", true)
 	rep.add("sent (acknowledged)", float64(acked), "", false)
-	rep.add("sent per second", float64(acked)/sendDur.Seconds(), "/s", false)
+	rep.add("acknowledged per second", float64(acked)/sendDur.Seconds(), "/s", false)
 	rep.add("received", float64(received), "", false)
 	rep.latencies("latency", latencies(rs))
 	rep.lost = tl.lost(want)
