@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -162,6 +163,7 @@ func sourceAddr(server string, i int) net.Addr {
 // sender's payload carries the same fields.
 type event struct {
 	Kind string `json:"kind"`
+	Code string `json:"code"` // of an error event
 	Conv string `json:"conv"`
 	Seq  int64  `json:"seq"`
 	From string `json:"from"`
@@ -205,6 +207,7 @@ func (t *target) payload(cid, from, conv string, n int) []byte {
 type sender struct {
 	mu        sync.Mutex
 	acked     []bool
+	refused   []bool // the server answered with an error event (an MQTT 3.1.1 refusal is acknowledged too)
 	delivered []int32
 	last      []time.Duration
 }
@@ -214,6 +217,7 @@ func (s *sender) next() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.acked = append(s.acked, false)
+	s.refused = append(s.refused, false)
 	s.delivered = append(s.delivered, 0)
 	s.last = append(s.last, 0)
 	return len(s.acked) - 1
@@ -234,6 +238,9 @@ type tally struct {
 	disorder atomic.Int64 // duplicates, and messages before one already seen
 	seqBad   atomic.Int64
 	bad      atomic.Int64 // unparsable payloads
+	refused  atomic.Int64 // error events answering a send (rate_limited, ...)
+	codeMu   sync.Mutex
+	codes    map[string]int64
 	lastRecv atomic.Int64 // unix nanos of the latest receipt
 }
 
@@ -265,6 +272,10 @@ func (r *receiver) onMsg(payload []byte) {
 	var ev event
 	if err := json.Unmarshal(payload, &ev); err != nil {
 		r.t.bad.Add(1)
+		return
+	}
+	if ev.Kind == "error" {
+		r.t.refuse(ev)
 		return
 	}
 	if ev.Kind != "msg" {
@@ -301,13 +312,59 @@ func (r *receiver) onMsg(payload []byte) {
 	r.t.lastRecv.Store(now.UnixNano())
 }
 
-// acked counts the acknowledged messages.
+// refuse records an error event: the send its cid names was refused,
+// whatever its PUBACK said.
+func (t *tally) refuse(ev event) {
+	t.refused.Add(1)
+	t.codeMu.Lock()
+	if t.codes == nil {
+		t.codes = map[string]int64{}
+	}
+	t.codes[ev.Code]++
+	t.codeMu.Unlock()
+	s, n, _, ok := parseCID(ev.CID)
+	if !ok || s < 0 || s >= len(t.senders) {
+		return
+	}
+	sd := t.senders[s]
+	sd.mu.Lock()
+	if n < len(sd.refused) {
+		sd.refused[n] = true
+	}
+	sd.mu.Unlock()
+}
+
+// onSenderMsg is a sending device's handler: it reads only error events
+// (its other events are its own messages' echoes).
+func (t *tally) onSenderMsg(p []byte) {
+	if !bytes.Contains(p, []byte(`"kind":"error"`)) {
+		return
+	}
+	var ev event
+	if json.Unmarshal(p, &ev) == nil && ev.Kind == "error" {
+		t.refuse(ev)
+	}
+}
+
+// refusals lists the error codes seen, "code×n".
+func (t *tally) refusals() string {
+	t.codeMu.Lock()
+	defer t.codeMu.Unlock()
+	var out []string
+	for c, n := range t.codes {
+		out = append(out, fmt.Sprintf("%s×%d", c, n))
+	}
+	slices.Sort(out)
+	return strings.Join(out, " ")
+}
+
+// acked counts the acknowledged messages that were not refused.
 func (t *tally) acked() int64 {
 	var n int64
 	for _, s := range t.senders {
 		s.mu.Lock()
-		for _, a := range s.acked {
-			if a {
+		for i, a := range s.acked {
+			if a && !s.refused[i] {
 				n++
 			}
 		}
@@ -323,7 +380,7 @@ func (t *tally) lost(want int32) int64 {
 	for _, s := range t.senders {
 		s.mu.Lock()
 		for i, a := range s.acked {
-			if a && s.delivered[i] < want {
+			if a && !s.refused[i] && s.delivered[i] < want {
 				n += int64(want - s.delivered[i])
 			}
 		}

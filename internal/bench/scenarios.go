@@ -165,8 +165,8 @@ func isWarm(p []byte) bool { return strings.Contains(string(p), `"cid":"warm.`) 
 // finish adds what every message scenario reports.
 func (r *runner) finish(ctx context.Context, rep *report, m *meter, tl *tally, rs []*receiver, start time.Time,
 	sendDur time.Duration, errs int64, want int32, label string) {
-	acked := tl.acked()
-	tl.settle(ctx, acked*int64(want), 10*time.Second)
+	tl.settle(ctx, tl.acked()*int64(want), 10*time.Second)
+	acked := tl.acked() // again: a refusal's error event may come after its PUBACK
 	received := tl.received.Load()
 	if want > 1 {
 		m.done(ctx, r, rep, received, "deliveries")
@@ -190,6 +190,12 @@ func (r *runner) finish(ctx context.Context, rep *report, m *meter, tl *tally, r
 		rep.lost += tl.seqBad.Load()
 	}
 	rep.add("unparsable payloads", float64(tl.bad.Load()), "", false)
+	if n := tl.refused.Load(); n > 0 || tl.checkSeq {
+		rep.add("refused (error events)", float64(n), "", false)
+		if n > 0 {
+			rep.notes = append(rep.notes, "refusals: "+tl.refusals()+" (not counted as sent)")
+		}
+	}
 	rep.add("lost", float64(rep.lost), "", false)
 }
 
@@ -222,7 +228,7 @@ func runDM(ctx context.Context, r *runner, t *target) (*report, error) {
 			return err
 		}
 		f.add(c)
-		if senders[i], err = t.dial(su[i], "bench", st[i], true, nil, nil); err != nil {
+		if senders[i], err = t.dial(su[i], "bench", st[i], true, nil, tl.onSenderMsg); err != nil {
 			return err
 		}
 		f.add(senders[i])
