@@ -57,14 +57,12 @@ func MainContext(ctx context.Context, args []string, stdout, stderr io.Writer, e
 		}
 	}
 	fs := flag.NewFlagSet("mqim "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {} // printed below, on stdout for -h and on stderr for errors
 	configPath := fs.String("config", "", "YAML configuration file (see configs/mqim.yaml)")
 	dataDir := fs.String("data", "", "data folder (SQLite database, generated secrets)")
 	httpAddr := fs.String("http", "", "HTTP API listen address, e.g. :8080")
 	mqttAddr := fs.String("mqtt", "", "MQTT over TCP listen address, e.g. :1883")
 	wsAddr := fs.String("ws", "", "MQTT over WebSocket listen address, e.g. :8083")
-	usage := func(w io.Writer) {
+	head := func(w io.Writer) {
 		fmt.Fprintf(w, "usage: mqim [command] [flags]\n\ncommands:\n")
 		for i, c := range commands {
 			fmt.Fprintf(w, "  %-12s %s\n", c.name, c.help)
@@ -75,23 +73,11 @@ func MainContext(ctx context.Context, args []string, stdout, stderr io.Writer, e
 			}
 		}
 		fmt.Fprintf(w, "\nflags (every built-in command takes them; version and help ignore them):\n")
-		fs.SetOutput(w)
-		fs.PrintDefaults()
-		fs.SetOutput(stderr)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			usage(stdout)
-			return 0
-		}
-		usage(stderr)
-		return 2
+	if code, ok := ParseFlags(fs, args, stdout, stderr, head); !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "mqim %s: unexpected argument %q\n", cmd, fs.Arg(0))
-		usage(stderr)
-		return 2
-	}
+	usage := func(w io.Writer) { printUsage(fs, w, head) }
 	switch cmd {
 	case "help":
 		usage(stdout)
@@ -152,6 +138,37 @@ func MainContext(ctx context.Context, args []string, stdout, stderr io.Writer, e
 		log.Error("shutdown", "error", err)
 	}
 	return 0
+}
+
+// ParseFlags parses a command's flags with fs, whose usage is head
+// followed by fs's flag list: -h and --help print it on stdout (exit code
+// 0), a bad flag or an extra argument prints it on stderr (exit code 2).
+// ok is false when the command should exit with code.
+func ParseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer, head func(io.Writer)) (code int, ok bool) {
+	fs.SetOutput(stderr)
+	fs.Usage = func() {} // printed below, on stdout for -h and on stderr for errors
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(fs, stdout, head)
+			return 0, false
+		}
+		printUsage(fs, stderr, head)
+		return 2, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		printUsage(fs, stderr, head)
+		return 2, false
+	}
+	return 0, true
+}
+
+func printUsage(fs *flag.FlagSet, w io.Writer, head func(io.Writer)) {
+	head(w)
+	out := fs.Output()
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(out)
 }
 
 func migrate(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) int {

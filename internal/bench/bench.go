@@ -100,7 +100,6 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, environ 
 	}
 	var o Options
 	fs := flag.NewFlagSet("mqim bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var names []string
 	for _, s := range scenarios {
 		names = append(names, s.name)
@@ -127,28 +126,15 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, environ 
 	fs.StringVar(&o.ToolProf, "tool-cpuprofile", "", "write a CPU profile of this tool (the load generator) over the whole run to this file")
 	fs.BoolVar(&o.JSON, "json", false, "also print the results as JSON lines")
 	fs.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "give up on one scenario's run after this long")
-	usage := func(w io.Writer) {
+	head := func(w io.Writer) {
 		fmt.Fprintf(w, "usage: mqim bench [flags]\n\nscenarios:\n")
 		for _, s := range scenarios {
 			fmt.Fprintf(w, "  %-12s %s\n", s.name, s.help)
 		}
 		fmt.Fprintf(w, "\nflags:\n")
-		fs.SetOutput(w)
-		fs.PrintDefaults()
-		fs.SetOutput(stderr)
 	}
-	fs.Usage = func() {} // printed below: on stdout for -h, on stderr for errors
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			usage(stdout)
-			return 0
-		}
-		usage(stderr)
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "mqim bench: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, ok := app.ParseFlags(fs, args, stdout, stderr, head); !ok {
+		return code
 	}
 	if o.Key == "" {
 		o.Key = lookupEnv(environ, "MQIM_SERVICE_KEY")
