@@ -45,4 +45,9 @@ type Dialect struct {
 	IsConflict func(err error) bool
 	// MaxParams caps bind parameters per statement.
 	MaxParams int
+	// RowChunks, when set, are the only row counts (descending, ending
+	// with 1) of the group commit's multi-row statements, which are then
+	// prepared once and reused (stmts.go); nil: as many rows as MaxParams
+	// allows, the text built per batch.
+	RowChunks []int
 }

@@ -71,21 +71,24 @@ func searchRows(batch []store.Write) []searchRow {
 	return searchRowsOf(msgs)
 }
 
-// insertSearch inserts rows, a multi-row statement per chunk of the
-// dialect's parameter limit. verb is "INSERT" or the dialect's
-// InsertIgnore.
-func insertSearch(ctx context.Context, ex sqlx.ExecerContext, d Dialect, verb string, rows []searchRow) error {
-	const per = 5
-	for _, part := range chunks(rows, d.MaxParams/per) {
-		args := make([]any, 0, per*len(part))
-		for _, r := range part {
-			args = append(args, r.m.Conv, r.m.Seq, r.m.TS, r.m.ID, r.text)
-		}
-		if _, err := ex.ExecContext(ctx, verb+` INTO message_search (`+searchCols+`) VALUES `+placeholders(len(part), per), args...); err != nil {
-			return err
-		}
+// insertSearchRows inserts search rows; backfillSearchRows too, but keeps
+// the rows already there.
+var (
+	insertSearchRows = &rowStmt{"index messages", 5, func(_ Dialect, n int) string {
+		return `INSERT INTO message_search (` + searchCols + `) VALUES ` + placeholders(n, 5)
+	}}
+	backfillSearchRows = &rowStmt{"index existing messages", 5, func(d Dialect, n int) string {
+		return d.InsertIgnore + ` INTO message_search (` + searchCols + `) VALUES ` + placeholders(n, 5)
+	}}
+)
+
+// searchArgs are the values of rows for insertSearchRows.
+func searchArgs(rows []searchRow) []any {
+	args := make([]any, 0, 5*len(rows))
+	for _, r := range rows {
+		args = append(args, r.m.Conv, r.m.Seq, r.m.TS, r.m.ID, r.text)
 	}
-	return nil
+	return args
 }
 
 // reindexChange follows a recall or edit applied in place (applyChange):
@@ -110,13 +113,14 @@ func (s *Store) reindexChange(ctx context.Context, tx *sqlx.Tx, w store.Write) e
 	if _, err := tx.ExecContext(ctx, `DELETE FROM message_search WHERE conv_id = ? AND seq = ?`, m.Conv, m.Seq); err != nil {
 		return s.wrap("reindex message", err)
 	}
-	return s.wrap("reindex message", insertSearch(ctx, tx, s.d, "INSERT", searchRowsOf([]*store.Message{m})))
+	return s.wrap("reindex message", s.execRows(ctx, tx, insertSearchRows, searchArgs(searchRowsOf([]*store.Message{m}))))
 }
 
 // backfillSearch indexes the messages stored before schema 0006, a page of
 // them per statement (keyset by id); rows already there are kept.
 func backfillSearch(ctx context.Context, db *sqlx.DB, d Dialect) error {
 	const page = 2000
+	st := New(db, d)
 	after := ""
 	for {
 		var rows []msgRow
@@ -127,7 +131,7 @@ func backfillSearch(ctx context.Context, db *sqlx.DB, d Dialect) error {
 		if len(rows) == 0 {
 			return nil
 		}
-		if err := insertSearch(ctx, db, d, d.InsertIgnore, searchRowsOf(messages(rows))); err != nil {
+		if err := st.execRows(ctx, nil, backfillSearchRows, searchArgs(searchRowsOf(messages(rows)))); err != nil {
 			return fmt.Errorf("index existing messages: %w", err)
 		}
 		after = rows[len(rows)-1].ID
