@@ -15,6 +15,12 @@ import (
 
 const msgCols = `id, conv_id, seq, sender, to_id, COALESCE(cid, '') AS cid, type, body, reply_to, mentions, ext, ts, edited_at, recalled`
 
+// msgColsOf is msgCols of the table named t in a join.
+func msgColsOf(t string) string {
+	return t + `.id, ` + t + `.conv_id, ` + t + `.seq, ` + t + `.sender, ` + t + `.to_id, COALESCE(` + t + `.cid, '') AS cid, ` + t + `.type, ` +
+		t + `.body, ` + t + `.reply_to, ` + t + `.mentions, ` + t + `.ext, ` + t + `.ts, ` + t + `.edited_at, ` + t + `.recalled`
+}
+
 type msgRow struct {
 	store.Message
 	MentionsCSV string `db:"mentions"`
@@ -110,7 +116,7 @@ func (s *Store) MessagesByID(ctx context.Context, ids []string) (map[string]*sto
 // message (an active member's only); nobody else's moves.
 //
 // One transaction: a multi-row insert of the messages and one of their
-// search rows, then one upsert per conversation touched, the membership
+// message_search rows, then one upsert per conversation touched, the membership
 // changes and one upsert of the read positions, so a batch of N messages
 // costs a handful of statements.
 func (s *Store) Commit(ctx context.Context, batch []store.Write) error {
@@ -244,7 +250,9 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write, id
 	if err := s.execRows(ctx, tx, insertMessages, args); err != nil {
 		return s.wrap("insert messages", err)
 	}
-	// Their search rows: one more multi-row insert (search.go).
+	// Their rows in message_search, the conversations' order and search
+	// text (search.go), whose primary key refuses a (conv_id, seq) taken:
+	// the arbiter between writers.
 	if err := s.wrap("index messages", s.execRows(ctx, tx, insertSearchRows, searchArgs(idx))); err != nil {
 		return err
 	}
@@ -265,8 +273,8 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write, id
 	// and its last content message: a recall or edit record moves last_seq
 	// and updated_at but not last_msg_id ('' keeps the stored one), so the
 	// last message shown stays the last real one, as changed in place.
-	// The unique (conv_id, seq) of messages is the arbiter between writers;
-	// the upsert only ever moves last_seq forward.
+	// The unique (conv_id, seq) of message_search is the arbiter between
+	// writers; the upsert only ever moves last_seq forward.
 	last := map[string]store.Write{}
 	lastContent := map[string]string{}
 	var convIDs []any
@@ -427,6 +435,9 @@ func (s *Store) Messages(ctx context.Context, conv string, q store.MsgQuery) ([]
 	if q.Desc {
 		order = "DESC"
 	}
-	return s.selectMessages(ctx, `SELECT `+msgCols+` FROM messages WHERE conv_id = ? AND seq > ? AND seq < ? ORDER BY seq `+order+` LIMIT ?`,
+	// A range of message_search's primary key, the conversation's order
+	// (schema 0009), and each message by id.
+	return s.selectMessages(ctx, `SELECT `+msgColsOf("m")+` FROM message_search s JOIN messages m ON m.id = s.msg_id
+		WHERE s.conv_id = ? AND s.seq > ? AND s.seq < ? ORDER BY s.seq `+order+` LIMIT ?`,
 		conv, q.After, before, q.Limit)
 }

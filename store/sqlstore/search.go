@@ -11,10 +11,14 @@ import (
 )
 
 // Message search: the message_search table (schema 0006) holds one row per
-// searchable message, its text folded in Go (store.SearchText), keyed like
-// messages by (conv_id, seq). A search is a substring test (LIKE '%q%' on
-// the folded text) over the rows of the caller's conversations, within
-// their windows, newest first.
+// message, its text folded in Go (store.SearchText; '' when it is not
+// searchable), keyed like messages by (conv_id, seq). A search is a
+// substring test (LIKE '%q%' on the folded text) over the rows of the
+// caller's conversations, within their windows, newest first. Since schema
+// 0009 the table is also the conversations' order of messages: its primary
+// key is what makes (conv_id, seq) unique and what history pages by, and
+// messages has no index of its own on (conv_id, seq), so the group commit
+// writes one B-tree keyed by conversation, not two (BENCHMARKS.md).
 //
 // Why a scan and not an inverted index (BENCHMARKS.md, "Message search",
 // has the measurements): it finds every substring of every length the same
@@ -24,8 +28,8 @@ import (
 // narrow multi-row insert per batch, where an n-gram table of our own costs
 // a row per distinct n-gram of every message; and a frequent term is no
 // slower than a rare one (FTS5 had to gather every match before sorting).
-// Its cost is linear in the caller's visible searchable messages, about
-// 3.5 million rows/s on SQLite on the 2-core machine, measured.
+// Its cost is linear in the caller's visible messages, about 3.5 million
+// rows/s on SQLite on the 2-core machine, measured.
 
 // searchCols are message_search's columns, in insert order.
 const searchCols = `conv_id, seq, ts, msg_id, content`
@@ -48,27 +52,36 @@ type searchRow struct {
 func searchRowsOf(msgs []*store.Message) []searchRow {
 	var out []searchRow
 	for _, m := range msgs {
-		if m.Recalled {
-			continue
-		}
-		if text := store.SearchText(m.Type, m.Body); text != "" {
+		if text := searchText(m); text != "" {
 			out = append(out, searchRow{m, text})
 		}
 	}
 	return out
 }
 
-// searchRows returns the search rows of a batch's new messages (a recall
-// or edit record is not searchable, and store.SearchText leaves out its
-// type anyway).
+// searchText is the folded text by which m is found, "" when it is not
+// searchable (a recalled message has none; store.SearchText decides the
+// rest).
+func searchText(m *store.Message) string {
+	if m.Recalled {
+		return ""
+	}
+	return store.SearchText(m.Type, m.Body)
+}
+
+// searchRows returns the rows of a batch's messages, every one of them
+// (schema 0009), with ” as the text of those that are not searchable (a
+// recall or edit record is not, and store.SearchText leaves out its type
+// anyway).
 func searchRows(batch []store.Write) []searchRow {
-	msgs := make([]*store.Message, 0, len(batch))
-	for _, w := range batch {
+	out := make([]searchRow, len(batch))
+	for i, w := range batch {
+		out[i].m = w.Msg
 		if !isRecord(w) {
-			msgs = append(msgs, w.Msg)
+			out[i].text = searchText(w.Msg)
 		}
 	}
-	return searchRowsOf(msgs)
+	return out
 }
 
 // insertSearchRows inserts search rows; backfillSearchRows too, but keeps
@@ -92,8 +105,7 @@ func searchArgs(rows []searchRow) []any {
 }
 
 // reindexChange follows a recall or edit applied in place (applyChange):
-// the changed message's row goes, and an edited one's comes back with its
-// new text.
+// the changed message's text becomes its new one, ” once recalled.
 func (s *Store) reindexChange(ctx context.Context, tx *sqlx.Tx, w store.Write) error {
 	id := w.Recall
 	if w.Edit != nil {
@@ -110,14 +122,13 @@ func (s *Store) reindexChange(ctx context.Context, tx *sqlx.Tx, w store.Write) e
 		return nil
 	}
 	m := rows[0].msg()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM message_search WHERE conv_id = ? AND seq = ?`, m.Conv, m.Seq); err != nil {
-		return s.wrap("reindex message", err)
-	}
-	return s.wrap("reindex message", s.execRows(ctx, tx, insertSearchRows, searchArgs(searchRowsOf([]*store.Message{m}))))
+	_, err := tx.ExecContext(ctx, `UPDATE message_search SET content = ? WHERE conv_id = ? AND seq = ?`, searchText(m), m.Conv, m.Seq)
+	return s.wrap("reindex message", err)
 }
 
-// backfillSearch indexes the messages stored before schema 0006, a page of
-// them per statement (keyset by id); rows already there are kept.
+// backfillSearch indexes the searchable messages stored before schema
+// 0006, a page of them per statement (keyset by id); rows already there are
+// kept. (Schema 0009 gives the other messages their ” rows, in SQL.)
 func backfillSearch(ctx context.Context, db *sqlx.DB, d Dialect) error {
 	const page = 2000
 	st := New(db, d)
