@@ -36,7 +36,9 @@ var Dialect = sqlstore.Dialect{
 	UpsertPositions: `ON DUPLICATE KEY UPDATE seq = GREATEST(seq, VALUES(seq))`,
 	IsAlreadyApplied: func(err error) bool {
 		var e *driver.MySQLError
-		return errors.As(err, &e) && e.Number == 1060 // ER_DUP_FIELDNAME
+		// ER_DUP_FIELDNAME, ER_CANT_DROP_FIELD_OR_KEY (an index dropped
+		// already)
+		return errors.As(err, &e) && (e.Number == 1060 || e.Number == 1091)
 	},
 	IsConflict: func(err error) bool {
 		var e *driver.MySQLError

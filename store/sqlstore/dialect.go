@@ -38,11 +38,17 @@ type Dialect struct {
 	// it raises seq, never lowers it.
 	UpsertPositions string
 	// IsAlreadyApplied tells whether a migration statement failed only
-	// because what it adds exists (a duplicate column): ALTER TABLE has no
-	// IF NOT EXISTS in MySQL 8 or SQLite, and migrations stay re-runnable.
+	// because what it adds exists (a duplicate column) or what it drops is
+	// gone (an index): ALTER TABLE has no IF [NOT] EXISTS in MySQL 8 or
+	// SQLite, and migrations stay re-runnable.
 	IsAlreadyApplied func(err error) bool
 	// IsConflict tells whether err is a unique-key violation.
 	IsConflict func(err error) bool
 	// MaxParams caps bind parameters per statement.
 	MaxParams int
+	// RowChunks, when set, are the only row counts (descending, ending
+	// with 1) of the group commit's multi-row statements, which are then
+	// prepared once and reused (stmts.go); nil: as many rows as MaxParams
+	// allows, the text built per batch.
+	RowChunks []int
 }

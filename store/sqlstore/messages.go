@@ -15,6 +15,12 @@ import (
 
 const msgCols = `id, conv_id, seq, sender, to_id, COALESCE(cid, '') AS cid, type, body, reply_to, mentions, ext, ts, edited_at, recalled`
 
+// msgColsOf is msgCols of the table named t in a join.
+func msgColsOf(t string) string {
+	return t + `.id, ` + t + `.conv_id, ` + t + `.seq, ` + t + `.sender, ` + t + `.to_id, COALESCE(` + t + `.cid, '') AS cid, ` + t + `.type, ` +
+		t + `.body, ` + t + `.reply_to, ` + t + `.mentions, ` + t + `.ext, ` + t + `.ts, ` + t + `.edited_at, ` + t + `.recalled`
+}
+
 type msgRow struct {
 	store.Message
 	MentionsCSV string `db:"mentions"`
@@ -110,7 +116,7 @@ func (s *Store) MessagesByID(ctx context.Context, ids []string) (map[string]*sto
 // message (an active member's only); nobody else's moves.
 //
 // One transaction: a multi-row insert of the messages and one of their
-// search rows, then one upsert per conversation touched, the membership
+// message_search rows, then one upsert per conversation touched, the membership
 // changes and one upsert of the read positions, so a batch of N messages
 // costs a handful of statements.
 func (s *Store) Commit(ctx context.Context, batch []store.Write) error {
@@ -129,6 +135,9 @@ func (s *Store) Commit(ctx context.Context, batch []store.Write) error {
 	// Search rows are folded before the transaction, not while it holds
 	// locks.
 	idx := searchRows(batch)
+	if err := s.stmts.prepare(ctx, s.db, s.d); err != nil {
+		return s.wrap("commit", err)
+	}
 	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return s.wrap("commit", err)
@@ -209,27 +218,42 @@ func (s *Store) applyChange(ctx context.Context, tx *sqlx.Tx, w store.Write) err
 	return nil
 }
 
+// The group commit's statements, for n rows (execRows).
+var (
+	insertMessages = &rowStmt{"insert messages", 14, func(_ Dialect, n int) string {
+		return `INSERT INTO messages (id, conv_id, seq, sender, to_id, cid, type, body, reply_to, mentions, ext, ts, edited_at, recalled) VALUES ` +
+			placeholders(n, 14)
+	}}
+	upsertConvs = &rowStmt{"upsert conversations", 5, func(d Dialect, n int) string {
+		return `INSERT INTO conversations (id, kind, last_seq, last_msg_id, updated_at) VALUES ` + placeholders(n, 5) + ` ` + d.UpsertConvs
+	}}
+	// A new message brings a hidden conversation back.
+	unhideConvs = &rowStmt{"unhide conversations", 1, func(_ Dialect, n int) string {
+		return `UPDATE conversation_members SET hidden = 0 WHERE conv_id IN (` + strings.Repeat("?,", n-1) + `?) AND hidden = 1 AND active = 1`
+	}}
+	insertParticipants = &rowStmt{"insert participants", 4, func(d Dialect, n int) string {
+		return d.InsertIgnore + ` INTO conversation_members (user_id, conv_id, read_seq, min_seq) VALUES ` + placeholders(n, 4)
+	}}
+	upsertReads = &rowStmt{"upsert read positions", 4, func(d Dialect, n int) string {
+		return `INSERT INTO conversation_members (user_id, conv_id, read_seq, min_seq) VALUES ` + placeholders(n, 4) + ` ` + d.UpsertReads
+	}}
+)
+
 func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write, idx []searchRow) error {
 	const per = 14
-	for _, part := range chunks(batch, s.d.MaxParams/per) {
-		var b strings.Builder
-		b.WriteString(`INSERT INTO messages (id, conv_id, seq, sender, to_id, cid, type, body, reply_to, mentions, ext, ts, edited_at, recalled) VALUES `)
-		args := make([]any, 0, per*len(part))
-		for i, w := range part {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
-			m := w.Msg
-			args = append(args, m.ID, m.Conv, m.Seq, m.From, m.To, nullString(m.CID), m.Type, string(m.Body),
-				m.ReplyTo, strings.Join(m.Mentions, ","), m.Ext, m.TS, m.EditedAt, m.Recalled)
-		}
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-			return s.wrap("insert messages", err)
-		}
+	args := make([]any, 0, per*len(batch))
+	for _, w := range batch {
+		m := w.Msg
+		args = append(args, m.ID, m.Conv, m.Seq, m.From, m.To, nullString(m.CID), m.Type, string(m.Body),
+			m.ReplyTo, strings.Join(m.Mentions, ","), m.Ext, m.TS, m.EditedAt, m.Recalled)
 	}
-	// Their search rows: one more multi-row insert (search.go).
-	if err := s.wrap("index messages", insertSearch(ctx, tx, s.d, "INSERT", idx)); err != nil {
+	if err := s.execRows(ctx, tx, insertMessages, args); err != nil {
+		return s.wrap("insert messages", err)
+	}
+	// Their rows in message_search, the conversations' order and search
+	// text (search.go), whose primary key refuses a (conv_id, seq) taken:
+	// the arbiter between writers.
+	if err := s.wrap("index messages", s.execRows(ctx, tx, insertSearchRows, searchArgs(idx))); err != nil {
 		return err
 	}
 	// Group creation, membership changes, recalls and edits are rare: a
@@ -249,11 +273,11 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write, id
 	// and its last content message: a recall or edit record moves last_seq
 	// and updated_at but not last_msg_id ('' keeps the stored one), so the
 	// last message shown stays the last real one, as changed in place.
-	// The unique (conv_id, seq) of messages is the arbiter between writers;
-	// the upsert only ever moves last_seq forward.
+	// The unique (conv_id, seq) of message_search is the arbiter between
+	// writers; the upsert only ever moves last_seq forward.
 	last := map[string]store.Write{}
 	lastContent := map[string]string{}
-	var convIDs []string
+	var convIDs []any
 	for _, w := range batch {
 		if _, ok := last[w.Msg.Conv]; !ok {
 			convIDs = append(convIDs, w.Msg.Conv)
@@ -263,32 +287,22 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write, id
 			lastContent[w.Msg.Conv] = w.Msg.ID
 		}
 	}
-	for _, part := range chunks(convIDs, s.d.MaxParams/5) {
-		args := make([]any, 0, 5*len(part))
-		for _, id := range part {
-			w := last[id]
-			args = append(args, id, w.Kind, w.Msg.Seq, lastContent[id], w.Msg.TS)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (id, kind, last_seq, last_msg_id, updated_at) VALUES `+
-			placeholders(len(part), 5)+` `+s.d.UpsertConvs, args...); err != nil {
-			return s.wrap("upsert conversations", err)
-		}
-		// A new message brings a hidden conversation back.
-		q, inArgs, err := sqlx.In(`UPDATE conversation_members SET hidden = 0 WHERE conv_id IN (?) AND hidden = 1 AND active = 1`, part)
-		if err != nil {
-			return fmt.Errorf("unhide conversations: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, q, inArgs...); err != nil {
-			return s.wrap("unhide conversations", err)
-		}
+	convArgs := make([]any, 0, 5*len(convIDs))
+	for _, id := range convIDs {
+		w := last[id.(string)]
+		convArgs = append(convArgs, id, w.Kind, w.Msg.Seq, lastContent[w.Msg.Conv], w.Msg.TS)
+	}
+	if err := s.execRows(ctx, tx, upsertConvs, convArgs); err != nil {
+		return s.wrap("upsert conversations", err)
+	}
+	if err := s.execRows(ctx, tx, unhideConvs, convIDs); err != nil {
+		return s.wrap("unhide conversations", err)
 	}
 	// Participants join (if not members yet) from their message on: in a
 	// direct conversation it is unread, a group join event is not. Then the
 	// readers' positions move up to their messages (the upsert raises only
 	// active members: a former member's position stays at the leave).
-	type key struct{ user, conv string }
 	var joins []any
-	nJoins := 0
 	for _, w := range batch {
 		for _, uid := range w.Participants {
 			read := w.Msg.Seq - 1
@@ -296,17 +310,12 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write, id
 				read = w.Msg.Seq
 			}
 			joins = append(joins, uid, w.Msg.Conv, read, w.Msg.Seq-1)
-			nJoins++
 		}
 	}
-	for len(joins) > 0 {
-		n := min(nJoins, s.d.MaxParams/4)
-		if _, err := tx.ExecContext(ctx, s.d.InsertIgnore+` INTO conversation_members (user_id, conv_id, read_seq, min_seq) VALUES `+
-			placeholders(n, 4), joins[:4*n]...); err != nil {
-			return s.wrap("insert participants", err)
-		}
-		joins, nJoins = joins[4*n:], nJoins-n
+	if err := s.execRows(ctx, tx, insertParticipants, joins); err != nil {
+		return s.wrap("insert participants", err)
 	}
+	type key struct{ user, conv string }
 	reads := map[key]int64{}
 	var order []key
 	for _, w := range batch {
@@ -319,15 +328,12 @@ func (s *Store) commit(ctx context.Context, tx *sqlx.Tx, batch []store.Write, id
 		}
 		reads[k] = max(reads[k], w.Msg.Seq)
 	}
-	for _, part := range chunks(order, s.d.MaxParams/4) {
-		args := make([]any, 0, 4*len(part))
-		for _, k := range part {
-			args = append(args, k.user, k.conv, reads[k], reads[k]-1)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO conversation_members (user_id, conv_id, read_seq, min_seq) VALUES `+
-			placeholders(len(part), 4)+` `+s.d.UpsertReads, args...); err != nil {
-			return s.wrap("upsert read positions", err)
-		}
+	readArgs := make([]any, 0, 4*len(order))
+	for _, k := range order {
+		readArgs = append(readArgs, k.user, k.conv, reads[k], reads[k]-1)
+	}
+	if err := s.execRows(ctx, tx, upsertReads, readArgs); err != nil {
+		return s.wrap("upsert read positions", err)
 	}
 	return nil
 }
@@ -429,6 +435,9 @@ func (s *Store) Messages(ctx context.Context, conv string, q store.MsgQuery) ([]
 	if q.Desc {
 		order = "DESC"
 	}
-	return s.selectMessages(ctx, `SELECT `+msgCols+` FROM messages WHERE conv_id = ? AND seq > ? AND seq < ? ORDER BY seq `+order+` LIMIT ?`,
+	// A range of message_search's primary key, the conversation's order
+	// (schema 0009), and each message by id.
+	return s.selectMessages(ctx, `SELECT `+msgColsOf("m")+` FROM message_search s JOIN messages m ON m.id = s.msg_id
+		WHERE s.conv_id = ? AND s.seq > ? AND s.seq < ? ORDER BY s.seq `+order+` LIMIT ?`,
 		conv, q.After, before, q.Limit)
 }

@@ -11,10 +11,14 @@ import (
 )
 
 // Message search: the message_search table (schema 0006) holds one row per
-// searchable message, its text folded in Go (store.SearchText), keyed like
-// messages by (conv_id, seq). A search is a substring test (LIKE '%q%' on
-// the folded text) over the rows of the caller's conversations, within
-// their windows, newest first.
+// message, its text folded in Go (store.SearchText; '' when it is not
+// searchable), keyed like messages by (conv_id, seq). A search is a
+// substring test (LIKE '%q%' on the folded text) over the rows of the
+// caller's conversations, within their windows, newest first. Since schema
+// 0009 the table is also the conversations' order of messages: its primary
+// key is what makes (conv_id, seq) unique and what history pages by, and
+// messages has no index of its own on (conv_id, seq), so the group commit
+// writes one B-tree keyed by conversation, not two (BENCHMARKS.md).
 //
 // Why a scan and not an inverted index (BENCHMARKS.md, "Message search",
 // has the measurements): it finds every substring of every length the same
@@ -24,8 +28,8 @@ import (
 // narrow multi-row insert per batch, where an n-gram table of our own costs
 // a row per distinct n-gram of every message; and a frequent term is no
 // slower than a rare one (FTS5 had to gather every match before sorting).
-// Its cost is linear in the caller's visible searchable messages, about
-// 3.5 million rows/s on SQLite on the 2-core machine, measured.
+// Its cost is linear in the caller's visible messages, about 3.5 million
+// rows/s on SQLite on the 2-core machine, measured.
 
 // searchCols are message_search's columns, in insert order.
 const searchCols = `conv_id, seq, ts, msg_id, content`
@@ -48,49 +52,60 @@ type searchRow struct {
 func searchRowsOf(msgs []*store.Message) []searchRow {
 	var out []searchRow
 	for _, m := range msgs {
-		if m.Recalled {
-			continue
-		}
-		if text := store.SearchText(m.Type, m.Body); text != "" {
+		if text := searchText(m); text != "" {
 			out = append(out, searchRow{m, text})
 		}
 	}
 	return out
 }
 
-// searchRows returns the search rows of a batch's new messages (a recall
-// or edit record is not searchable, and store.SearchText leaves out its
-// type anyway).
-func searchRows(batch []store.Write) []searchRow {
-	msgs := make([]*store.Message, 0, len(batch))
-	for _, w := range batch {
-		if !isRecord(w) {
-			msgs = append(msgs, w.Msg)
-		}
+// searchText is the folded text by which m is found, "" when it is not
+// searchable (a recalled message has none; store.SearchText decides the
+// rest).
+func searchText(m *store.Message) string {
+	if m.Recalled {
+		return ""
 	}
-	return searchRowsOf(msgs)
+	return store.SearchText(m.Type, m.Body)
 }
 
-// insertSearch inserts rows, a multi-row statement per chunk of the
-// dialect's parameter limit. verb is "INSERT" or the dialect's
-// InsertIgnore.
-func insertSearch(ctx context.Context, ex sqlx.ExecerContext, d Dialect, verb string, rows []searchRow) error {
-	const per = 5
-	for _, part := range chunks(rows, d.MaxParams/per) {
-		args := make([]any, 0, per*len(part))
-		for _, r := range part {
-			args = append(args, r.m.Conv, r.m.Seq, r.m.TS, r.m.ID, r.text)
-		}
-		if _, err := ex.ExecContext(ctx, verb+` INTO message_search (`+searchCols+`) VALUES `+placeholders(len(part), per), args...); err != nil {
-			return err
+// searchRows returns the rows of a batch's messages, every one of them
+// (schema 0009), with ” as the text of those that are not searchable (a
+// recall or edit record is not, and store.SearchText leaves out its type
+// anyway).
+func searchRows(batch []store.Write) []searchRow {
+	out := make([]searchRow, len(batch))
+	for i, w := range batch {
+		out[i].m = w.Msg
+		if !isRecord(w) {
+			out[i].text = searchText(w.Msg)
 		}
 	}
-	return nil
+	return out
+}
+
+// insertSearchRows inserts search rows; backfillSearchRows too, but keeps
+// the rows already there.
+var (
+	insertSearchRows = &rowStmt{"index messages", 5, func(_ Dialect, n int) string {
+		return `INSERT INTO message_search (` + searchCols + `) VALUES ` + placeholders(n, 5)
+	}}
+	backfillSearchRows = &rowStmt{"index existing messages", 5, func(d Dialect, n int) string {
+		return d.InsertIgnore + ` INTO message_search (` + searchCols + `) VALUES ` + placeholders(n, 5)
+	}}
+)
+
+// searchArgs are the values of rows for insertSearchRows.
+func searchArgs(rows []searchRow) []any {
+	args := make([]any, 0, 5*len(rows))
+	for _, r := range rows {
+		args = append(args, r.m.Conv, r.m.Seq, r.m.TS, r.m.ID, r.text)
+	}
+	return args
 }
 
 // reindexChange follows a recall or edit applied in place (applyChange):
-// the changed message's row goes, and an edited one's comes back with its
-// new text.
+// the changed message's text becomes its new one, ” once recalled.
 func (s *Store) reindexChange(ctx context.Context, tx *sqlx.Tx, w store.Write) error {
 	id := w.Recall
 	if w.Edit != nil {
@@ -107,16 +122,16 @@ func (s *Store) reindexChange(ctx context.Context, tx *sqlx.Tx, w store.Write) e
 		return nil
 	}
 	m := rows[0].msg()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM message_search WHERE conv_id = ? AND seq = ?`, m.Conv, m.Seq); err != nil {
-		return s.wrap("reindex message", err)
-	}
-	return s.wrap("reindex message", insertSearch(ctx, tx, s.d, "INSERT", searchRowsOf([]*store.Message{m})))
+	_, err := tx.ExecContext(ctx, `UPDATE message_search SET content = ? WHERE conv_id = ? AND seq = ?`, searchText(m), m.Conv, m.Seq)
+	return s.wrap("reindex message", err)
 }
 
-// backfillSearch indexes the messages stored before schema 0006, a page of
-// them per statement (keyset by id); rows already there are kept.
+// backfillSearch indexes the searchable messages stored before schema
+// 0006, a page of them per statement (keyset by id); rows already there are
+// kept. (Schema 0009 gives the other messages their ” rows, in SQL.)
 func backfillSearch(ctx context.Context, db *sqlx.DB, d Dialect) error {
 	const page = 2000
+	st := New(db, d)
 	after := ""
 	for {
 		var rows []msgRow
@@ -127,7 +142,7 @@ func backfillSearch(ctx context.Context, db *sqlx.DB, d Dialect) error {
 		if len(rows) == 0 {
 			return nil
 		}
-		if err := insertSearch(ctx, db, d, d.InsertIgnore, searchRowsOf(messages(rows))); err != nil {
+		if err := st.execRows(ctx, nil, backfillSearchRows, searchArgs(searchRowsOf(messages(rows)))); err != nil {
 			return fmt.Errorf("index existing messages: %w", err)
 		}
 		after = rows[len(rows)-1].ID

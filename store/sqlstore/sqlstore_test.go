@@ -1,6 +1,7 @@
 package sqlstore_test
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"slices"
@@ -193,7 +194,7 @@ func TestSearchBackfill(t *testing.T) {
 		}
 		count := func() int {
 			var c int
-			if err := st.DB().GetContext(ctx, &c, `SELECT COUNT(*) FROM message_search`); err != nil {
+			if err := st.DB().GetContext(ctx, &c, `SELECT COUNT(*) FROM message_search WHERE content <> ''`); err != nil {
 				t.Fatal(err)
 			}
 			return c
@@ -204,7 +205,7 @@ func TestSearchBackfill(t *testing.T) {
 		}
 		// As if the messages predated 0006 (or the step was interrupted
 		// halfway: some rows there already).
-		for _, q := range []string{`DELETE FROM message_search WHERE seq > 1000`, `DELETE FROM schema_migrations WHERE version = 6`} {
+		for _, q := range []string{`DELETE FROM message_search WHERE seq > 1000 AND content <> ''`, `DELETE FROM schema_migrations WHERE version = 6`} {
 			if _, err := st.DB().ExecContext(ctx, q); err != nil {
 				t.Fatal(err)
 			}
@@ -220,6 +221,64 @@ func TestSearchBackfill(t *testing.T) {
 			if err != nil || len(ms) != wantN {
 				t.Errorf("search %q after the backfill: %d results, %v; want %d", q, len(ms), err, wantN)
 			}
+		}
+	})
+}
+
+// Migration 0009 gives every message stored before it (not only the
+// searchable ones) its message_search row, whose key then orders history
+// and keeps (conv_id, seq) unique in place of messages_conv_seq; it may run
+// again.
+func TestConversationOrderMigration(t *testing.T) {
+	testutil.EachBackend(t, func(t *testing.T, backend string) {
+		st := testutil.OpenStore(t, backend)
+		ctx := t.Context()
+		conv := "d:alice:bob"
+		types := []string{"text", "image", "custom", "text", "file"}
+		var batch []store.Write
+		for i := 1; i <= 20; i++ {
+			m := &store.Message{ID: fmt.Sprintf("m%02d", i), Conv: conv, Seq: int64(i), From: "alice", To: "bob",
+				Type: types[i%len(types)], Body: store.JSON(`{"text":"hallo","url":"u","name":"n"}`), TS: int64(i)}
+			w := store.Write{Msg: m, Kind: store.KindDirect, Reader: "alice"}
+			if i == 1 {
+				w.Participants = []string{"alice", "bob"}
+			}
+			batch = append(batch, w)
+		}
+		if err := st.Commit(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		// As the table was before 0009: rows for searchable messages only,
+		// and the index on messages.
+		restore := []string{`DELETE FROM message_search WHERE content = ''`, `DELETE FROM schema_migrations WHERE version = 9`,
+			`CREATE UNIQUE INDEX messages_conv_seq ON messages (conv_id, seq)`}
+		for _, q := range restore {
+			if _, err := st.DB().ExecContext(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 2 { // and once more, as after an interruption
+			if a, err := st.Migrate(ctx); err != nil || a != 1 {
+				t.Fatalf("Migrate = (%d, %v), want (1, nil)", a, err)
+			}
+			ms, err := st.Messages(ctx, conv, store.MsgQuery{Limit: 100})
+			if err != nil || len(ms) != 20 {
+				t.Fatalf("history after 0009: %d messages, %v; want 20", len(ms), err)
+			}
+			for i, m := range ms {
+				if m.Seq != int64(i+1) {
+					t.Fatalf("history[%d] has seq %d", i, m.Seq)
+				}
+			}
+			if _, err := st.DB().ExecContext(ctx, `DELETE FROM schema_migrations WHERE version = 9`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The seq of a stored message, even one that is not searchable, is
+		// taken.
+		m := &store.Message{ID: "dup", Conv: conv, Seq: 2, From: "bob", To: "alice", Type: "image", Body: store.JSON(`{"url":"u"}`), TS: 99}
+		if err := st.Commit(ctx, []store.Write{{Msg: m, Kind: store.KindDirect}}); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("Commit of a taken seq = %v, want ErrConflict", err)
 		}
 	})
 }

@@ -17,8 +17,9 @@ import (
 // store.ErrNotFound and store.ErrConflict where the contract names them, and
 // say their operation.
 type Store struct {
-	db *sqlx.DB
-	d  Dialect
+	db    *sqlx.DB
+	d     Dialect
+	stmts stmts // the group commit's prepared statements
 }
 
 var _ store.Store = (*Store)(nil)
@@ -62,7 +63,10 @@ func (s *Store) Ping(ctx context.Context) error { return s.wrap("ping", s.db.Pin
 
 // Close releases the connection pool (store.Store); the store is unusable
 // afterwards.
-func (s *Store) Close() error { return s.wrap("close", s.db.Close()) }
+func (s *Store) Close() error {
+	s.stmts.close()
+	return s.wrap("close", s.db.Close())
+}
 
 func now() int64 { return time.Now().UnixMilli() }
 
