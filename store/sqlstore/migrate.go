@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -14,9 +15,18 @@ import (
 	"github.com/mqim/mqim/schema"
 )
 
+// ErrSchemaNewer is returned by Migrate when the database records a
+// migration this binary does not have: a newer mqim upgraded it, and an
+// older one must not write to it (after migration 0009, for example, an
+// older node's messages would be missing from history and nothing would
+// keep their seqs unique).
+var ErrSchemaNewer = errors.New("the database schema is newer than this mqim")
+
 // Migrate applies the dialect's migrations that the database has not seen
 // yet, in order, and records each in schema_migrations. It is safe to run
-// again: an up-to-date database is left as it is and 0 is returned.
+// again: an up-to-date database is left as it is and 0 is returned. A
+// database that has a migration this binary does not know is left
+// untouched and refused with ErrSchemaNewer.
 func Migrate(ctx context.Context, db *sqlx.DB, d Dialect) (applied int, err error) {
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version BIGINT NOT NULL PRIMARY KEY,
@@ -37,13 +47,23 @@ func Migrate(ctx context.Context, db *sqlx.DB, d Dialect) (applied int, err erro
 		return 0, fmt.Errorf("migrate: %w", err)
 	}
 	sort.Strings(files)
-	for _, f := range files {
-		name := strings.TrimPrefix(f, d.Name+"/")
-		num, _, _ := strings.Cut(name, "_")
+	versions := make([]int64, len(files))
+	known := map[int64]bool{}
+	for i, f := range files {
+		num, _, _ := strings.Cut(strings.TrimPrefix(f, d.Name+"/"), "_")
 		v, err := strconv.ParseInt(num, 10, 64)
 		if err != nil {
-			return applied, fmt.Errorf("migrate: %s: file name must start with a number", f)
+			return 0, fmt.Errorf("migrate: %s: file name must start with a number", f)
 		}
+		versions[i], known[v] = v, true
+	}
+	for _, v := range done {
+		if !known[v] {
+			return 0, fmt.Errorf("migrate: the database has migration %d: %w; run that version (or newer)", v, ErrSchemaNewer)
+		}
+	}
+	for i, f := range files {
+		name, v := strings.TrimPrefix(f, d.Name+"/"), versions[i]
 		if seen[v] {
 			continue
 		}

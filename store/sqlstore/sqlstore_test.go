@@ -73,6 +73,27 @@ func TestMigrate(t *testing.T) {
 			}
 			wantRecorded(t, st, want)
 		})
+		// A database a newer mqim migrated is refused, untouched: an
+		// older binary must not write to a schema it does not know.
+		t.Run("NewerSchemaRefused", func(t *testing.T) {
+			st := testutil.OpenStore(t, backend)
+			ctx := t.Context()
+			want := wantMigrations(t, st)
+			if _, err := st.DB().ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future.sql', 1)`); err != nil {
+				t.Fatal(err)
+			}
+			n, err := st.Migrate(ctx)
+			if !errors.Is(err, sqlstore.ErrSchemaNewer) || n != 0 {
+				t.Fatalf("Migrate on a newer schema = (%d, %v), want (0, ErrSchemaNewer)", n, err)
+			}
+			if !strings.Contains(err.Error(), "9999") {
+				t.Errorf("error %q does not name the unknown migration", err)
+			}
+			var rows int
+			if err := st.DB().GetContext(ctx, &rows, `SELECT COUNT(*) FROM schema_migrations`); err != nil || rows != len(want)+1 {
+				t.Errorf("schema_migrations rows = %d, %v; want %d (untouched)", rows, err, len(want)+1)
+			}
+		})
 		// Migrations use IF NOT EXISTS so that one interrupted halfway
 		// (MySQL DDL is not transactional) completes when run again:
 		// replaying all of them over an existing schema must work and keep
