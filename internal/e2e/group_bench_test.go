@@ -1,0 +1,157 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqim/mqim/internal/config"
+	"github.com/mqim/mqim/internal/testutil"
+)
+
+// BenchmarkGroupFanout measures group delivery in-process (SQLite): one
+// group of 500 members, each with one raw MQTT 3.1.1 device that
+// acknowledges every event, and 5 of them sending QoS 1 messages, each as
+// soon as its last one was acknowledged; b.N messages in all. It reports
+// deliveries per second (each message reaches all 500 devices, the
+// senders' own included) until the last delivery arrived.
+//
+//	go test -run '^$' -bench BenchmarkGroupFanout -benchtime 2000x ./internal/e2e/
+func BenchmarkGroupFanout(b *testing.B) {
+	const members, senders = 500, 5
+	srv := testutil.StartServer(b, "sqlite", func(c *config.Config) { c.MQTT.MaxWritesPending = 1024 })
+	uids := make([]string, members)
+	toks := make([]string, members)
+	for i := range uids {
+		uids[i] = fmt.Sprintf("m%03d", i)
+		toks[i] = srv.User(b, uids[i])
+	}
+	srv.MustAPI(b, 201, "POST", "/v1/groups", testutil.ServiceKey,
+		map[string]any{"id": "big", "name": "Big", "owner": uids[0], "members": uids[1:]}, nil)
+	var got atomic.Int64
+	want := int64(b.N) * members
+	done := make(chan struct{})
+	var closeOnce sync.Once
+	for i, uid := range uids {
+		c, err := dialMember(srv.MQTTAddr, uid+"/r", uid, toks[i])
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.Close() })
+		go readAcking(c, func() {
+			if got.Add(1) == want {
+				closeOnce.Do(func() { close(done) })
+			}
+		})
+	}
+	testutil.Eventually(b, time.Minute, func() error {
+		for _, uid := range uids {
+			if !srv.Broker.Settled(uid + "/r") {
+				return fmt.Errorf("%s not set up", uid)
+			}
+		}
+		return nil
+	})
+	clients := make([]*testutil.Client, senders)
+	for i := range clients {
+		clients[i] = srv.Connect(b, uids[i], "s", toks[i])
+	}
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, senders)
+	for s, cl := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := s; j < b.N; j += senders {
+				p := fmt.Sprintf(`{"cid":"c%d","type":"text","body":{"text":"a group message of a typical length, number %d"}}`, j, j)
+				if err := cl.Publish("im/g/big", 1, p); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		b.Fatalf("%d of %d deliveries", got.Load(), want)
+	}
+	el := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(want)/el.Seconds(), "deliveries/s")
+}
+
+// dialMember connects a raw MQTT 3.1.1 device (clean session, no
+// keepalive) and reads its CONNACK.
+func dialMember(addr, clientID, user, pass string) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, ClientIdentifier: clientID,
+			UsernameFlag: true, Username: []byte(user), PasswordFlag: true, Password: []byte(pass)}}
+	var buf bytes.Buffer
+	if err := pk.ConnectEncode(&buf); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if _, err := c.Write(buf.Bytes()); err != nil {
+		c.Close()
+		return nil, err
+	}
+	ack := make([]byte, 4)
+	if _, err := io.ReadFull(c, ack); err != nil || ack[0] != 0x20 || ack[3] != 0 {
+		c.Close()
+		return nil, fmt.Errorf("CONNACK % x: %v", ack, err)
+	}
+	return c, nil
+}
+
+// readAcking reads packets until the connection ends, acknowledges every
+// QoS 1 PUBLISH and calls got for each PUBLISH.
+func readAcking(c net.Conn, got func()) {
+	r := bufio.NewReader(c)
+	for {
+		h, err := r.ReadByte()
+		if err != nil {
+			return
+		}
+		n, err := binary.ReadUvarint(r) // MQTT's variable byte integer is this encoding
+		if err != nil {
+			return
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r, body); err != nil {
+			return
+		}
+		if h>>4 != packets.Publish {
+			continue
+		}
+		if (h>>1)&3 > 0 && len(body) >= 2 {
+			tl := int(binary.BigEndian.Uint16(body))
+			if len(body) >= 2+tl+2 {
+				if _, err := c.Write([]byte{packets.Puback << 4, 2, body[2+tl], body[3+tl]}); err != nil {
+					return
+				}
+			}
+		}
+		got()
+	}
+}
