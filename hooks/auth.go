@@ -189,8 +189,8 @@ func (h *Auth) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if !t.IsGroup() {
 		return t.ID == uid && h.o.Broker.Deliverable(cl.ID)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	ctx := &lazyTimeout{d: 5 * time.Second}
+	defer ctx.stop()
 	ok, err := h.o.Members.IsMember(ctx, t.ID, uid)
 	if err != nil {
 		h.Log.Warn("acl: membership lookup failed", "user_id", uid, "group", t.ID, "error", err)
