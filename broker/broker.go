@@ -28,6 +28,8 @@ type Broker struct {
 	srv *mqtt.Server
 	log *slog.Logger
 	reg *sessions
+	// replier publishes replies that carry correlation data (Reply).
+	replier *mqtt.Client
 	// gates hold live events back from sessions being replayed to; ps
 	// serves persistent sessions from the store (nil until Persist).
 	gates *gates
@@ -89,6 +91,7 @@ func New(cfg config.MQTT, log *slog.Logger) (*Broker, error) {
 		ClientNetReadBufferSize:  1024,
 	})
 	b.reg = newSessions(b.srv, cfg.MaxSessionQueueBytes)
+	b.replier = newReplier(b.srv)
 	for _, h := range []mqtt.Hook{b.reg, &protocolHook{maxPacket: cfg.MaxPacketSize}} {
 		if err := b.srv.AddHook(h, nil); err != nil {
 			return nil, fmt.Errorf("broker: %w", err)
