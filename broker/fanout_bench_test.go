@@ -1,8 +1,7 @@
-package e2e
+package broker_test
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -29,7 +28,7 @@ import (
 // the same in every run, and the figure does not depend on what else the
 // machine runs, unlike the rate).
 //
-//	go test -run '^$' -bench BenchmarkGroupFanout -benchtime 2000x ./internal/e2e/
+//	go test -run '^$' -bench BenchmarkGroupFanout -benchtime 2000x ./broker/
 func BenchmarkGroupFanout(b *testing.B) {
 	const members, senders = 500, 5
 	srv := testutil.StartServer(b, "sqlite", func(c *config.Config) { c.MQTT.MaxWritesPending = 1024 })
@@ -46,7 +45,7 @@ func BenchmarkGroupFanout(b *testing.B) {
 	done := make(chan struct{})
 	var closeOnce sync.Once
 	for i, uid := range uids {
-		c, err := dialMember(srv.MQTTAddr, uid+"/r", uid, toks[i])
+		c, err := idleConnect(srv.MQTTAddr, uid+"/r", uid, toks[i])
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -109,33 +108,6 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// dialMember connects a raw MQTT 3.1.1 device (clean session, no
-// keepalive) and reads its CONNACK.
-func dialMember(addr, clientID, user, pass string) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
-		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, ClientIdentifier: clientID,
-			UsernameFlag: true, Username: []byte(user), PasswordFlag: true, Password: []byte(pass)}}
-	var buf bytes.Buffer
-	if err := pk.ConnectEncode(&buf); err != nil {
-		c.Close()
-		return nil, err
-	}
-	if _, err := c.Write(buf.Bytes()); err != nil {
-		c.Close()
-		return nil, err
-	}
-	ack := make([]byte, 4)
-	if _, err := io.ReadFull(c, ack); err != nil || ack[0] != 0x20 || ack[3] != 0 {
-		c.Close()
-		return nil, fmt.Errorf("CONNACK % x: %v", ack, err)
-	}
-	return c, nil
 }
 
 // readAcking reads packets until the connection ends, acknowledges every
