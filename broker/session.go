@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"errors"
 	"sort"
 	"strings"
@@ -71,9 +70,15 @@ func newSessions(srv *mqtt.Server, maxQueue int64) *sessions {
 
 func (h *sessions) ID() string { return "mqim-sessions-registry" }
 
+// Provides implements mqtt.Hook. Mochi asks it of every hook at every
+// dispatch, several times per delivered event: a switch, not a search.
 func (h *sessions) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnClientExpired,
-		mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped}, []byte{b})
+	switch b {
+	case mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnClientExpired,
+		mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped:
+		return true
+	}
+	return false
 }
 
 // OnSessionEstablished indexes the session (after CONNACK: Mochi has no
