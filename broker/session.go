@@ -341,7 +341,8 @@ func (h *sessions) stopDeadline(cl *mqtt.Client) {
 // event held for it (sent and not acknowledged, or waiting while
 // offline), by packet id, and their sum. A session keeps its entry until
 // it ends (forget), so that no update is ever made to an entry being
-// removed from the map.
+// removed from the map. (An event racing a session's end may make a new
+// entry for its client id: the next end of that client id removes it.)
 type queue struct {
 	mu    sync.Mutex
 	sizes map[uint16]int64
