@@ -25,7 +25,7 @@ import (
 // TestIdleConnectionMemory measures what one idle authenticated connection
 // costs a real mqim server (SQLite): MQIM_BENCH_CONNS raw MQTT 3.1.1
 // clients (keepalive 0, clean session) connect over loopback as 32 devices
-// per user, every session is set up (inbox, reply topic), and the server's
+// per user (MQIM_BENCH_DEVICES_PER_USER), every session is set up (inbox, reply topic), and the server's
 // memory growth is reported per connection: heap in use, goroutine stacks,
 // and the process RSS. It is a measurement, not a test: skipped unless
 // MQIM_BENCH_CONNS is set. The clients are raw sockets in the same process
@@ -39,7 +39,10 @@ func TestIdleConnectionMemory(t *testing.T) {
 	if n <= 0 {
 		t.Skip("a measurement: set MQIM_BENCH_CONNS to the number of connections")
 	}
-	const perUser = 32
+	perUser := 32
+	if v, _ := strconv.Atoi(os.Getenv("MQIM_BENCH_DEVICES_PER_USER")); v > 0 {
+		perUser = v
+	}
 	srv := testutil.StartServer(t, "sqlite", func(c *config.Config) { c.MQTT.MaxDevicesPerUser = perUser })
 	signer, err := token.NewSigner([]byte(testutil.TestJWTSecret))
 	if err != nil {
