@@ -28,6 +28,8 @@ type Broker struct {
 	srv *mqtt.Server
 	log *slog.Logger
 	reg *sessions
+	// replier publishes replies that carry correlation data (Reply).
+	replier *mqtt.Client
 	// gates hold live events back from sessions being replayed to; ps
 	// serves persistent sessions from the store (nil until Persist).
 	gates *gates
@@ -55,6 +57,9 @@ func New(cfg config.MQTT, log *slog.Logger) (*Broker, error) {
 	// A PUBACK is a bare success or a refusal, never an echo of the
 	// publisher's properties.
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true
+	// The outbound queue is a channel allocated at its full capacity for
+	// every connection (8 bytes a slot): mqtt.max_writes_pending is the
+	// largest per-connection cost mqim can choose (see its default).
 	caps.MaximumClientWritesPending = int32(cfg.MaxWritesPending)
 	caps.MaximumInflight = cfg.MaxInflight
 	caps.ReceiveMaximum = cfg.ReceiveMaximum
@@ -69,14 +74,24 @@ func New(cfg config.MQTT, log *slog.Logger) (*Broker, error) {
 	// plain-broker topics.
 	b := &Broker{log: log, gates: newGates(), maxDevices: cfg.MaxDevicesPerUser, maxSessions: cfg.MaxSessionsPerUser}
 	b.srv = mqtt.New(&mqtt.Options{
-		InlineClient:             true,
-		Capabilities:             caps,
-		Logger:                   slog.New(mochiHandler{log.Handler()}),
-		SysTopicResendInterval:   int64(cfg.SysTopicInterval / time.Second),
+		InlineClient:           true,
+		Capabilities:           caps,
+		Logger:                 slog.New(mochiHandler{log.Handler()}),
+		SysTopicResendInterval: int64(cfg.SysTopicInterval / time.Second),
+		// Memory per connection (docs/operations.md, "Memory per
+		// connection"): the read buffer is allocated for every connection,
+		// idle or not, for its lifetime; 1 KiB holds any usual chat packet
+		// whole, and a bigger one (up to mqtt.max_packet_size) costs no
+		// more than a few reads: Mochi reads a packet's body with
+		// io.ReadFull, which bypasses the buffer once it is empty. The
+		// write "buffer" is only a threshold: Mochi allocates it when writes
+		// queue up behind one another and frees it at each flush, so a
+		// larger one costs idle connections nothing and batches busy ones.
 		ClientNetWriteBufferSize: 4096,
-		ClientNetReadBufferSize:  4096,
+		ClientNetReadBufferSize:  1024,
 	})
 	b.reg = newSessions(b.srv, cfg.MaxSessionQueueBytes)
+	b.replier = newReplier(b.srv)
 	for _, h := range []mqtt.Hook{b.reg, &protocolHook{maxPacket: cfg.MaxPacketSize}} {
 		if err := b.srv.AddHook(h, nil); err != nil {
 			return nil, fmt.Errorf("broker: %w", err)

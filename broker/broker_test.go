@@ -594,3 +594,18 @@ func TestCloseDisconnectsClients(t *testing.T) {
 		}
 	}
 }
+
+// TestLargePayloadPassesReadBuffer: a publish far larger than the
+// connection's read buffer (1 KiB), up to chat.max_payload, is read whole and
+// delivered.
+func TestLargePayloadPassesReadBuffer(t *testing.T) {
+	srv := testutil.StartServer(t, "sqlite")
+	alice, bob := srv.User(t, "alice"), srv.User(t, "bob")
+	a, b := srv.Connect(t, "alice", "a", alice), srv.Connect(t, "bob", "b", bob)
+	blob := strings.Repeat("x", 63<<10)
+	a.MustPublish(t, "im/u/bob", 1, `{"cid":"big","type":"custom","body":{"blob":"`+blob+`"}}`)
+	ev := b.Await(t, wait, map[string]any{"kind": "msg", "cid": "big"})
+	if got := ev["body"].(map[string]any)["blob"]; got != blob {
+		t.Fatalf("blob of %d bytes delivered as %v bytes", len(blob), len(fmt.Sprint(got)))
+	}
+}

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -95,8 +94,12 @@ type connectState struct {
 func (p *persist) ID() string { return "mqim-persistent-sessions" }
 
 func (p *persist) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.StoredClients, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished,
-		mqtt.OnDisconnect, mqtt.OnClientExpired, mqtt.OnStopped, mqtt.OnPublishDropped}, []byte{b})
+	switch b {
+	case mqtt.StoredClients, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
+		mqtt.OnClientExpired, mqtt.OnStopped, mqtt.OnPublishDropped:
+		return true
+	}
+	return false
 }
 
 // OnPublishDropped implements mqtt.Hook: an event a connected session's

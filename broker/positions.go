@@ -442,7 +442,11 @@ type positionsHook struct {
 func (h *positionsHook) ID() string { return "mqim-session-positions" }
 
 func (h *positionsHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped}, []byte{b})
+	switch b {
+	case mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped:
+		return true
+	}
+	return false
 }
 
 func (h *positionsHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) {

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"errors"
 	"sort"
 	"strings"
@@ -47,12 +46,14 @@ type sessions struct {
 	// offline; called under mu, so it must not block.
 	onPresence func(user, device string, online bool)
 
-	// qmu guards the queue accounting: per client id, the payload bytes of
-	// each QoS>0 event held for it (sent and not acknowledged, or waiting
-	// while offline), by packet id, and their sum.
-	qmu    sync.Mutex
-	queued map[string]map[uint16]int64
-	qbytes map[string]int64
+	// queues holds the queue accounting of each session (client id) that
+	// has been sent a QoS>0 event; qmu guards the map only. It runs for
+	// every event delivered and every acknowledgement, from the fan-out and
+	// from every client's read goroutine at once, so each session has its
+	// own lock (a single one was the most contended lock of a group
+	// fan-out) and its total is read without one.
+	qmu    sync.RWMutex
+	queues map[string]*queue
 
 	// tmu guards the token deadlines: when each connection's token expires
 	// (set at CONNECT), and the timer that ends it then.
@@ -63,15 +64,21 @@ type sessions struct {
 
 func newSessions(srv *mqtt.Server, maxQueue int64) *sessions {
 	return &sessions{srv: srv, maxQueue: maxQueue, byUser: map[string]map[string]struct{}{}, lastSeen: map[string]int64{},
-		settled: map[string]*mqtt.Client{}, live: map[string]*mqtt.Client{}, queued: map[string]map[uint16]int64{}, qbytes: map[string]int64{},
+		settled: map[string]*mqtt.Client{}, live: map[string]*mqtt.Client{}, queues: map[string]*queue{},
 		deadlines: map[*mqtt.Client]time.Time{}, timers: map[*mqtt.Client]*time.Timer{}}
 }
 
 func (h *sessions) ID() string { return "mqim-sessions-registry" }
 
+// Provides implements mqtt.Hook. Mochi asks it of every hook at every
+// dispatch, several times per delivered event: a switch, not a search.
 func (h *sessions) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnClientExpired,
-		mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped}, []byte{b})
+	switch b {
+	case mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnClientExpired,
+		mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped:
+		return true
+	}
+	return false
 }
 
 // OnSessionEstablished indexes the session (after CONNACK: Mochi has no
@@ -144,12 +151,15 @@ func (h *sessions) forget(cl *mqtt.Client) {
 	uid := string(cl.Properties.Username)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	set := h.byUser[uid]
-	if set == nil {
-		return
-	}
 	// A newer connection with the same client id may own the session now.
 	if cur, ok := h.srv.Clients.Get(cl.ID); ok && cur != cl {
+		return
+	}
+	h.qmu.Lock()
+	delete(h.queues, cl.ID)
+	h.qmu.Unlock()
+	set := h.byUser[uid]
+	if set == nil {
 		return
 	}
 	delete(set, cl.ID)
@@ -327,6 +337,36 @@ func (h *sessions) stopDeadline(cl *mqtt.Client) {
 
 // ---- queued bytes (the per-session cap)
 
+// queue is one session's accounting: the payload bytes of each QoS>0
+// event held for it (sent and not acknowledged, or waiting while
+// offline), by packet id, and their sum. A session keeps its entry until
+// it ends (forget), so that no update is ever made to an entry being
+// removed from the map. (An event racing a session's end may make a new
+// entry for its client id: the next end of that client id removes it.)
+type queue struct {
+	mu    sync.Mutex
+	sizes map[uint16]int64
+	bytes atomic.Int64
+}
+
+// queueOf returns a session's accounting, made when create is set (else
+// nil if there is none).
+func (h *sessions) queueOf(clientID string, create bool) *queue {
+	h.qmu.RLock()
+	q := h.queues[clientID]
+	h.qmu.RUnlock()
+	if q != nil || !create {
+		return q
+	}
+	h.qmu.Lock()
+	defer h.qmu.Unlock()
+	if q = h.queues[clientID]; q == nil {
+		q = &queue{sizes: map[uint16]int64{}}
+		h.queues[clientID] = q
+	}
+	return q
+}
+
 // OnQosPublish records an event held for a session until acknowledged
 // (called again, with the same packet id, when it is resent).
 func (h *sessions) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) {
@@ -334,15 +374,11 @@ func (h *sessions) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ i
 		return
 	}
 	size := int64(len(pk.Payload) + len(pk.TopicName))
-	h.qmu.Lock()
-	defer h.qmu.Unlock()
-	m := h.queued[cl.ID]
-	if m == nil {
-		m = map[uint16]int64{}
-		h.queued[cl.ID] = m
-	}
-	h.qbytes[cl.ID] += size - m[pk.PacketID]
-	m[pk.PacketID] = size
+	q := h.queueOf(cl.ID, true)
+	q.mu.Lock()
+	q.bytes.Add(size - q.sizes[pk.PacketID])
+	q.sizes[pk.PacketID] = size
+	q.mu.Unlock()
 }
 
 // OnQosComplete implements mqtt.Hook: an acknowledged event leaves the queue.
@@ -352,19 +388,16 @@ func (h *sessions) OnQosComplete(cl *mqtt.Client, pk packets.Packet) { h.dequeue
 func (h *sessions) OnQosDropped(cl *mqtt.Client, pk packets.Packet) { h.dequeue(cl, pk.PacketID) }
 
 func (h *sessions) dequeue(cl *mqtt.Client, id uint16) {
-	h.qmu.Lock()
-	defer h.qmu.Unlock()
-	m := h.queued[cl.ID]
-	size, ok := m[id]
-	if !ok {
+	q := h.queueOf(cl.ID, false)
+	if q == nil {
 		return
 	}
-	delete(m, id)
-	h.qbytes[cl.ID] -= size
-	if len(m) == 0 {
-		delete(h.queued, cl.ID)
-		delete(h.qbytes, cl.ID)
+	q.mu.Lock()
+	if size, ok := q.sizes[id]; ok {
+		delete(q.sizes, id)
+		q.bytes.Add(-size)
 	}
+	q.mu.Unlock()
 }
 
 // queueFull tells whether a session holds its cap of queued bytes; such a
@@ -372,9 +405,7 @@ func (h *sessions) dequeue(cl *mqtt.Client, id uint16) {
 // the device catches up), so no session holds more than its cap, however
 // slow or absent its device. It counts each event so skipped.
 func (h *sessions) queueFull(clientID string) bool {
-	h.qmu.Lock()
-	full := h.qbytes[clientID] >= h.maxQueue
-	h.qmu.Unlock()
+	full := h.queuedBytes(clientID) >= h.maxQueue
 	if full {
 		h.overflowed.Add(1)
 	}
@@ -383,7 +414,8 @@ func (h *sessions) queueFull(clientID string) bool {
 
 // queuedBytes is what one session holds queued.
 func (h *sessions) queuedBytes(clientID string) int64 {
-	h.qmu.Lock()
-	defer h.qmu.Unlock()
-	return h.qbytes[clientID]
+	if q := h.queueOf(clientID, false); q != nil {
+		return q.bytes.Load()
+	}
+	return 0
 }

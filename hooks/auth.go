@@ -89,6 +89,10 @@ type connectRefusal struct {
 func (h *Auth) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	r, uid := h.check(cl, pk)
 	if r == nil {
+		// Mochi keeps the user name as a slice of the whole CONNECT packet,
+		// token included, for the connection's lifetime: a copy of its own
+		// lets the packet go (a few hundred bytes per connection).
+		cl.Properties.Username = []byte(uid)
 		h.admitted.Store(cl, struct{}{})
 		return nil
 	}
@@ -189,8 +193,8 @@ func (h *Auth) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if !t.IsGroup() {
 		return t.ID == uid && h.o.Broker.Deliverable(cl.ID)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	ctx := &lazyTimeout{d: 5 * time.Second}
+	defer ctx.stop()
 	ok, err := h.o.Members.IsMember(ctx, t.ID, uid)
 	if err != nil {
 		h.Log.Warn("acl: membership lookup failed", "user_id", uid, "group", t.ID, "error", err)

@@ -2,7 +2,10 @@ package hooks
 
 import (
 	"bytes"
+	"context"
 	"strconv"
+	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 )
@@ -38,4 +41,48 @@ func clip(s string) string {
 		return s
 	}
 	return s[:max] + "…(" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// lazyTimeout is a context.Context that times out d after it is first
+// asked for its deadline, Done channel or error, and costs no timer
+// before: a lookup answered from a cache never asks. The read ACL runs
+// once per recipient of every delivered event, where a timer per check
+// was most of the check's cost. Call stop when done.
+type lazyTimeout struct {
+	d      time.Duration
+	once   sync.Once
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// stoppedCtx is what a lazyTimeout is once stopped: done.
+var stoppedCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+func (l *lazyTimeout) get() context.Context {
+	l.once.Do(func() { l.ctx, l.cancel = context.WithTimeout(context.Background(), l.d) })
+	return l.ctx
+}
+
+// Deadline implements context.Context.
+func (l *lazyTimeout) Deadline() (time.Time, bool) { return l.get().Deadline() }
+
+// Done implements context.Context.
+func (l *lazyTimeout) Done() <-chan struct{} { return l.get().Done() }
+
+// Err implements context.Context.
+func (l *lazyTimeout) Err() error { return l.get().Err() }
+
+// Value implements context.Context: it carries no values.
+func (l *lazyTimeout) Value(any) any { return nil }
+
+// stop releases the timer, if one was started; the context is done after.
+func (l *lazyTimeout) stop() {
+	l.once.Do(func() { l.ctx = stoppedCtx })
+	if l.cancel != nil {
+		l.cancel()
+	}
 }

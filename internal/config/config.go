@@ -241,7 +241,7 @@ func Default() Config {
 			WSAddr:           ":8083",
 			ConnectTimeout:   10 * time.Second,
 			MaxPacketSize:    256 << 10,
-			MaxWritesPending: 1024,
+			MaxWritesPending: 256,
 			MaxInflight:      8192,
 			ReceiveMaximum:   1024,
 			MaxSessionExpiry: 7 * 24 * time.Hour,
