@@ -276,8 +276,15 @@ func (p *persist) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 }
 
 // OnClientExpired implements mqtt.Hook: an expired session is deleted
-// with its positions.
+// with its positions. Mochi drops the client from its map only after this
+// hook returns, so a reconnect in between would still inherit the expired
+// session although the store has none: the client is dropped here first
+// (unless a new connection already replaced it), so that once the stored
+// session is gone no reconnect finds the old one.
 func (p *persist) OnClientExpired(cl *mqtt.Client) {
+	if cur, ok := p.b.srv.Clients.Get(cl.ID); ok && cur == cl {
+		p.b.srv.Clients.Delete(cl.ID)
+	}
 	p.pos.reset(cl.ID)
 	ctx, cancel := ctx5()
 	defer cancel()
