@@ -1,9 +1,8 @@
 package broker_test
 
 import (
-	"bytes"
+	"context"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"runtime"
@@ -15,8 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mochi-mqtt/server/v2/packets"
-
+	"github.com/mqim/mqim/internal/bench"
 	"github.com/mqim/mqim/internal/config"
 	"github.com/mqim/mqim/internal/testutil"
 	"github.com/mqim/mqim/internal/token"
@@ -71,7 +69,7 @@ func TestIdleConnectionMemory(t *testing.T) {
 			for i := w; i < n; i += dialers {
 				uid := fmt.Sprintf("u%05d", i/perUser)
 				ids[i] = fmt.Sprintf("%s/d%d", uid, i%perUser)
-				c, err := idleConnect(srv.MQTTAddr, ids[i], uid, tokens[i/perUser])
+				c, err := bench.RawConnect(context.Background(), srv.MQTTAddr, nil, ids[i], uid, tokens[i/perUser])
 				if err != nil {
 					errs <- fmt.Errorf("connection %d: %w", i, err)
 					return
@@ -152,37 +150,4 @@ func vmRSS() uint64 {
 		}
 	}
 	return 0
-}
-
-// idleConnect opens an MQTT 3.1.1 connection with keepalive 0 and reads
-// its CONNACK, which must accept it.
-func idleConnect(addr, clientID, user, pass string) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
-		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, ClientIdentifier: clientID,
-			UsernameFlag: true, Username: []byte(user), PasswordFlag: true, Password: []byte(pass)}}
-	var buf bytes.Buffer
-	if err := pk.ConnectEncode(&buf); err != nil {
-		c.Close()
-		return nil, err
-	}
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := c.Write(buf.Bytes()); err != nil {
-		c.Close()
-		return nil, err
-	}
-	ack := make([]byte, 4)
-	if _, err := io.ReadFull(c, ack); err != nil {
-		c.Close()
-		return nil, err
-	}
-	if ack[0] != 0x20 || ack[3] != 0 {
-		c.Close()
-		return nil, fmt.Errorf("CONNACK % x", ack)
-	}
-	_ = c.SetDeadline(time.Time{})
-	return c, nil
 }

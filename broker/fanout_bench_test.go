@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/mqim/mqim/internal/bench"
 	"github.com/mqim/mqim/internal/config"
 	"github.com/mqim/mqim/internal/testutil"
 )
@@ -45,7 +47,7 @@ func BenchmarkGroupFanout(b *testing.B) {
 	done := make(chan struct{})
 	var closeOnce sync.Once
 	for i, uid := range uids {
-		c, err := idleConnect(srv.MQTTAddr, uid+"/r", uid, toks[i])
+		c, err := bench.RawConnect(context.Background(), srv.MQTTAddr, nil, uid+"/r", uid, toks[i])
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -327,6 +327,11 @@ func (b *Broker) overflow(clientID string) {
 func (h *sessions) index(uid, clientID string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.indexLocked(uid, clientID)
+}
+
+// indexLocked adds clientID to uid's sessions. Callers hold mu.
+func (h *sessions) indexLocked(uid, clientID string) {
 	set := h.byUser[uid]
 	if set == nil {
 		set = map[string]struct{}{}

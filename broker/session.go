@@ -93,12 +93,7 @@ func (h *sessions) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	uid := string(cl.Properties.Username)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	set := h.byUser[uid]
-	if set == nil {
-		set = map[string]struct{}{}
-		h.byUser[uid] = set
-	}
-	set[cl.ID] = struct{}{}
+	h.indexLocked(uid, cl.ID)
 	h.lastSeen[uid] = time.Now().UnixMilli()
 	h.startDeadline(cl)
 	// A takeover replaces the live connection: the device stays online.

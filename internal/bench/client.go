@@ -436,10 +436,12 @@ func latencies(rs []*receiver) []time.Duration {
 	return out
 }
 
-// rawConnect opens an MQTT 3.1.1 connection with a minimal CONNECT
-// (clean session, keepalive 0), reads the CONNACK and returns the socket.
-// local, when not nil, is the source address.
-func rawConnect(ctx context.Context, addr string, local net.Addr, clientID, user, pass string) (net.Conn, error) {
+// RawConnect opens an MQTT 3.1.1 connection with a minimal CONNECT
+// (clean session, keepalive 0), reads the CONNACK, which must accept it,
+// and returns the socket: an idle device that costs its own side almost
+// nothing. local, when not nil, is the source address. The broker's
+// memory measurements use it too.
+func RawConnect(ctx context.Context, addr string, local net.Addr, clientID, user, pass string) (net.Conn, error) {
 	d := net.Dialer{Timeout: 30 * time.Second, LocalAddr: local}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {

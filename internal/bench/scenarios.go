@@ -351,7 +351,7 @@ func runConnections(ctx context.Context, r *runner, t *target) (*report, error) 
 	start := time.Now()
 	_ = parallel(ctx, n, 64, func(i int) error {
 		u := uids[i/perUser]
-		c, err := rawConnect(ctx, t.mqttAddr, sourceAddr(t.mqttAddr, i), fmt.Sprintf("%s/c%d", u, i), u, toks[i/perUser])
+		c, err := RawConnect(ctx, t.mqttAddr, sourceAddr(t.mqttAddr, i), fmt.Sprintf("%s/c%d", u, i), u, toks[i/perUser])
 		if err != nil {
 			if failed.Add(1) == 1 {
 				r.logf("connect %d: %v", i, err)
