@@ -772,6 +772,13 @@ export class MqimClient {
     return o.afterSeq !== undefined ? page : page.slice().reverse();
   }
 
+  /**
+   * The conversation conv, from the list or, for one with no message yet
+   * (a new 1:1 chat), a fresh local entry.
+   * @param {string} conv @returns {Conversation}
+   */
+  conversation(conv) { return this._conv(conv); }
+
   /** The conversation list: pinned first, then newest first. @returns {Conversation[]} */
   list() {
     return [...this.conversations.values()].sort((a, b) =>

@@ -1,0 +1,78 @@
+// Package clients embeds mqim's own clients so the server can serve them:
+// the JavaScript client library (clients/js/src), the web chat client
+// (clients/web) built on it, and the browser build of mqtt.js the library
+// runs on (clients/web/vendor, copied from the npm package; see
+// docs/clients.md). Nothing here is fetched at run time, so the web client
+// works from a plain `go run ./cmd/mqim` with no network.
+package clients
+
+import (
+	"embed"
+	"encoding/json"
+	"io/fs"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+//go:embed web js/src
+var files embed.FS
+
+// Web is the web chat client: index.html and its scripts at the root, the
+// vendored mqtt.js under vendor/, and the client library under lib/.
+func Web() fs.FS {
+	web, _ := fs.Sub(files, "web")
+	lib, _ := fs.Sub(files, "js/src")
+	return overlay{root: web, prefix: "lib/", sub: lib}
+}
+
+// overlay is root with sub mounted at prefix.
+type overlay struct {
+	root   fs.FS
+	prefix string
+	sub    fs.FS
+}
+
+func (o overlay) Open(name string) (fs.File, error) {
+	if rest, ok := strings.CutPrefix(name, o.prefix); ok {
+		return o.sub.Open(rest)
+	}
+	if name+"/" == o.prefix {
+		return o.sub.Open(".")
+	}
+	return o.root.Open(name)
+}
+
+// DemoOptions say what the page needs to know about the server.
+type DemoOptions struct {
+	// WSAddr returns the bound address of the MQTT WebSocket listener
+	// ("host:port"), or "" when there is none. It is asked at each request,
+	// so it may be called before the listener binds.
+	WSAddr func() string
+}
+
+// Demo serves the web chat client at /demo/ (the request path keeps its
+// /demo prefix) and, at /demo/config.json, where the page connects to:
+// {"ws_port": 8083, "ws_path": "/"} (the page takes the host from its own
+// address, so one answer fits every name the server is reached by).
+func Demo(o DemoOptions) http.Handler {
+	files := http.StripPrefix("/demo", http.FileServerFS(Web()))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/demo/config.json" {
+			port := 0
+			if _, p, err := net.SplitHostPort(o.WSAddr()); err == nil {
+				port, _ = strconv.Atoi(p)
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			_ = json.NewEncoder(w).Encode(map[string]any{"ws_port": port, "ws_path": "/"})
+			return
+		}
+		// The page and its scripts change with the server's version: no
+		// stale copy after an upgrade.
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		files.ServeHTTP(w, r)
+	})
+}
