@@ -7,11 +7,14 @@
 package clients
 
 import (
+	"crypto/sha256"
 	"embed"
+	"encoding/base64"
 	"encoding/json"
 	"io/fs"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -58,6 +61,7 @@ type DemoOptions struct {
 // address, so one answer fits every name the server is reached by).
 func Demo(o DemoOptions) http.Handler {
 	files := http.StripPrefix("/demo", http.FileServerFS(Web()))
+	csp := contentPolicy()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/demo/config.json" {
 			port := 0
@@ -73,6 +77,28 @@ func Demo(o DemoOptions) http.Handler {
 		// stale copy after an upgrade.
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Content-Security-Policy", csp)
+		w.Header().Set("Referrer-Policy", "no-referrer")
 		files.ServeHTTP(w, r)
 	})
+}
+
+// importMap is the page's one inline script: the import map that points
+// the library's "mqtt" at the vendored build.
+var importMap = regexp.MustCompile(`(?s)<script type="importmap">(.*?)</script>`)
+
+// contentPolicy is the page's Content-Security-Policy: scripts only from
+// the server (and the import map, by its hash), MQTT over ws/wss to any
+// host (the WebSocket port is another origin), images from anywhere (an
+// image message is a URL), no frames, no plugins.
+func contentPolicy() string {
+	scripts := "'self'"
+	if page, err := fs.ReadFile(files, "web/index.html"); err == nil {
+		if m := importMap.FindSubmatch(page); m != nil {
+			sum := sha256.Sum256(m[1])
+			scripts += " 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+		}
+	}
+	return "default-src 'self'; script-src " + scripts + "; connect-src 'self' ws: wss:; img-src * data: blob:; " +
+		"style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 }

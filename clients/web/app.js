@@ -45,8 +45,18 @@ async function start(userId, token, deviceId) {
   state.client = c;
   c.on("conversations", renderList);
   c.on("message", onMessage);
-  c.on("recall", (ev) => { const m = state.msgs.get(ev.id); if (m) { m.recalled = true; m.body = null; renderMessage(m); } });
-  c.on("edit", (ev) => { const m = state.msgs.get(ev.id); if (m) { m.body = ev.body; m.edited_at = ev.ts; renderMessage(m); } });
+  // A recall or an edit is a record with a seq of its own (it counts as
+  // unread like a message): the open conversation reads it at once.
+  c.on("recall", (ev) => {
+    const m = state.msgs.get(ev.id);
+    if (m) { m.recalled = true; m.body = null; renderMessage(m); }
+    if (ev.conv === state.open && ev.by !== c.userId) markOpenRead();
+  });
+  c.on("edit", (ev) => {
+    const m = state.msgs.get(ev.id);
+    if (m) { m.body = ev.body; m.edited_at = ev.ts; renderMessage(m); }
+    if (ev.conv === state.open && ev.by !== c.userId) markOpenRead();
+  });
   c.on("read", (ev) => { if (ev.conv === state.open && ev.user !== c.userId) renderReceipts(); });
   c.on("typing", onTyping);
   c.on("status", ({ connected }) => { $("status").classList.toggle("online", connected); $("status").title = connected ? "connected" : "reconnecting…"; });
@@ -84,8 +94,19 @@ $("signout").addEventListener("click", async () => {
 
 // ---- the conversation list
 
+// Group names, fetched once per group (the list carries only ids).
+const groupNames = new Map();
+
 function title(c) {
-  return c.kind === "group" ? "# " + (c.group || c.id.slice(2)) : c.peer || c.id;
+  if (c.kind !== "group") return c.peer || c.id;
+  const gid = c.group || c.id.slice(2);
+  if (!groupNames.has(gid)) {
+    groupNames.set(gid, gid);
+    state.client.group(gid).then((g) => {
+      if (g && g.name) { groupNames.set(gid, g.name); renderList(); if (state.open === c.id) $("conv-title").textContent = title(c); }
+    }).catch(() => {});
+  }
+  return "# " + groupNames.get(gid);
 }
 
 function preview(m) {
@@ -182,6 +203,18 @@ function renderHeader() {
   const conv = state.client.conversations.get(state.open);
   $("conv-title").textContent = conv ? title(conv) : state.open;
   $("addmember-form").hidden = !(conv && conv.kind === "group");
+  // The peer's presence, polled while the conversation is open.
+  if (state.stopPresence) state.stopPresence();
+  state.stopPresence = null;
+  $("presence").textContent = "";
+  if (conv && conv.kind === "direct" && conv.peer) {
+    const peer = conv.peer;
+    const off = state.client.on("presence", (p) => {
+      if (state.open === conv.id && p[peer]) $("presence").textContent = p[peer].online ? "online" : "offline";
+    });
+    const stop = state.client.watchPresence([peer], 15000);
+    state.stopPresence = () => { off(); stop(); };
+  }
 }
 
 async function markOpenRead() {

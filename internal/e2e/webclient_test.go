@@ -44,6 +44,18 @@ func TestDemoServed(t *testing.T) {
 			t.Errorf("GET %s: %d %q (%d bytes), want 200 %s", path, st, ct, len(body), want)
 		}
 	}
+	resp, err := http.Get(srv.HTTPURL + "/demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/demo/" {
+		t.Errorf("GET /demo: %d at %s, want the page at /demo/", resp.StatusCode, resp.Request.URL.Path)
+	}
+	// The page's policy allows its scripts and its import map (by hash), nothing inline else.
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self' 'sha256-") {
+		t.Errorf("Content-Security-Policy %q", csp)
+	}
 	st, _, body := get(srv.HTTPURL, "/demo/config.json")
 	var cfg struct {
 		WSPort int    `json:"ws_port"`
@@ -251,4 +263,28 @@ func TestWebClient(t *testing.T) {
 	}
 	alice.screenshot(dir, "3-alice.png")
 	bob.screenshot(dir, "3-bob-after-reconnect.png")
+
+	// Typing, an image by URL, edit and recall of one's own message.
+	alice.eval(`const i = document.getElementById("composer-text"); i.value = "t"; i.dispatchEvent(new Event("input"));`)
+	bob.waitFor(`document.getElementById("typing").textContent.includes("alice is typing")`, "the typing notice")
+	alice.eval(`window.prompt = () => "https://example.com/cat.png"; document.getElementById("composer-image").click();`)
+	bob.waitFor(`document.querySelector('#messages .msg img[src="https://example.com/cat.png"]') !== null`, "the image")
+	last := fmt.Sprintf(`document.querySelector('#messages .msg[data-id=%q]')`, want[len(want)-1])
+	alice.eval(`window.prompt = () => "after the drop (edited text)"; ` + last + `.querySelector(".actions button").click();`)
+	bob.waitFor(last+`.querySelector(".text").textContent === "after the drop (edited text)" && `+last+`.textContent.includes("(edited)")`, "the edit")
+	first := fmt.Sprintf(`document.querySelector('#messages .msg[data-id=%q]')`, want[0])
+	alice.eval(first + `.querySelector(".actions button:last-child").click();`)
+	bob.waitFor(first+`.classList.contains("recalled")`, "the recall")
+	// The records count like messages; the open conversation reads them.
+	bob.waitFor(conv+`.querySelector(".badge").dataset.unread === "0" && window.mqimDemo.client.totalUnread() === 0`, "nothing unread after the edit and the recall")
+
+	// A group with bob: it shows in bob's list, and a message reaches him.
+	alice.eval(`document.getElementById("newgroup-name").value = "Team";
+		document.getElementById("newgroup-members").value = "bob";
+		document.getElementById("newgroup-form").requestSubmit();`)
+	alice.waitFor(`document.getElementById("conv-title").textContent.startsWith("# ") && !document.getElementById("addmember-form").hidden`, "the group open")
+	alice.send("hello team")
+	bob.waitFor(`[...document.querySelectorAll("#conversations .conv")].some((e) => e.dataset.conv.startsWith("g:") && e.querySelector(".badge").dataset.unread === "1" && e.textContent.includes("hello team"))`, "the group in bob's list, one unread")
+	alice.screenshot(dir, "4-alice-group.png")
+	bob.screenshot(dir, "4-bob-group.png")
 }

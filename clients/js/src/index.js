@@ -265,6 +265,19 @@ export class MqimClient {
         this._resendPending();
         resolve();
       });
+      c.on("disconnect", (packet) => {
+        // MQTT 5: the server says why it ends the connection. Taken over by
+        // another connection of this client id (the same device id in two
+        // places), or the user disabled / the password changed: reconnecting
+        // would only fight or fail, so stop and tell the app.
+        if (gen !== this._generation || !packet) return;
+        const why = { 0x8e: ["conflict", "another connection of this device took the session over"],
+          0x98: ["unauthorized", "the user was disabled or the password changed"] }[packet.reasonCode];
+        if (why) {
+          this._wanted = false;
+          this._emit("error", new MqimError(why[0], why[1]));
+        }
+      });
       c.on("message", (topic, payload) => {
         if (gen === this._generation) this._onPacket(topic, payload);
       });
