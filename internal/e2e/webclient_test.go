@@ -287,4 +287,19 @@ func TestWebClient(t *testing.T) {
 	bob.waitFor(`[...document.querySelectorAll("#conversations .conv")].some((e) => e.dataset.conv.startsWith("g:") && e.querySelector(".badge").dataset.unread === "1" && e.textContent.includes("hello team"))`, "the group in bob's list, one unread")
 	alice.screenshot(dir, "4-alice-group.png")
 	bob.screenshot(dir, "4-bob-group.png")
+
+	// A long history: the newest page first, older pages when scrolling up.
+	carol := srv.User(t, "carol")
+	for i := 1; i <= 45; i++ {
+		srv.MustAPI(t, 201, "POST", "/v1/messages", carol, map[string]any{"to": "bob", "type": "text", "body": map[string]string{"text": fmt.Sprint("old ", i)}}, nil)
+	}
+	long := `document.querySelector('#conversations .conv[data-conv="d:bob:carol"]')`
+	bob.waitFor(long+`?.querySelector(".badge").dataset.unread === "45"`, "carol's 45 messages unread")
+	bob.eval(long + `.click();`)
+	bob.waitFor(`document.querySelectorAll("#messages .msg").length === 30`, "the newest page")
+	bob.eval(`document.getElementById("messages").scrollTop = 0;`)
+	bob.waitFor(`document.querySelectorAll("#messages .msg").length === 45`, "the older page")
+	if got := bob.eval(`return [...document.querySelectorAll("#messages .msg")].map((e) => Number(e.dataset.seq)).every((s, i, a) => i === 0 || a[i-1] < s);`); got != "true" {
+		t.Errorf("the history is not in seq order")
+	}
 }
