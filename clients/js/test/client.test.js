@@ -57,7 +57,7 @@ function waitFor(c, check, what, ms = 15000) {
     const offs = [];
     const done = (err) => { offs.forEach((f) => f()); clearInterval(tick); clearTimeout(timer); err ? reject(err) : resolve(); };
     const probe = () => { try { if (check()) done(); } catch (e) { done(e); } };
-    for (const ev of ["message", "read", "sync", "conversations", "status", "token", "recall", "edit", "typing", "group"]) offs.push(c.on(ev, probe));
+    for (const ev of ["message", "read", "sync", "conversations", "status", "token", "recall", "edit", "typing", "group", "presence"]) offs.push(c.on(ev, probe));
     const tick = setInterval(probe, 50);
     const timer = setTimeout(() => done(new Error("timed out waiting for " + what)), ms);
     probe();
@@ -198,6 +198,21 @@ test("a send made offline goes out at connect; a resend of a cid is stored once"
   assert.equal(again.seq, 1);
 });
 
+test("a send whose echo was lost is resent after the reconnect with its cid: one message", { skip }, async () => {
+  const a = uid("alice"), b = uid("bob");
+  const ca = await connect(a, await user(a)), cb = await connect(b, await user(b));
+  const got = record(cb);
+  ca.dropIncoming(1); // the echo
+  const p = ca.send(b, "lost echo");
+  await waitFor(cb, () => got.order.length === 1, "stored and delivered to bob");
+  ca.dropConnection();
+  const r = await p;
+  assert.equal(r.id, got.order[0].id);
+  assert.equal(r.seq, 1);
+  const stored = await api("GET", `/v1/conversations/${directConv(a, b)}/messages?after_seq=0&user_id=${a}`);
+  assert.equal(stored.length, 1, "stored once");
+});
+
 test("the token is renewed before exp and the client stays connected", { skip }, async () => {
   const a = uid("alice"), b = uid("bob");
   await user(b);
@@ -271,6 +286,12 @@ test("login, recall and edit, typing, groups", { skip }, async () => {
   assert.equal(members.length, 2);
   const pres = await ca.presence([b]);
   assert.equal(pres[b].online, true);
+  const polled = [];
+  ca.on("presence", (p) => polled.push(p));
+  const stop = ca.watchPresence([b], 100);
+  await waitFor(ca, () => polled.length >= 2, "two presence polls");
+  stop();
+  assert.equal(polled[0][b].online, true);
 });
 
 test("the vendored browser build is the npm package's", { skip: existsSync(new URL("../node_modules/mqtt/dist/mqtt.esm.js", import.meta.url)) ? false : "no node_modules" }, () => {
