@@ -205,6 +205,7 @@ test("a send whose echo was lost is resent after the reconnect with its cid: one
   ca.dropIncoming(1); // the echo
   const p = ca.send(b, "lost echo");
   await waitFor(cb, () => got.order.length === 1, "stored and delivered to bob");
+  await waitFor(ca, () => ca._dropIncoming === 0, "alice's echo arrived (and was dropped)");
   ca.dropConnection();
   const r = await p;
   assert.equal(r.id, got.order[0].id);
