@@ -220,14 +220,17 @@ test("the token is renewed before exp and the client stays connected", { skip },
   const short = await user(a, { ttl: 4 });
   const exp = decodeToken(short).exp * 1000;
   const ca = await connect(a, short);
-  let renewed = null;
+  let renewed = null, drops = 0;
   ca.on("token", (t) => { renewed = t; });
+  ca.on("status", ({ connected }) => { if (!connected) drops++; });
   await waitFor(ca, () => renewed !== null && ca.connected, "renewal", 10000);
   assert.notEqual(ca.token, short);
   assert.ok(renewed.expires_at > exp);
   // Past the first token's exp the connection (on the new token) still serves.
   await new Promise((r) => setTimeout(r, Math.max(0, exp - Date.now()) + 1500));
-  assert.ok(ca.connected);
+  await waitFor(ca, () => ca.connected, "connected");
+  // One move to the new token, before exp; none by the server at the old token's exp.
+  assert.equal(drops, 1, "connections ended");
   const r = await ca.send(b, "still here");
   assert.equal(r.seq, 1);
   // The token is in no enumerable field, so no dump of the client shows it.
