@@ -162,7 +162,7 @@ export class MqimClient {
     this.conversations = new Map();
     this.connected = false;
     this._listeners = new Map();
-    this._seen = new Set();       // "conv#seq" of every stored event applied: dedupe (one id, one seq)
+    this._seen = new Set();       // ids and "conv#seq" of the stored events applied: dedupe
     this._seenOrder = [];
     this._high = new Map();       // conv -> highest seq applied in order
     this._chains = new Map();     // conv -> promise: one conv's events are applied in order
@@ -431,7 +431,7 @@ export class MqimClient {
   // or from a page): dedupe by id, gap check when live, then apply.
   async _onStored(ev, live) {
     const key = ev.conv + "#" + ev.seq;
-    if (this._seen.has(key)) {
+    if (this._seen.has(key) || (ev.kind === "msg" && this._seen.has(ev.id))) {
       // A resent cid is answered with the original message: settle the send.
       if (ev.kind === "msg" && ev.from === this.userId && ev.cid) this._settle(ev.cid, null, ev);
       return;
@@ -451,12 +451,13 @@ export class MqimClient {
   _markSeen(id) {
     this._seen.add(id);
     this._seenOrder.push(id);
-    if (this._seenOrder.length > 20000) this._seen.delete(this._seenOrder.shift());
+    if (this._seenOrder.length > 40000) this._seen.delete(this._seenOrder.shift());
   }
 
   // _apply delivers one stored event to the app and updates seq and unread.
   _apply(ev, key) {
     this._markSeen(key);
+    if (ev.kind === "msg" && ev.id) this._markSeen(ev.id);
     const high = this._high.get(ev.conv) || 0;
     if (ev.seq > high) this._high.set(ev.conv, ev.seq);
     const from = ev.kind === "msg" ? ev.from : ev.by;
@@ -603,7 +604,7 @@ export class MqimClient {
       const page = await this.messages(conv, { afterSeq: after, limit: 200 });
       for (const m of page) {
         const key = conv + "#" + m.seq;
-        if (this._seen.has(key)) { if (m.seq > (this._high.get(conv) || 0)) this._high.set(conv, m.seq); continue; }
+        if (this._seen.has(key) || this._seen.has(m.id)) { if (m.seq > (this._high.get(conv) || 0)) this._high.set(conv, m.seq); continue; }
         this._apply(m, key);
       }
       if (page.length < 200) return;
