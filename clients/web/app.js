@@ -217,8 +217,11 @@ function renderHeader() {
   }
 }
 
+// markOpenRead marks the open conversation read while the page is seen
+// (a tab in the background leaves it unread until it is looked at).
 async function markOpenRead() {
   const c = state.client;
+  if (document.visibilityState === "hidden") return;
   const conv = c.conversations.get(state.open);
   if (conv && conv.unread > 0) {
     try { await c.markRead(state.open); } catch (err) { showError("chat-error", err); }
@@ -410,6 +413,8 @@ $("addmember-form").addEventListener("submit", async (e) => {
     showError("chat-error", err);
   }
 });
+
+document.addEventListener("visibilitychange", () => { if (state.client && state.open) markOpenRead(); });
 
 // ---- boot
 
