@@ -205,13 +205,20 @@ export class MqimClient {
 
   /**
    * Connects, then loads the conversation list (or syncs what changed).
-   * Resolves once connected and synced; reconnects by itself afterwards.
+   * Resolves once connected and synced, and reconnects by itself from then
+   * on; rejects (and stays disconnected) when that first connect or sync
+   * fails, e.g. with "unauthorized" for a bad or expired token.
    */
   async connect() {
     this._wanted = true;
     this._scheduleRefresh();
-    await this._open();
-    await this.sync("connect");
+    try {
+      await this._open();
+      await this.sync("connect");
+    } catch (e) {
+      await this.disconnect();
+      throw e;
+    }
   }
 
   /** Closes the connection and stops reconnecting (connect() resumes). */

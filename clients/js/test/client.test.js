@@ -262,6 +262,9 @@ test("refusals reject the send with the contract's code (MQTT 5 and 3.1.1)", { s
     await ca.disconnect();
   }
   await assert.rejects(login(HTTP, a, "wrong"), (e) => e instanceof MqimError && e.code === "unauthorized");
+  const bad = new MqimClient({ wsUrl: WS, httpUrl: HTTP, userId: a, token: "not-a-token", deviceId: "bad" });
+  await assert.rejects(bad.connect(), (e) => e instanceof MqimError && e.code === "unauthorized");
+  assert.equal(bad.connected, false);
 });
 
 test("login, recall and edit, typing, groups", { skip }, async () => {
