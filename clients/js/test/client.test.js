@@ -57,7 +57,7 @@ function waitFor(c, check, what, ms = 15000) {
     const offs = [];
     const done = (err) => { offs.forEach((f) => f()); clearInterval(tick); clearTimeout(timer); err ? reject(err) : resolve(); };
     const probe = () => { try { if (check()) done(); } catch (e) { done(e); } };
-    for (const ev of ["message", "read", "sync", "conversations", "status", "token", "recall", "edit", "typing", "group", "presence"]) offs.push(c.on(ev, probe));
+    for (const ev of ["message", "read", "sync", "conversations", "status", "token", "recall", "edit", "typing", "group", "presence", "friend"]) offs.push(c.on(ev, probe));
     const tick = setInterval(probe, 50);
     const timer = setTimeout(() => done(new Error("timed out waiting for " + what)), ms);
     probe();
@@ -293,6 +293,14 @@ test("login, recall and edit, typing, groups", { skip }, async () => {
   assert.equal(members.length, 2);
   const pres = await ca.presence([b]);
   assert.equal(pres[b].online, true);
+  const friendEvents = [];
+  ca.on("friend", (f) => friendEvents.push(f.event));
+  cb.on("friend", (f) => friendEvents.push("bob:" + f.event));
+  await ca.requestFriend(b, "hi");
+  await waitFor(cb, () => friendEvents.includes("bob:request"), "bob's friend request event");
+  await cb.answerFriend(a, true);
+  await waitFor(ca, () => friendEvents.includes("accepted"), "alice's accepted event");
+  assert.deepEqual((await ca.friends()).map((f) => f.user_id || f.id || f), [b]);
   const polled = [];
   ca.on("presence", (p) => polled.push(p));
   const stop = ca.watchPresence([b], 100);
