@@ -22,29 +22,17 @@ import (
 //go:embed web js/src
 var files embed.FS
 
-// Web is the web chat client: index.html and its scripts at the root, the
-// vendored mqtt.js under vendor/, and the client library under lib/.
+// Web is the web chat client: index.html and its scripts at the root, and
+// the vendored mqtt.js under vendor/.
 func Web() fs.FS {
 	web, _ := fs.Sub(files, "web")
+	return web
+}
+
+// Library is the client library's source (clients/js/src).
+func Library() fs.FS {
 	lib, _ := fs.Sub(files, "js/src")
-	return overlay{root: web, prefix: "lib/", sub: lib}
-}
-
-// overlay is root with sub mounted at prefix.
-type overlay struct {
-	root   fs.FS
-	prefix string
-	sub    fs.FS
-}
-
-func (o overlay) Open(name string) (fs.File, error) {
-	if rest, ok := strings.CutPrefix(name, o.prefix); ok {
-		return o.sub.Open(rest)
-	}
-	if name+"/" == o.prefix {
-		return o.sub.Open(".")
-	}
-	return o.root.Open(name)
+	return lib
 }
 
 // DemoOptions say what the page needs to know about the server.
@@ -56,11 +44,12 @@ type DemoOptions struct {
 }
 
 // Demo serves the web chat client at /demo/ (the request path keeps its
-// /demo prefix) and, at /demo/config.json, where the page connects to:
+// /demo prefix), the client library at /demo/lib/ and, at /demo/config.json, where the page connects to:
 // {"ws_port": 8083, "ws_path": "/"} (the page takes the host from its own
 // address, so one answer fits every name the server is reached by).
 func Demo(o DemoOptions) http.Handler {
-	files := http.StripPrefix("/demo", http.FileServerFS(Web()))
+	web := http.StripPrefix("/demo", http.FileServerFS(Web()))
+	lib := http.StripPrefix("/demo/lib", http.FileServerFS(Library()))
 	csp := contentPolicy()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/demo/config.json" {
@@ -79,7 +68,11 @@ func Demo(o DemoOptions) http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Content-Security-Policy", csp)
 		w.Header().Set("Referrer-Policy", "no-referrer")
-		files.ServeHTTP(w, r)
+		if strings.HasPrefix(r.URL.Path, "/demo/lib/") {
+			lib.ServeHTTP(w, r)
+			return
+		}
+		web.ServeHTTP(w, r)
 	})
 }
 
