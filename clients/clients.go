@@ -44,9 +44,10 @@ type DemoOptions struct {
 }
 
 // Demo serves the web chat client at /demo/ (the request path keeps its
-// /demo prefix), the client library at /demo/lib/ and, at /demo/config.json, where the page connects to:
-// {"ws_port": 8083, "ws_path": "/"} (the page takes the host from its own
-// address, so one answer fits every name the server is reached by).
+// /demo prefix), the client library at /demo/lib/, and where the page
+// connects to at /demo/config.json: {"ws_port": 8083, "ws_path": "/"}
+// (ws_port 0: no WebSocket listener). The page takes the host from its own
+// address, so one answer fits every name the server is reached by.
 func Demo(o DemoOptions) http.Handler {
 	web := http.StripPrefix("/demo", http.FileServerFS(Web()))
 	lib := http.StripPrefix("/demo/lib", http.FileServerFS(Library()))

@@ -25,6 +25,7 @@ async function serverConfig() {
   const cfg = await r.json();
   const q = new URLSearchParams(location.search);
   if (q.get("ws")) return q.get("ws");
+  if (!cfg.ws_port) throw new Error("this server has no MQTT WebSocket listener (mqtt.ws_addr is empty)");
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   return `${scheme}://${location.hostname}:${cfg.ws_port}${cfg.ws_path || "/"}`;
 }
