@@ -357,7 +357,9 @@ export class MqimClient {
     const p = decodeToken(this._token);
     if (!p.exp) return;
     const life = p.iat ? (p.exp - p.iat) * 1000 : 600000;
-    const margin = Math.max(1000, Math.min(60000, life / 5));
+    // A fifth of the lifetime, at most 10 min (a background tab's timers may
+    // run late by a minute), at least 1 s.
+    const margin = Math.max(1000, Math.min(600000, life / 5));
     const wait = Math.max(0, p.exp * 1000 - margin - Date.now());
     this._refreshTimer = setTimeout(() => {
       if (!this._wanted) return;
