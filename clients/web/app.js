@@ -63,7 +63,18 @@ async function start(userId, token, deviceId) {
   c.on("status", ({ connected }) => { $("status").classList.toggle("online", connected); $("status").title = connected ? "connected" : "reconnecting…"; });
   c.on("token", () => sessionStorage.setItem(STORE, JSON.stringify({ userId, token: c.token, deviceId: c.deviceId })));
   c.on("group", () => { if (state.open) renderHeader(); });
-  c.on("error", (e) => showError("chat-error", e));
+  c.on("error", (e) => {
+    showError("chat-error", e);
+    // An expired or revoked token (a laptop that slept past it, a changed
+    // password) cannot be renewed: sign in again.
+    if (e.code === "unauthorized" && !c.connected) {
+      c.disconnect();
+      sessionStorage.removeItem(STORE);
+      $("chat").hidden = true;
+      $("signin").hidden = false;
+      showError("signin-error", new Error("your session ended: sign in again"));
+    }
+  });
   await c.connect();
   sessionStorage.setItem(STORE, JSON.stringify({ userId, token, deviceId: c.deviceId }));
   $("signin").hidden = true;
