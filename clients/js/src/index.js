@@ -282,6 +282,7 @@ export class MqimClient {
           0x98: ["unauthorized", "the user was disabled or the password changed"] }[packet.reasonCode];
         if (why) {
           this._wanted = false;
+          this._setConnected(false);
           this._emit("error", new MqimError(why[0], why[1]));
         }
       });
