@@ -262,6 +262,12 @@ test("refusals reject the send with the contract's code (MQTT 5 and 3.1.1)", { s
     await ca.disconnect();
   }
   await assert.rejects(login(HTTP, a, "wrong"), (e) => e instanceof MqimError && e.code === "unauthorized");
+  // A password change ends the user's sessions (MQTT 5 DISCONNECT 0x98): the client stops and says why.
+  const cc = await connect(c, await user(c));
+  const errors = [];
+  cc.on("error", (e) => errors.push(e.code));
+  await api("PUT", "/v1/users/" + c, { name: c, password: "new-password-1" });
+  await waitFor(cc, () => errors.includes("unauthorized") && !cc.connected, "the session ended");
   const bad = new MqimClient({ wsUrl: WS, httpUrl: HTTP, userId: a, token: "not-a-token", deviceId: "bad" });
   await assert.rejects(bad.connect(), (e) => e instanceof MqimError && e.code === "unauthorized");
   assert.equal(bad.connected, false);
