@@ -15,13 +15,14 @@ all: build
 # vet, then the whole suite with the race detector. The tests always run
 # against SQLite; scripts/test-mysql.sh additionally provides a throwaway
 # MariaDB (MQIM_TEST_MYSQL_DSN) so the store and end-to-end suites also run
-# against MySQL, and scripts/test-browser.sh Debian's chromium (installed
-# when missing) for the browser tests. Finally every Fuzz target runs
-# briefly.
+# against MySQL, scripts/test-browser.sh Debian's chromium (installed
+# when missing) for the browser tests, and scripts/test-node.sh Node.js
+# and clients/js's npm dependencies (installed when missing) for the client
+# library's tests. Finally every Fuzz target runs briefly.
 # The outage pass kills and restarts that MariaDB, so it runs alone, after
 # the main pass, against the same server.
 test: vet
-	bash scripts/test-browser.sh bash scripts/test-mysql.sh bash -c 'bash scripts/gotest.sh -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS) && \
+	bash scripts/test-node.sh bash scripts/test-browser.sh bash scripts/test-mysql.sh bash -c 'bash scripts/gotest.sh -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS) && \
 		MQIM_TEST_OUTAGE=1 bash scripts/gotest.sh -race -count=1 -timeout 10m -run Outage ./internal/e2e/'
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(CI_FUZZTIME)
 

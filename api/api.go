@@ -52,6 +52,9 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// Metrics serves /metrics (Prometheus); nil: not served.
 	Metrics http.Handler
+	// Demo serves the web chat client under /demo/ (http.demo); nil: not
+	// served.
+	Demo http.Handler
 }
 
 type handler struct {
@@ -132,6 +135,9 @@ func (h *handler) routes() []route {
 	}
 	if h.Metrics != nil {
 		rs = append(rs, route{"GET /metrics", h.metrics(h.Metrics)})
+	}
+	if h.Demo != nil {
+		rs = append(rs, route{"GET /demo/", h.Demo}) // the whole /demo/ tree: static files, no token
 	}
 	return rs
 }

@@ -30,11 +30,11 @@ func documented(doc *openapi3.T) []string {
 }
 
 // TestOpenAPIRoutes: the document describes exactly the routes the router
-// registers (with metrics enabled), but for pendingRoutes.
+// registers (with metrics and the demo enabled), but for pendingRoutes.
 func TestOpenAPIRoutes(t *testing.T) {
 	t.Parallel()
 	doc, _ := testutil.OpenAPI(t)
-	registered := api.Routes(api.Options{Metrics: http.NotFoundHandler()})
+	registered := api.Routes(api.Options{Metrics: http.NotFoundHandler(), Demo: http.NotFoundHandler()})
 	inRouter := make(map[string]bool, len(registered))
 	for _, p := range registered {
 		if inRouter[p] {

@@ -30,6 +30,7 @@ import (
 	"github.com/mqim/mqim/api"
 	"github.com/mqim/mqim/broker"
 	"github.com/mqim/mqim/chat"
+	"github.com/mqim/mqim/clients"
 	"github.com/mqim/mqim/hooks"
 	"github.com/mqim/mqim/internal/config"
 	"github.com/mqim/mqim/internal/logging"
@@ -163,10 +164,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Deliverer: a.Broker, Subscriber: a.Broker, Disconnector: a.Broker, Committed: committed,
 		Observer: observer, Moderator: moderator})
 	a.registerMetrics()
+	// The web chat client at /demo/ learns the WebSocket port once it is bound.
+	var demo http.Handler
+	if cfg.HTTP.Demo {
+		demo = clients.Demo(clients.DemoOptions{WSAddr: func() string { return a.Broker.Addr("ws") }})
+	}
 	// The HTTP API also answers the requests that come over MQTT (im/rpc).
 	apiHandler := api.New(api.Options{Chat: a.Chat, Tokens: signer, ServiceKeyHash: keyHash,
 		Auth: cfg.Auth, HTTP: cfg.HTTP, Log: log, Presence: a.Broker, Ready: a.ready,
-		Metrics: promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{})})
+		Metrics: promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{}), Demo: demo})
 	for _, h := range []struct {
 		hook mqtt.Hook
 		cfg  any

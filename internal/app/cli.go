@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -132,6 +133,9 @@ func MainContext(ctx context.Context, args []string, stdout, stderr io.Writer, e
 	if a.NewServiceKey != "" {
 		fmt.Fprintf(stdout, "service key (shown once, only its hash is kept): %s\n", a.NewServiceKey)
 	}
+	if cfg.HTTP.Demo && a.Broker.Addr("ws") != "" {
+		fmt.Fprintf(stdout, "web chat client: http://%s/demo/\n", browsable(a.HTTPAddr()))
+	}
 	<-ctx.Done()
 	log.Info("shutting down")
 	if err := a.Close(); err != nil {
@@ -252,4 +256,17 @@ func versionLine(ldflags string, readBuildInfo func() (*debug.BuildInfo, bool)) 
 		return line
 	}
 	return line + " (" + strings.Join(parts, ", ") + ")"
+}
+
+// browsable is addr as a browser on this machine reaches it: a wildcard
+// host ("[::]:8080", "0.0.0.0:8080") is localhost.
+func browsable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
 }

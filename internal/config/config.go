@@ -123,6 +123,8 @@ type HTTP struct {
 	// browsers send them in Origin) allowed to call the API from their
 	// pages, or "*" for any. Empty: none (no CORS headers at all).
 	CORSOrigins []string `yaml:"cors_origins"`
+	// Demo serves the web chat client (clients/web) at /demo/.
+	Demo bool `yaml:"demo"`
 }
 
 // Auth configures tokens and the service key.
@@ -261,6 +263,7 @@ func Default() Config {
 			ReadTimeout:  30 * time.Second,
 			WriteTimeout: 30 * time.Second,
 			CORSOrigins:  []string{},
+			Demo:         true,
 		},
 		Auth: Auth{TokenTTL: 7 * 24 * time.Hour, MaxTTL: 90 * 24 * time.Hour},
 		Chat: Chat{
