@@ -165,6 +165,7 @@ export class MqimClient {
     this._seen = new Set();       // ids and "conv#seq" of the stored events applied: dedupe
     this._seenOrder = [];
     this._high = new Map();       // conv -> highest seq applied in order
+    this._guessed = new Set();    // convs whose _high came from a live event, not from the list
     this._chains = new Map();     // conv -> promise: one conv's events are applied in order
     this._pending = new Map();    // cid -> pending send
     this._rpc = new Map();        // request id -> {resolve, reject, timer}
@@ -452,8 +453,10 @@ export class MqimClient {
       if (this._seen.has(key)) return;
     }
     if (high === undefined && live) {
-      // A conversation new to this client: earlier messages are history.
+      // A conversation new to this client: earlier messages are history,
+      // or were missed while away; the next list row tells (sync).
       this._high.set(ev.conv, ev.seq - 1);
+      this._guessed.add(ev.conv);
     }
     this._apply(ev, key);
   }
@@ -576,7 +579,11 @@ export class MqimClient {
     const jobs = [];
     for (const r of rows) {
       if (r.updated_at > this._since) this._since = r.updated_at;
-      const known = this._high.has(r.id);
+      // A conversation first seen live after the first list (e.g. while a
+      // reconnect's list was on its way) may have missed messages below
+      // that event: it counts as new, caught up from its read_seq.
+      const known = this._high.has(r.id) && (first || !this._guessed.has(r.id));
+      this._guessed.delete(r.id);
       const c = this._conv(r.id);
       const { peer_read_seq: peerRead, read_seq: readSeq, last_seq: lastSeq } = c;
       Object.assign(c, r, { peer_read_seq: peerRead });
