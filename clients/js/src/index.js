@@ -357,7 +357,7 @@ export class MqimClient {
   _scheduleRefresh() {
     clearTimeout(this._refreshTimer);
     const p = decodeToken(this._token);
-    if (!p.exp) return;
+    if (!p.exp || !this._wanted) return; // a renewal that ends after disconnect() arms nothing
     const life = p.iat ? (p.exp - p.iat) * 1000 : 600000;
     // A fifth of the lifetime, at most 10 min (a background tab's timers may
     // run late by a minute), at least 1 s.

@@ -349,3 +349,20 @@ test("a new conversation's first live event during the reconnect's sync does not
   assert.deepEqual(got.order.map((m) => m.seq).sort((x, y) => x - y), [1, 2, 3]);
   assert.equal(cb.conversations.get(directConv(a, b)).unread, 3);
 });
+
+test("a renewal that ends after disconnect() arms no refresh timer", { skip }, async () => {
+  const a = uid("alice");
+  let release;
+  const held = new Promise((r) => { release = r; });
+  const ca = await connect(a, await user(a), {
+    renewToken: async () => { await held; return (await api("POST", `/v1/users/${a}/tokens`, {})).token; },
+  });
+  const renewing = ca.refreshToken();
+  await ca.disconnect();
+  const before = ca._refreshTimer;
+  release();
+  await renewing;
+  // A new timer would keep a Node process alive (and renew) for a client that is closed.
+  assert.equal(ca._refreshTimer, before, "no timer armed after disconnect");
+  assert.equal(ca.connected, false);
+});
