@@ -76,7 +76,8 @@ async function start(userId, token, deviceId) {
     }
   });
   await c.connect();
-  sessionStorage.setItem(STORE, JSON.stringify({ userId, token, deviceId: c.deviceId }));
+  // c.token, not token: a renewal during connect replaced it.
+  sessionStorage.setItem(STORE, JSON.stringify({ userId, token: c.token, deviceId: c.deviceId }));
   $("signin").hidden = true;
   $("chat").hidden = false;
   $("me").textContent = userId;

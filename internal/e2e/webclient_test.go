@@ -303,3 +303,22 @@ func TestWebClient(t *testing.T) {
 		t.Errorf("the history is not in seq order")
 	}
 }
+
+// A token renewed while the page signs in is the one the tab keeps: a
+// reload must not come back with the token it was renewed from.
+func TestWebClientKeepsRenewedToken(t *testing.T) {
+	browser := testutil.Browser(t)
+	srv := testutil.StartServer(t, "sqlite")
+	srv.MustAPI(t, 201, "PUT", "/v1/users/alice", testutil.ServiceKey, map[string]string{"name": "alice", "password": "alice-password"}, nil)
+	alice := newPage(t, browser, "alice", srv.HTTPURL+"/demo/")
+	alice.waitFor(`!document.getElementById("signin").hidden`, "the sign-in form")
+	// A renewal that lands during connect, as one does when the saved token
+	// is near its exp at a reload.
+	alice.eval(`const lib = await import("./lib/index.js");
+		const connect = lib.MqimClient.prototype.connect;
+		lib.MqimClient.prototype.connect = async function () { await connect.call(this); await this.refreshToken(); };`)
+	alice.signIn("alice", "alice-password")
+	if got := alice.eval(`return JSON.parse(sessionStorage.getItem("mqim.demo")).token === window.mqimDemo.client.token;`); got != "true" {
+		t.Errorf("the tab keeps a token other than the client's current one")
+	}
+}
