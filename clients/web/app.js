@@ -24,7 +24,16 @@ async function serverConfig() {
   const r = await fetch("config.json", { cache: "no-store" });
   const cfg = await r.json();
   const q = new URLSearchParams(location.search);
-  if (q.get("ws")) return q.get("ws");
+  if (q.get("ws")) {
+    // The token goes where this URL says: only this page's own host, or a
+    // link to the page naming another host would hand the token over.
+    let u = null;
+    try { u = new URL(q.get("ws")); } catch { /* refused below */ }
+    if (!u || (u.protocol !== "ws:" && u.protocol !== "wss:") || u.hostname !== location.hostname) {
+      throw new Error("?ws= must be a ws:// or wss:// URL on this page's host (" + location.hostname + ")");
+    }
+    return u.href;
+  }
   if (!cfg.ws_port) throw new Error("this server has no MQTT WebSocket listener (mqtt.ws_addr is empty)");
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   return `${scheme}://${location.hostname}:${cfg.ws_port}${cfg.ws_path || "/"}`;

@@ -322,3 +322,43 @@ func TestWebClientKeepsRenewedToken(t *testing.T) {
 		t.Errorf("the tab keeps a token other than the client's current one")
 	}
 }
+
+// ?ws= names only a WebSocket on the page's own host: a link to the demo
+// with another host in it must not send the user's token there.
+func TestWebClientWSOverrideStaysOnHost(t *testing.T) {
+	browser := testutil.Browser(t)
+	srv := testutil.StartServer(t, "sqlite")
+	srv.MustAPI(t, 201, "PUT", "/v1/users/alice", testutil.ServiceKey, map[string]string{"name": "alice", "password": "alice-password"}, nil)
+	evil, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { evil.Close() })
+	reached := make(chan struct{}, 1)
+	go func() {
+		for {
+			c, err := evil.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+			select {
+			case reached <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	// The page is on 127.0.0.1; "localhost" is another host to the page.
+	_, port, _ := net.SplitHostPort(evil.Addr().String())
+	alice := newPage(t, browser, "alice", srv.HTTPURL+"/demo/?ws=ws://localhost:"+port+"/")
+	alice.waitFor(`!document.getElementById("signin").hidden`, "the sign-in form")
+	alice.eval(`document.getElementById("signin-user").value = "alice";
+		document.getElementById("signin-password").value = "alice-password";
+		document.getElementById("signin-form").requestSubmit();`)
+	alice.waitFor(`document.getElementById("signin-error").textContent !== ""`, "the sign-in refused")
+	select {
+	case <-reached:
+		t.Errorf("the page connected to the ?ws= host that is not its own (and sent the token there)")
+	default:
+	}
+}
