@@ -231,7 +231,14 @@ export class MqimClient {
     this._client = null;
     if (c) await new Promise((res) => c.end(true, {}, () => res()));
     this._setConnected(false);
-    for (const [id, p] of this._rpc) { clearTimeout(p.timer); p.reject(new MqimError("closed", "disconnected")); this._rpc.delete(id); }
+    this._failRequests("closed", "disconnected");
+  }
+
+  // _failRequests rejects the requests in flight: their replies went with
+  // the connection (a catch-up waiting on one would hold its conversation's
+  // events until sendTimeout).
+  _failRequests(code, message) {
+    for (const [id, p] of this._rpc) { clearTimeout(p.timer); p.reject(new MqimError(code, message)); this._rpc.delete(id); }
   }
 
   /** Test hook: breaks the socket as a network loss would; the client reconnects by itself. */
@@ -303,6 +310,7 @@ export class MqimClient {
         if (gen !== this._generation) return;
         c.end(true); // this client object is done: a reconnect makes a new one
         this._setConnected(false);
+        this._failRequests("unavailable", "the connection was lost");
         if (!settled) {
           settled = true;
           reject(new MqimError("unavailable", "MQTT connection closed"));
@@ -382,6 +390,7 @@ export class MqimClient {
       this._generation++; // the old connection's close is not ours to handle
       old.end(true);
       this._setConnected(false);
+      this._failRequests("unavailable", "the connection moved to the new token");
       try {
         await this._open();
         await this.sync("reconnect");

@@ -366,3 +366,20 @@ test("a renewal that ends after disconnect() arms no refresh timer", { skip }, a
   assert.equal(ca._refreshTimer, before, "no timer armed after disconnect");
   assert.equal(ca.connected, false);
 });
+
+test("a request whose connection broke fails at once, not at the timeout (im/rpc)", { skip }, async () => {
+  const a = uid("alice");
+  const ca = await connect(a, await user(a), { httpUrl: "", sendTimeout: 60000 });
+  // The reply is lost with the connection: drop it, then break the socket.
+  const onReply = ca._onReply.bind(ca);
+  let dropped = false;
+  ca._onReply = (ev) => {
+    if (!dropped) { dropped = true; ca.dropConnection(); return; }
+    onReply(ev);
+  };
+  await assert.rejects(ca.request("unread", {}), (e) => e instanceof MqimError && e.code === "unavailable",
+    "rejected as unavailable by the connection's loss (not \"timeout\" after sendTimeout)");
+  ca._onReply = onReply;
+  await waitFor(ca, () => ca.connected, "reconnected");
+  await ca.request("unread", {});
+});
