@@ -371,10 +371,22 @@ export class MqimClient {
     // run late by a minute), at least 1 s.
     const margin = Math.max(1000, Math.min(600000, life / 5));
     const wait = Math.max(0, p.exp * 1000 - margin - Date.now());
-    this._refreshTimer = setTimeout(() => {
-      if (!this._wanted) return;
-      this.refreshToken().catch((e) => this._emit("error", e));
-    }, Math.min(wait, 2 ** 31 - 1));
+    this._refreshTimer = setTimeout(() => this._refreshNow(), Math.min(wait, 2 ** 31 - 1));
+  }
+
+  // _refreshNow renews the token, and on failure tries again while the
+  // token still holds (over im/rpc it cannot be renewed once the server
+  // ends the connection at exp).
+  _refreshNow() {
+    if (!this._wanted) return;
+    const token = this._token;
+    this.refreshToken().catch((e) => {
+      this._emit("error", e);
+      const left = this._expiresIn();
+      if (!this._wanted || this._token !== token || left <= 0) return;
+      clearTimeout(this._refreshTimer);
+      this._refreshTimer = setTimeout(() => this._refreshNow(), Math.max(200, Math.min(5000, left / 3)));
+    });
   }
 
   /**

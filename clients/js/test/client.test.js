@@ -383,3 +383,14 @@ test("a request whose connection broke fails at once, not at the timeout (im/rpc
   await waitFor(ca, () => ca.connected, "reconnected");
   await ca.request("unread", {});
 });
+
+test("a token renewal that fails is retried before exp (im/rpc: it cannot renew once disconnected)", { skip }, async () => {
+  const a = uid("alice");
+  const ca = await connect(a, await user(a, { ttl: 4 }), { httpUrl: "" });
+  const first = ca.token;
+  const renew = ca._renew.bind(ca);
+  let calls = 0;
+  ca._renew = () => (++calls === 1 ? Promise.reject(new MqimError("unavailable", "a transient failure")) : renew());
+  await waitFor(ca, () => calls >= 2 && ca.token !== first && ca.connected, "the retried renewal", 10000);
+  ca._renew = renew;
+});
