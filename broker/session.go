@@ -342,6 +342,8 @@ type queue struct {
 	mu    sync.Mutex
 	sizes map[uint16]int64
 	bytes atomic.Int64
+	// checked is when reconcile last ran (Unix nanoseconds).
+	checked atomic.Int64
 }
 
 // queueOf returns a session's accounting, made when create is set (else
@@ -401,10 +403,53 @@ func (h *sessions) dequeue(cl *mqtt.Client, id uint16) {
 // slow or absent its device. It counts each event so skipped.
 func (h *sessions) queueFull(clientID string) bool {
 	full := h.queuedBytes(clientID) >= h.maxQueue
+	if full && h.reconcile(clientID) {
+		full = h.queuedBytes(clientID) >= h.maxQueue
+	}
 	if full {
 		h.overflowed.Add(1)
 	}
 	return full
+}
+
+// reconcileEvery is how often, at most, reconcile scans a full session.
+const reconcileEvery = 100 * time.Millisecond
+
+// reconcile drops from a full session's accounting the events Mochi no
+// longer holds for it, and tells whether it ran (at most once per
+// reconcileEvery per session). An event the session's full outbound queue
+// (mqtt.max_writes_pending) refuses was recorded by OnQosPublish, then
+// Mochi rolls its inflight entry back without OnQosDropped, and
+// OnPublishDropped is handed the publisher's packet, not the packet id the
+// event was given: its bytes would stay counted until the packet id comes
+// round again, which it never does once they fill the cap (no event is
+// sent to a full session), so the session would get no live event until
+// it ended.
+func (h *sessions) reconcile(clientID string) bool {
+	q := h.queueOf(clientID, false)
+	if q == nil {
+		return false
+	}
+	now, last := time.Now().UnixNano(), q.checked.Load()
+	if now-last < int64(reconcileEvery) || !q.checked.CompareAndSwap(last, now) {
+		return false
+	}
+	cl, ok := h.srv.Clients.Get(clientID)
+	if !ok {
+		return false
+	}
+	// An entry is recorded after its inflight one is set and removed after
+	// it is deleted, so one missing from the inflight store is gone for
+	// good (or being completed, which finds it removed and does nothing).
+	q.mu.Lock()
+	for id, size := range q.sizes {
+		if _, ok := cl.State.Inflight.Get(id); !ok {
+			delete(q.sizes, id)
+			q.bytes.Add(-size)
+		}
+	}
+	q.mu.Unlock()
+	return true
 }
 
 // queuedBytes is what one session holds queued.
