@@ -11,15 +11,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/mqim/mqim/chat"
 )
-
-// dmConv is the 1:1 conversation id of a and b.
-func dmConv(a, b string) string {
-	if b < a {
-		a, b = b, a
-	}
-	return "d:" + a + ":" + b
-}
 
 // fleet is a set of connected paho clients, disconnected together.
 type fleet struct {
@@ -223,7 +216,7 @@ func runDM(ctx context.Context, r *runner, t *target) (*report, error) {
 	var warmed atomic.Int64
 	err = parallel(ctx, p, 16, func(i int) error {
 		rs[i] = tl.receiver()
-		c, err := t.dial(ru[i], "bench", rt[i], true, []string{"im/u/" + ru[i]}, counted(rs[i], &warmed))
+		c, err := t.dial(ru[i], "bench", rt[i], true, []string{chat.UserTopic(ru[i])}, counted(rs[i], &warmed))
 		if err != nil {
 			return err
 		}
@@ -237,8 +230,8 @@ func runDM(ctx context.Context, r *runner, t *target) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-	publish := t.mqttPublish(senders, func(i int) string { return "im/u/" + ru[i] },
-		func(i int) string { return su[i] }, func(i int) string { return dmConv(su[i], ru[i]) })
+	publish := t.mqttPublish(senders, func(i int) string { return chat.UserTopic(ru[i]) },
+		func(i int) string { return su[i] }, func(i int) string { return chat.DirectConv(su[i], ru[i]) })
 	rep := &report{}
 	rep.add("pairs", float64(p), "", false)
 	return rep, r.load(ctx, t, "dm", rep, tl, rs, publish, &warmed, 1, "delivered msgs/s")
@@ -283,7 +276,7 @@ func runGroup(ctx context.Context, r *runner, t *target) (*report, error) {
 			return nil, err
 		}
 	}
-	topic := "im/g/" + gid
+	topic := chat.GroupTopic(gid)
 	tl := newTally(s, !t.bare)
 	var f fleet
 	defer f.close()
@@ -304,7 +297,7 @@ func runGroup(ctx context.Context, r *runner, t *target) (*report, error) {
 		return nil, err
 	}
 	publish := t.mqttPublish(cs, func(int) string { return topic }, func(i int) string { return uids[i] },
-		func(int) string { return "g:" + gid })
+		func(int) string { return chat.GroupConv(gid) })
 	rep := &report{}
 	rep.add("members", float64(mn), "", false)
 	rep.add("senders", float64(s), "", false)
@@ -524,7 +517,7 @@ func runCatchup(ctx context.Context, r *runner, t *target) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-	conv := dmConv(uids[0], uids[1])
+	conv := chat.DirectConv(uids[0], uids[1])
 	seedDur, err := t.seed(ctx, uids[0], uids[1], "", k)
 	if err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
@@ -568,7 +561,7 @@ func runCatchup(ctx context.Context, r *runner, t *target) (*report, error) {
 	for after, id := int64(0), 0; ; id++ {
 		req, _ := json.Marshal(map[string]any{"id": fmt.Sprint(id), "method": "messages",
 			"params": map[string]any{"conv": conv, "after_seq": after, "limit": 200}})
-		c.Publish("im/rpc", 1, false, req)
+		c.Publish(chat.RequestTopic, 1, false, req)
 		var rep struct {
 			Result []event `json:"result"`
 			Error  *struct {
