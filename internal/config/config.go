@@ -33,6 +33,7 @@ type Config struct {
 	Limits  Limits `yaml:"limits"`
 	Log     Log    `yaml:"log"`
 	Debug   Debug  `yaml:"debug"`
+	Cluster Cluster `yaml:"cluster"`
 	// Webhooks are the product backend's receivers of signed events
 	// (docs/webhooks.md); Webhook tunes their delivery.
 	Webhooks []Webhook      `yaml:"webhooks"`
@@ -232,6 +233,40 @@ type Debug struct {
 	PprofAddr string `yaml:"pprof_addr"`
 }
 
+// Cluster joins this node to others over NATS (docs/cluster.md). With
+// NATSURL empty the node is alone: events go from the chat service straight
+// to its own broker, and no NATS is needed.
+type Cluster struct {
+	// NATSURL is the NATS server (or a comma-separated list of a NATS
+	// cluster's servers), e.g. nats://nats:4222. Empty: one node.
+	NATSURL string `yaml:"nats_url"`
+	// Prefix starts every subject mqim uses, so that several mqim clusters
+	// (or other applications) can share one NATS.
+	Prefix string `yaml:"prefix"`
+	// NodeID names this node to the others; unique in the cluster. Empty:
+	// the host name and a random suffix, new at every start.
+	NodeID string `yaml:"node_id"`
+	// Credentials, as the NATS Go client takes them: user and password, a
+	// token, a .creds file (JWT and NKey seed) or an NKey seed file. At most
+	// one kind.
+	NATSUser     string `yaml:"nats_user"`
+	NATSPassword string `yaml:"nats_password"`
+	NATSToken    string `yaml:"nats_token"`
+	NATSCreds    string `yaml:"nats_creds"`
+	NATSNKeyFile string `yaml:"nats_nkey_file"`
+	// TLS: the CA that signed the NATS server's certificate, and this
+	// node's client certificate and key when NATS asks for one.
+	NATSTLSCA   string `yaml:"nats_tls_ca"`
+	NATSTLSCert string `yaml:"nats_tls_cert"`
+	NATSTLSKey  string `yaml:"nats_tls_key"`
+	// Heartbeat is how often a node tells the others it is alive; a node
+	// silent for three heartbeats is taken for gone (its devices offline).
+	Heartbeat time.Duration `yaml:"heartbeat"`
+}
+
+// Enabled tells whether this node is part of a cluster.
+func (c Cluster) Enabled() bool { return c.NATSURL != "" }
+
 // Default returns the configuration used when nothing overrides it. It is
 // the single place where defaults live; mqim.yaml mirrors it (a test checks).
 func Default() Config {
@@ -296,6 +331,7 @@ func Default() Config {
 		Webhook: WebhookOptions{Queue: 10000, Workers: 2, Timeout: 10 * time.Second, MaxRetries: 5,
 			Backoff: time.Second, MaxBackoff: time.Minute},
 		BeforeSend: BeforeSend{Timeout: 2 * time.Second},
+		Cluster:    Cluster{Prefix: "mqim", Heartbeat: time.Second},
 	}
 }
 
@@ -575,7 +611,67 @@ func (c *Config) Validate() error {
 	default:
 		bad("log.format", "%q is not text or json", c.Log.Format)
 	}
+	c.validateCluster(bad)
 	return errors.Join(errs...)
+}
+
+// validateCluster checks the cluster section: a cluster shares one
+// MySQL-compatible store and one set of secrets, or its nodes could not
+// read each other's messages and tokens.
+func (c *Config) validateCluster(bad func(key, format string, a ...any)) {
+	cl := c.Cluster
+	if !validSubjectToken(cl.Prefix) {
+		bad("cluster.prefix", "%q must be one or more NATS subject tokens of letters, digits, '_' and '-', separated by '.'", cl.Prefix)
+	}
+	if cl.NodeID != "" && !validSubjectToken(strings.ReplaceAll(cl.NodeID, ".", "_")) {
+		bad("cluster.node_id", "%q may hold only letters, digits, '_', '-' and '.'", cl.NodeID)
+	}
+	if cl.Heartbeat <= 0 {
+		bad("cluster.heartbeat", "must be positive")
+	}
+	if !cl.Enabled() {
+		return
+	}
+	if c.Store.Driver != "mysql" {
+		bad("cluster.nats_url", "a cluster needs store.driver mysql (a MySQL-compatible store every node reaches): SQLite is a file on one machine")
+	}
+	if c.Auth.JWTSecret == "" {
+		bad("auth.jwt_secret", "is required in a cluster: every node must verify the tokens the others sign")
+	}
+	if c.Auth.ServiceKey == "" {
+		bad("auth.service_key", "is required in a cluster: every node must accept the same service key")
+	}
+	kinds := 0
+	for _, v := range []string{cl.NATSUser + cl.NATSPassword, cl.NATSToken, cl.NATSCreds, cl.NATSNKeyFile} {
+		if v != "" {
+			kinds++
+		}
+	}
+	if kinds > 1 {
+		bad("cluster.nats_user", "give one kind of NATS credentials: user and password, token, creds file or nkey file")
+	}
+	if (cl.NATSTLSCert == "") != (cl.NATSTLSKey == "") {
+		bad("cluster.nats_tls_cert", "nats_tls_cert and nats_tls_key go together")
+	}
+}
+
+// validSubjectToken tells whether s is a dot-separated run of NATS
+// subject tokens made of letters, digits, '_' and '-'.
+func validSubjectToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, tok := range strings.Split(s, ".") {
+		if tok == "" {
+			return false
+		}
+		for _, r := range tok {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // validOrigin tells whether o is "*" or an origin as browsers send it:
