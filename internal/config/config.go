@@ -23,16 +23,16 @@ import (
 // Config is the whole configuration. Zero values are never meaningful on their
 // own: Default fills every field, a file and the environment override it.
 type Config struct {
-	DataDir string `yaml:"data_dir"`
-	Store   Store  `yaml:"store"`
-	MQTT    MQTT   `yaml:"mqtt"`
-	HTTP    HTTP   `yaml:"http"`
-	Auth    Auth   `yaml:"auth"`
-	Chat    Chat   `yaml:"chat"`
-	Push    Push   `yaml:"push"`
-	Limits  Limits `yaml:"limits"`
-	Log     Log    `yaml:"log"`
-	Debug   Debug  `yaml:"debug"`
+	DataDir string  `yaml:"data_dir"`
+	Store   Store   `yaml:"store"`
+	MQTT    MQTT    `yaml:"mqtt"`
+	HTTP    HTTP    `yaml:"http"`
+	Auth    Auth    `yaml:"auth"`
+	Chat    Chat    `yaml:"chat"`
+	Push    Push    `yaml:"push"`
+	Limits  Limits  `yaml:"limits"`
+	Log     Log     `yaml:"log"`
+	Debug   Debug   `yaml:"debug"`
 	Cluster Cluster `yaml:"cluster"`
 	// Webhooks are the product backend's receivers of signed events
 	// (docs/webhooks.md); Webhook tunes their delivery.
