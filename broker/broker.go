@@ -37,8 +37,9 @@ type Broker struct {
 	// overflowed holds the client ids told to catch up, and when (one sync
 	// event per overflow, at most one per overflowQuiet).
 	overflowed sync.Map
-	// Per-user caps (Admit).
+	// Per-user caps (Admit); countRemote counts devices on other nodes.
 	maxDevices, maxSessions int
+	countRemote             func(uid, clientID string) int
 	mu                      sync.Mutex
 	lns                     []listeners.Listener
 	closed                  bool
@@ -120,11 +121,55 @@ func New(cfg config.MQTT, log *slog.Logger) (*Broker, error) {
 	return b, nil
 }
 
-// OnPresence sets f to be told when a device (the part after "/" of its
-// client id) comes online (its session is established) or goes offline (its
-// connection ends, unless a reconnect of the same client id took it over).
-// f must not block. Call before Start.
-func (b *Broker) OnPresence(f func(user, device string, online bool)) { b.reg.onPresence = f }
+// OnPresence adds f to the listeners told when a device (its client id)
+// comes online (its session is established) or goes offline (its
+// connection ends, unless a reconnect of the same client id here took it
+// over). f is called under the registry's lock, in the order of the
+// changes: it must not block. Call before Start.
+func (b *Broker) OnPresence(f func(user, clientID string, online bool)) {
+	b.reg.onPresence = append(b.reg.onPresence, f)
+}
+
+// OnInterest sets f to be told when a chat topic gains its first live
+// connection subscribed to it here (on) and when it loses its last (off):
+// what a node of a cluster needs events of from the others. Only the
+// subscriptions the server manages count (inboxes, groups, reply topics).
+// f is called under the registry's lock: it must not block. Call before
+// Start.
+func (b *Broker) OnInterest(f func(topic string, on bool)) { b.reg.onInterest = f }
+
+// CountRemote sets f to count uid's devices connected to other nodes (but
+// clientID), so that mqtt.max_devices_per_user holds across a cluster.
+// Call before Start.
+func (b *Broker) CountRemote(f func(uid, clientID string) int) { b.countRemote = f }
+
+// Evict ends whatever this node holds of a client id that has connected to
+// another node of the cluster: a live connection is closed (MQTT 5
+// DISCONNECT 0x8E Session taken over) and an offline persistent session is
+// dropped, both without touching the stored session, which the other node
+// now serves (so it neither expires nor is rewritten here). A live
+// connection established here at or after before (Unix ms; the other
+// node's connect) is newer and stays. It may block on writing the
+// DISCONNECT.
+func (b *Broker) Evict(clientID string, before int64) {
+	cl, ok := b.srv.Clients.Get(clientID)
+	if !ok || cl.Net.Inline || !b.reg.evict(cl, before) {
+		return
+	}
+	if !cl.Closed() {
+		_ = b.srv.DisconnectClient(cl, packets.ErrSessionTakenOver)
+	}
+	if cur, ok := b.srv.Clients.Get(clientID); ok && cur == cl {
+		b.srv.Clients.Delete(clientID)
+	}
+	b.srv.UnsubscribeClient(cl)
+	cl.ClearInflights()
+	b.gates.drop(clientID)
+	if b.ps != nil {
+		b.ps.pos.flushSoon()
+	}
+	b.reg.forget(cl)
+}
 
 // AddHook registers a Mochi hook; call before Start.
 func (b *Broker) AddHook(h mqtt.Hook, config any) error { return b.srv.AddHook(h, config) }
@@ -234,6 +279,9 @@ func (b *Broker) Settle(cl *mqtt.Client, decide func(current []string) (add, rem
 // is a takeover and never counts.
 func (b *Broker) Admit(cl *mqtt.Client, uid string) error {
 	connected, persistent := b.reg.counts(uid, cl.ID)
+	if b.countRemote != nil {
+		connected += b.countRemote(uid, cl.ID)
+	}
 	if connected >= b.maxDevices {
 		return fmt.Errorf("%d devices connected, the most one user may have", connected)
 	}

@@ -34,6 +34,10 @@ type PersistOptions struct {
 	ReplayMax int
 	// ReplyTopic is a device's reply topic, where sync events go.
 	ReplyTopic func(clientID string) string
+	// Shared: other nodes serve sessions from the same store (a cluster).
+	// Stored sessions are then not brought back at start (another node may
+	// serve them now): a reconnect finds its session in the store instead.
+	Shared bool
 }
 
 // Persist serves persistent sessions from the store (docs/protocol.md,
@@ -46,7 +50,7 @@ func (b *Broker) Persist(o PersistOptions) error {
 		return errors.New("broker: persist: incomplete options")
 	}
 	p := &persist{b: b, st: o.Store, missed: o.Missed, max: o.ReplayMax, replyTopic: o.ReplyTopic,
-		log: b.log, pos: newPositions(o.Store, b.log), gates: b.gates}
+		log: b.log, pos: newPositions(o.Store, b.log), gates: b.gates, shared: o.Shared}
 	for _, h := range []mqtt.Hook{p, &positionsHook{p: p.pos}} {
 		if err := b.srv.AddHook(h, nil); err != nil {
 			return fmt.Errorf("broker: %w", err)
@@ -79,6 +83,7 @@ type persist struct {
 	log        *slog.Logger
 	pos        *positions
 	gates      *gates
+	shared     bool
 
 	// established carries, from OnSessionEstablish to
 	// OnSessionEstablished, what the connect found.
@@ -86,8 +91,11 @@ type persist struct {
 }
 
 type connectState struct {
-	existed bool  // a persistent session of this client id existed
-	present bool  // and this connect resumes it
+	existed bool // a persistent session of this client id existed
+	present bool // and this connect resumes it
+	// discard: a clean start in a cluster, whose session, if one is
+	// stored, another node left behind.
+	discard bool
 	gate    *gate // held while its replay runs
 }
 
@@ -133,6 +141,9 @@ func (p *persist) StoredClients() ([]storage.Client, error) {
 	var out []storage.Client
 	for _, s := range all {
 		if s.DisconnectedAt == 0 {
+			if p.shared {
+				continue // connected to another node, or cut by a crash: its next connect resumes it
+			}
 			s.DisconnectedAt = now
 		}
 		if s.Expired(now) {
@@ -140,6 +151,9 @@ func (p *persist) StoredClients() ([]storage.Client, error) {
 				p.log.Warn("expired session not deleted", "client_id", s.ClientID, "error", err)
 			}
 			continue
+		}
+		if p.shared {
+			continue // loaded when it reconnects, on whichever node (load)
 		}
 		left := (s.DisconnectedAt + s.Expiry*1000 - now) / 1000
 		out = append(out, storage.Client{ID: s.ClientID, Username: []byte(s.UserID), ProtocolVersion: 5,
@@ -160,6 +174,13 @@ func (p *persist) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 		return
 	}
 	var st connectState
+	if _, ok := p.b.srv.Clients.Get(cl.ID); !ok && p.shared {
+		if pk.Connect.Clean {
+			st.discard = true
+		} else {
+			p.load(cl)
+		}
+	}
 	if old, ok := p.b.srv.Clients.Get(cl.ID); ok && !old.Net.Inline && isPersistent(old) {
 		st.existed = true
 		st.present = !pk.Connect.Clean
@@ -186,6 +207,34 @@ func (p *persist) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	p.established.Store(cl, st)
 }
 
+// load brings a stored session of cl's client id back as an offline
+// session (in a cluster, where it may have been served by another node),
+// so that Mochi and this hook find it present. A session of another user,
+// or an expired one, is not brought back. It costs one read of the store,
+// made only by a connect that asks to resume a session this node does not
+// hold.
+func (p *persist) load(cl *mqtt.Client) {
+	ctx, cancel := ctx5()
+	defer cancel()
+	s, err := p.st.Session(ctx, cl.ID)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			p.log.Warn("session: cannot read it", "client_id", cl.ID, "error", err)
+		}
+		return
+	}
+	if s.UserID != string(cl.Properties.Username) || s.Expired(time.Now().UnixMilli()) {
+		return
+	}
+	old := p.b.srv.NewClient(nil, "stored", cl.ID, false)
+	old.Properties.Username = []byte(s.UserID)
+	old.Properties.ProtocolVersion = 5
+	old.Properties.Props = packets.Properties{SessionExpiryInterval: uint32(max(s.Expiry, 1)), SessionExpiryIntervalFlag: true}
+	old.Stop(packets.ErrServerShuttingDown)
+	p.b.srv.Clients.Add(old)
+	p.b.reg.index(s.UserID, cl.ID)
+}
+
 // OnSessionEstablished implements mqtt.Hook: it stores the session (a new
 // one from now; a resumed one keeps its baseline) and starts the replay of
 // a resumed one.
@@ -200,7 +249,7 @@ func (p *persist) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	defer cancel()
 	if !st.present {
 		p.pos.reset(cl.ID)
-		if st.existed {
+		if st.existed || st.discard {
 			if err := p.st.DeleteSession(ctx, cl.ID); err != nil {
 				p.log.Warn("session: cannot delete the ended one", "client_id", cl.ID, "error", err)
 			}
@@ -259,7 +308,7 @@ func (p *persist) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	}
 	p.gates.closeFor(cl)
 	if takenOver(cl) {
-		return // the new connection carries the session on
+		return // the new connection (here, or on another node) carries the session on
 	}
 	if expire {
 		p.pos.reset(cl.ID)

@@ -42,9 +42,22 @@ type sessions struct {
 	// live holds, per client id, the connection that made the device
 	// online, for the presence events (a takeover keeps the device online).
 	live map[string]*mqtt.Client
-	// onPresence, if set, is told when a device comes online or goes
-	// offline; called under mu, so it must not block.
-	onPresence func(user, device string, online bool)
+	// since is when each live connection was established (Unix ms).
+	since map[string]int64
+	// onPresence are told when a device comes online or goes offline;
+	// called under mu, so they must not block.
+	onPresence []func(user, clientID string, online bool)
+	// interest counts, per topic, the live connections whose
+	// server-managed subscriptions include it; counted holds each client
+	// id's counted filters. onInterest, if set, is told when a count leaves
+	// or reaches zero (under mu).
+	interest   map[string]int
+	counted    map[string]map[string]struct{}
+	onInterest func(topic string, on bool)
+	// evicted holds the connections ended because their client id
+	// connected to another node (Broker.Evict): they go offline here
+	// although their stop cause is a take-over.
+	evicted sync.Map // *mqtt.Client -> struct{}
 
 	// queues holds the queue accounting of each session (client id) that
 	// has been sent a QoS>0 event; qmu guards the map only. It runs for
@@ -65,6 +78,7 @@ type sessions struct {
 func newSessions(srv *mqtt.Server, maxQueue int64) *sessions {
 	return &sessions{srv: srv, maxQueue: maxQueue, byUser: map[string]map[string]struct{}{}, lastSeen: map[string]int64{},
 		settled: map[string]*mqtt.Client{}, live: map[string]*mqtt.Client{}, queues: map[string]*queue{},
+		interest: map[string]int{}, counted: map[string]map[string]struct{}{}, since: map[string]int64{},
 		deadlines: map[*mqtt.Client]time.Time{}, timers: map[*mqtt.Client]*time.Timer{}}
 }
 
@@ -95,6 +109,7 @@ func (h *sessions) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	defer h.mu.Unlock()
 	h.indexLocked(uid, cl.ID)
 	h.lastSeen[uid] = time.Now().UnixMilli()
+	h.since[cl.ID] = h.lastSeen[uid]
 	h.startDeadline(cl)
 	// A takeover replaces the live connection: the device stays online.
 	if prev := h.live[cl.ID]; prev == nil {
@@ -105,11 +120,79 @@ func (h *sessions) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 
 // presenceChanged tells onPresence. Callers hold mu.
 func (h *sessions) presenceChanged(cl *mqtt.Client, online bool) {
-	if h.onPresence == nil {
+	uid := string(cl.Properties.Username)
+	for _, f := range h.onPresence {
+		f(uid, cl.ID, online)
+	}
+}
+
+// evict marks cl as moved to another node (Broker.Evict), unless it is a
+// live connection established at or after before (Unix ms).
+func (h *sessions) evict(cl *mqtt.Client, before int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.live[cl.ID] == cl && !cl.Closed() && h.since[cl.ID] >= before {
+		return false
+	}
+	h.evicted.Store(cl, struct{}{})
+	return true
+}
+
+// movedAway tells whether cl's connection ended because its client id
+// connected to another node.
+func (h *sessions) movedAway(cl *mqtt.Client) bool {
+	_, ok := h.evicted.Load(cl)
+	return ok
+}
+
+// count records that filter is (on) or is no longer (off) a
+// server-managed subscription of client id's live connection. Callers
+// hold mu.
+func (h *sessions) count(clientID, filter string, on bool) {
+	set := h.counted[clientID]
+	if on {
+		if set == nil {
+			set = map[string]struct{}{}
+			h.counted[clientID] = set
+		}
+		if _, ok := set[filter]; ok {
+			return
+		}
+		set[filter] = struct{}{}
+		if h.interest[filter]++; h.interest[filter] == 1 && h.onInterest != nil {
+			h.onInterest(filter, true)
+		}
 		return
 	}
-	uid := string(cl.Properties.Username)
-	h.onPresence(uid, strings.TrimPrefix(cl.ID, uid+"/"), online)
+	if _, ok := set[filter]; !ok {
+		return
+	}
+	delete(set, filter)
+	if len(set) == 0 {
+		delete(h.counted, clientID)
+	}
+	if h.interest[filter]--; h.interest[filter] <= 0 {
+		delete(h.interest, filter)
+		if h.onInterest != nil {
+			h.onInterest(filter, false)
+		}
+	}
+}
+
+// uncount drops every filter counted for a client id (its live connection
+// ended). Callers hold mu.
+func (h *sessions) uncount(clientID string) {
+	for f := range h.counted[clientID] {
+		h.count(clientID, f, false)
+	}
+}
+
+// Interested tells whether a live connection here is subscribed to topic
+// by the server (the count OnInterest reports).
+func (h *sessions) interested(topic string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.interest[topic] > 0
 }
 
 // OnDisconnect: a session that ends with its connection leaves the index; a
@@ -118,7 +201,8 @@ func (h *sessions) presenceChanged(cl *mqtt.Client, online bool) {
 // online through the new connection (mochi-mqtt/server#483).
 func (h *sessions) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	h.stopDeadline(cl)
-	if cl.Net.Inline || takenOver(cl) {
+	moved := h.movedAway(cl)
+	if cl.Net.Inline || (takenOver(cl) && !moved) {
 		return
 	}
 	h.mu.Lock()
@@ -130,11 +214,16 @@ func (h *sessions) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	if l := h.live[cl.ID]; l != nil && (l == cl || l.Closed()) {
 		if cur, ok := h.srv.Clients.Get(cl.ID); !ok || cur == cl {
 			delete(h.live, cl.ID)
+			delete(h.since, cl.ID)
+			h.uncount(cl.ID)
 			h.presenceChanged(cl, false)
 		}
 	}
 	h.mu.Unlock()
-	if expire {
+	if moved {
+		h.evicted.Delete(cl)
+	}
+	if expire || moved {
 		h.forget(cl)
 	}
 }
@@ -230,6 +319,22 @@ func (h *sessions) settle(cl *mqtt.Client, decide func(current []string) (add, r
 		h.subscribe(cl, f)
 	}
 	h.settled[cl.ID] = cl
+	if cl.Closed() {
+		return
+	}
+	// The interest of this client id is now exactly its subscriptions (a
+	// take-over's connection inherits the counts of the one it replaced).
+	now := cl.State.Subscriptions.GetAll()
+	for f := range h.counted[cl.ID] {
+		if _, ok := now[f]; !ok {
+			h.count(cl.ID, f, false)
+		}
+	}
+	for f := range now {
+		if strings.HasPrefix(f, "im/") {
+			h.count(cl.ID, f, true)
+		}
+	}
 }
 
 // isSettled tells whether the live connection of a client id has been
@@ -251,6 +356,9 @@ func (h *sessions) subscribe(cl *mqtt.Client, filter string) {
 		atomic.AddInt64(&h.srv.Info.Subscriptions, 1)
 	}
 	cl.State.Subscriptions.Add(filter, sub)
+	if h.settled[cl.ID] == cl && !cl.Closed() {
+		h.count(cl.ID, filter, true)
+	}
 }
 
 // unsubscribe is the mirror of subscribe. Callers hold mu.
@@ -259,6 +367,9 @@ func (h *sessions) unsubscribe(cl *mqtt.Client, filter string) {
 		atomic.AddInt64(&h.srv.Info.Subscriptions, -1)
 	}
 	cl.State.Subscriptions.Delete(filter)
+	if h.settled[cl.ID] == cl {
+		h.count(cl.ID, filter, false)
+	}
 }
 
 // ---- connection counts (the per-user caps)

@@ -24,18 +24,22 @@ type groupEntry struct {
 // the hot path. Changes made through this process are applied at once;
 // entries also expire after ttl so that changes made by other nodes show.
 type groupCache struct {
-	st  store.Store
-	ttl time.Duration
-	mu  sync.RWMutex
-	m   map[string]*groupEntry
+	st      store.Store
+	ttl     time.Duration
+	changed func(keys []string)
+	mu      sync.RWMutex
+	m       map[string]*groupEntry
 	// gen counts the changes applied to each group; a load that raced a
 	// change (the counter moved while it read the store) is not cached, or a
 	// kicked member could come back for a whole TTL.
 	gen map[string]uint64
 }
 
-func newGroupCache(st store.Store, ttl time.Duration) *groupCache {
-	return &groupCache{st: st, ttl: ttl, m: map[string]*groupEntry{}, gen: map[string]uint64{}}
+// newGroupCache returns a cache of groups; changed, if not nil, is told
+// of every group a change made here touched (the other nodes of a cluster
+// drop their copies).
+func newGroupCache(st store.Store, ttl time.Duration, changed func(keys []string)) *groupCache {
+	return &groupCache{st: st, ttl: ttl, changed: changed, m: map[string]*groupEntry{}, gen: map[string]uint64{}}
 }
 
 func (c *groupCache) get(ctx context.Context, gid string) (*groupEntry, error) {
@@ -77,6 +81,9 @@ func (c *groupCache) get(ctx context.Context, gid string) (*groupEntry, error) {
 
 // apply records a committed membership change.
 func (c *groupCache) apply(gid string, w *store.Write) {
+	if c.changed != nil {
+		defer c.changed([]string{gid})
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen[gid]++
@@ -127,8 +134,28 @@ func (c *groupCache) finishDissolve(gid string) {
 	}
 }
 
-// forget drops a group so the next get reloads it.
+// forget drops a group after a change made here, so the next get reloads
+// it, and tells changed.
 func (c *groupCache) forget(gid string) {
+	c.drop(gid)
+	if c.changed != nil {
+		c.changed([]string{gid})
+	}
+}
+
+// reset drops every group.
+func (c *groupCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for gid := range c.m {
+		c.gen[gid]++
+	}
+	c.m = map[string]*groupEntry{}
+}
+
+// drop drops a group so the next get reloads it (a change made here, or
+// one another node made).
+func (c *groupCache) drop(gid string) {
 	c.mu.Lock()
 	c.gen[gid]++
 	delete(c.m, gid)

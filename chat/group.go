@@ -56,6 +56,7 @@ func (s *Service) CreateGroup(ctx context.Context, a Actor, ng NewGroup) (*store
 		if ok, retry := s.groupLim.Allow(a.UserID); !ok {
 			return nil, nil, rateLimited("creating groups", retry)
 		}
+		s.charged(LimitGroups, a.UserID)
 	}
 	ng.ID = idOrNew(ng.ID)
 	switch {

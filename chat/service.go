@@ -55,6 +55,35 @@ type Disconnector interface {
 	DisconnectUser(uid string)
 }
 
+// Peers are the other nodes of a cluster (cluster.Node is). They are told
+// of every change this node makes to what the service caches (the kinds
+// are the Cache constants), and of every charge to a limit that holds
+// across the cluster (the Limit constants), so that they drop their
+// copies and charge their own limiters: Forget and Charge are the other
+// end. Calls come from the committer and from request goroutines; they
+// must not block.
+type Peers interface {
+	Forgot(kind string, keys []string)
+	Charged(limit, key string)
+}
+
+// What the service caches, as Peers and Forget name it.
+const (
+	CacheGroup      = "group"       // a group and its members, by group id
+	CacheBlocks     = "blocks"      // whom a user blocked, by user id
+	CacheFriends    = "friends"     // a user's friends, by user id
+	CacheUserGroups = "user_groups" // the groups a user belongs to, by user id
+)
+
+// The limits that hold across a cluster, as Peers and Charge name them:
+// failed logins (per user id and per address) and group creations, all
+// rare, so every charge is told to every node.
+const (
+	LimitLogin  = "login"
+	LimitAddr   = "addr"
+	LimitGroups = "groups"
+)
+
 // Committed is told about every stored message after its commit, in seq
 // order per conversation, from the delivery goroutine. It must not block
 // (push and webhooks queue their work).
@@ -83,6 +112,8 @@ type Service struct {
 	tok  Verifier
 	obs  Observer
 	mod  Moderator
+	// peers, if not nil, are the other nodes of the cluster.
+	peers Peers
 
 	// Per-user limits (Options.Limits).
 	sendLim, typingLim, groupLim *ratelimit.Keyed
@@ -130,6 +161,8 @@ type Options struct {
 	// Moderator (before_send) judges users' messages before they are
 	// stored; nil: none.
 	Moderator Moderator
+	// Peers are the other nodes of a cluster; nil: this node is alone.
+	Peers Peers
 }
 
 // New returns a service; call Start before sending.
@@ -146,7 +179,12 @@ func New(o Options) *Service {
 	if o.Disconnector == nil {
 		o.Disconnector = nowhere{}
 	}
+	var changed func(kind string, keys []string)
+	if o.Peers != nil {
+		changed = o.Peers.Forgot
+	}
 	return &Service{
+		peers:     o.Peers,
 		st:        o.Store,
 		log:       o.Log,
 		cfg:       o.Config,
@@ -162,14 +200,69 @@ func New(o Options) *Service {
 		groupLim:  ratelimit.New(o.Limits.GroupsPerHour/3600, o.Limits.GroupBurst),
 		loginLim:  ratelimit.New(o.Limits.LoginFailuresPerMinute/60, o.Limits.LoginFailureBurst),
 		addrLim:   ratelimit.New(o.Limits.AddrFailuresPerMinute/60, o.Limits.AddrFailureBurst),
-		groups:    newGroupCache(o.Store, o.CacheTTL),
+		groups:    newGroupCache(o.Store, o.CacheTTL, tellKind(changed, CacheGroup)),
 		users:     newUserCache(o.Store, o.CacheTTL),
-		soc:       newSocial(o.Store, o.CacheTTL, o.Limits),
+		soc:       newSocial(o.Store, o.CacheTTL, o.Limits, changed),
 		queue:     make(chan *pending, 4*o.Config.BatchMax),
 		deliver:   make(chan []*pending, 1024),
 		stop:      make(chan struct{}),
 		seqs:      map[string]int64{},
 		entropy:   ulid.Monotonic(rand.Reader, 0),
+	}
+}
+
+// tellKind binds changed to one kind of cache (nil stays nil).
+func tellKind(changed func(kind string, keys []string), kind string) func([]string) {
+	if changed == nil {
+		return nil
+	}
+	return func(keys []string) { changed(kind, keys) }
+}
+
+// Forget drops what the service caches of keys, of one kind (a Cache
+// constant): another node of the cluster changed it (Peers.Forgot there).
+// Unknown kinds are ignored, so that a newer node's kinds do no harm.
+func (s *Service) Forget(kind string, keys []string) {
+	switch kind {
+	case CacheGroup:
+		for _, k := range keys {
+			s.groups.drop(k)
+		}
+	case CacheBlocks:
+		s.soc.blocks.drop(keys...)
+	case CacheFriends:
+		s.soc.friends.drop(keys...)
+	case CacheUserGroups:
+		s.soc.groups.drop(keys...)
+	}
+}
+
+// ForgetAll drops every cached group and social set: a node that lost its
+// link to the others may have missed their changes.
+func (s *Service) ForgetAll() {
+	s.groups.reset()
+	for _, c := range []*setCache{s.soc.blocks, s.soc.friends, s.soc.groups} {
+		c.reset()
+	}
+}
+
+// Charge charges one attempt to a cluster-wide limit (a Limit constant)
+// that another node charged (Peers.Charged there).
+func (s *Service) Charge(limit, key string) {
+	switch limit {
+	case LimitLogin:
+		s.loginLim.Hit(key)
+	case LimitAddr:
+		s.addrLim.Hit(key)
+	case LimitGroups:
+		s.groupLim.Hit(key)
+	}
+}
+
+// charged tells the peers of a charge to a cluster-wide limit.
+func (s *Service) charged(limit, key string) {
+	if s.peers != nil {
+		s.peers.Charged(limit, key)
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 type setCache struct {
 	ttl  time.Duration
 	load func(ctx context.Context, key string) ([]string, error)
+	// changed is told of the keys a local change made forget drop.
+	changed func(keys []string)
 
 	mu sync.RWMutex
 	m  map[string]*setEntry
@@ -38,8 +40,11 @@ const (
 	maxSetIDs  = 2_000_000
 )
 
-func newSetCache(ttl time.Duration, load func(ctx context.Context, key string) ([]string, error)) *setCache {
-	return &setCache{ttl: ttl, load: load, m: map[string]*setEntry{}, gen: map[string]uint64{}}
+// newSetCache returns a cache that loads a key's set with load; changed,
+// if not nil, is told of the keys forget drops (the other nodes of a
+// cluster drop theirs).
+func newSetCache(ttl time.Duration, load func(ctx context.Context, key string) ([]string, error), changed func(keys []string)) *setCache {
+	return &setCache{ttl: ttl, load: load, changed: changed, m: map[string]*setEntry{}, gen: map[string]uint64{}}
 }
 
 // get returns key's set; callers must not modify it.
@@ -85,8 +90,26 @@ func (c *setCache) has(ctx context.Context, key, id string) (bool, error) {
 	return ok, nil
 }
 
-// forget drops keys, so that the next get of each reloads it.
+// forget drops keys after a change made here, so that the next get of
+// each reloads it, and tells changed.
 func (c *setCache) forget(keys ...string) {
+	c.drop(keys...)
+	if c.changed != nil {
+		c.changed(keys)
+	}
+}
+
+// reset drops every key.
+func (c *setCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m, c.gen, c.size = map[string]*setEntry{}, map[string]uint64{}, 0
+	c.epoch++
+}
+
+// drop drops keys, so that the next get of each reloads it (a change
+// made here, or one another node made).
+func (c *setCache) drop(keys ...string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.gen) >= 2*maxSetKeys {

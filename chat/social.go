@@ -56,7 +56,13 @@ type social struct {
 	locks [64]sync.Mutex
 }
 
-func newSocial(st store.Store, ttl time.Duration, l config.Limits) *social {
+func newSocial(st store.Store, ttl time.Duration, l config.Limits, changed func(kind string, keys []string)) *social {
+	tell := func(kind string) func([]string) {
+		if changed == nil {
+			return nil
+		}
+		return func(keys []string) { changed(kind, keys) }
+	}
 	return &social{
 		blocks: newSetCache(ttl, func(ctx context.Context, uid string) ([]string, error) {
 			bs, err := st.Blocks(ctx, uid)
@@ -65,7 +71,7 @@ func newSocial(st store.Store, ttl time.Duration, l config.Limits) *social {
 				ids[i] = b.UserID
 			}
 			return ids, err
-		}),
+		}, tell(CacheBlocks)),
 		friends: newSetCache(ttl, func(ctx context.Context, uid string) ([]string, error) {
 			fs, err := st.Friends(ctx, uid)
 			ids := make([]string, len(fs))
@@ -73,8 +79,8 @@ func newSocial(st store.Store, ttl time.Duration, l config.Limits) *social {
 				ids[i] = f.UserID
 			}
 			return ids, err
-		}),
-		groups: newSetCache(ttl, st.UserGroups),
+		}, tell(CacheFriends)),
+		groups: newSetCache(ttl, st.UserGroups, tell(CacheUserGroups)),
 		reqLim: ratelimit.New(l.FriendRequestsPerHour/3600, l.FriendRequestBurst),
 	}
 }

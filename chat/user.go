@@ -186,9 +186,11 @@ func (s *Service) loginAllowed(uid, addr string) error {
 func (s *Service) loginFailed(uid, addr string) {
 	if ValidID(uid) {
 		s.loginLim.Hit(uid)
+		s.charged(LimitLogin, uid)
 	}
 	if host := hostOf(addr); host != "" {
 		s.addrLim.Hit(host)
+		s.charged(LimitAddr, host)
 	}
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/mqim/mqim/broker"
 	"github.com/mqim/mqim/chat"
 	"github.com/mqim/mqim/clients"
+	"github.com/mqim/mqim/cluster"
 	"github.com/mqim/mqim/hooks"
 	"github.com/mqim/mqim/internal/config"
 	"github.com/mqim/mqim/internal/logging"
@@ -53,6 +54,8 @@ type App struct {
 	Store  *sqlstore.Store
 	Chat   *chat.Service
 	Broker *broker.Broker
+	// Node is this node's membership of a cluster; nil when alone.
+	Node *cluster.Node
 
 	// NewServiceKey is set when this start generated the service key; it is
 	// shown once and never stored in clear. Its hash (and a generated JWT
@@ -138,6 +141,28 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		a.Store.Close()
 		return nil, err
 	}
+	// The chat service's MQTT side: the broker itself on a node alone, the
+	// cluster node (which delivers through the broker and to the other
+	// nodes) in a cluster.
+	var mqttSide interface {
+		chat.Deliverer
+		chat.Subscriber
+		chat.Disconnector
+		Connected(clientID string) bool
+		Presence(uid string) ([]string, int64)
+	} = a.Broker
+	var peers chat.Peers
+	if cfg.Cluster.Enabled() {
+		if a.Node, err = cluster.New(cluster.Options{Config: cfg.Cluster, Local: a.Broker, Log: log}); err != nil {
+			a.Store.Close()
+			return nil, err
+		}
+		a.Broker.OnPresence(a.Node.LocalPresence)
+		a.Broker.OnInterest(a.Node.Interest)
+		a.Broker.CountRemote(a.Node.CountRemote)
+		mqttSide, peers = a.Node, a.Node
+		log.Info("cluster on", "node", a.Node.ID())
+	}
 	a.Registry = prometheus.NewRegistry()
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.Webhooks = webhook.New(webhook.Options{Receivers: cfg.Webhooks, Tuning: cfg.Webhook, Log: log,
@@ -156,13 +181,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 	var committed []chat.Committed
 	if out := a.pushRoute(); out != nil {
-		a.Planner = push.NewPlanner(push.PlannerOptions{Store: a.Store, Presence: a.Broker, Out: out, Log: log,
+		a.Planner = push.NewPlanner(push.PlannerOptions{Store: a.Store, Presence: mqttSide, Out: out, Log: log,
 			IOSTopic: cfg.Push.IOSTopic, Queue: cfg.Push.Queue, Workers: 2})
 		committed = append(committed, a.Planner)
 	}
 	a.Chat = chat.New(chat.Options{Store: a.Store, Log: log, Config: cfg.Chat, Limits: cfg.Limits, Tokens: signer, CacheTTL: cfg.MQTT.ACLCacheTTL,
-		Deliverer: a.Broker, Subscriber: a.Broker, Disconnector: a.Broker, Committed: committed,
-		Observer: observer, Moderator: moderator})
+		Deliverer: mqttSide, Subscriber: mqttSide, Disconnector: mqttSide, Committed: committed,
+		Observer: observer, Moderator: moderator, Peers: peers})
 	a.registerMetrics()
 	// The web chat client at /demo/ learns the WebSocket port once it is bound.
 	var demo http.Handler
@@ -171,7 +196,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 	// The HTTP API also answers the requests that come over MQTT (im/rpc).
 	apiHandler := api.New(api.Options{Chat: a.Chat, Tokens: signer, ServiceKeyHash: keyHash,
-		Auth: cfg.Auth, HTTP: cfg.HTTP, Log: log, Presence: a.Broker, Ready: a.ready,
+		Auth: cfg.Auth, HTTP: cfg.HTTP, Log: log, Presence: mqttSide, Ready: a.ready,
 		Metrics: promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{}), Demo: demo})
 	for _, h := range []struct {
 		hook mqtt.Hook
@@ -191,6 +216,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	// hooks come after the Sessions hook, so a replay starts once the
 	// session's subscriptions are in place.
 	if err := a.Broker.Persist(broker.PersistOptions{Store: a.Store, ReplayMax: cfg.MQTT.ReplayMax, ReplyTopic: chat.ReplyTopic,
+		Shared: cfg.Cluster.Enabled(),
 		Missed: func(ctx context.Context, uid string, baseline int64, after map[string]int64, skip map[string]map[int64]bool,
 			limit int) ([]broker.Replayed, error) {
 			evs, err := a.Chat.Missed(ctx, uid, baseline, after, skip, limit)
@@ -253,7 +279,8 @@ func (a *App) pushRoute() push.Enqueuer {
 }
 
 // presence turns the broker's presence changes into webhook events.
-func (a *App) presence(user, device string, online bool) {
+func (a *App) presence(user, clientID string, online bool) {
+	device := chat.DeviceID(clientID, user)
 	typ := chat.EventUserOffline
 	if online {
 		typ = chat.EventUserOnline
@@ -273,6 +300,11 @@ func (a *App) Start() error {
 		a.Planner.Start()
 	}
 	a.Chat.Start()
+	if a.Node != nil {
+		if err := a.Node.Start(a.Chat); err != nil {
+			return err
+		}
+	}
 	if err := a.Broker.Start(); err != nil {
 		return err
 	}
@@ -341,6 +373,9 @@ func (a *App) Close() error {
 	}
 	_ = a.Broker.Close()
 	a.Chat.Close()
+	if a.Node != nil {
+		a.Node.Close()
+	}
 	if a.Planner != nil {
 		a.Planner.Close()
 	}
@@ -359,6 +394,9 @@ func (a *App) ready(ctx context.Context) error {
 	}
 	if !a.Broker.Listening() {
 		return errors.New("broker not listening")
+	}
+	if a.Node != nil {
+		return a.Node.Ready()
 	}
 	return nil
 }
@@ -393,6 +431,31 @@ func (a *App) registerMetrics() {
 			Help: "Chat events persistent sessions acknowledged (position commits / this = the bookkeeping's cost per delivery)."},
 			func() float64 { _, n := a.Broker.PositionCommits(); return float64(n) }),
 	)
+	if a.Node != nil {
+		stat := func(f func(cluster.Stats) float64) func() float64 {
+			return func() float64 { return f(a.Node.Stats()) }
+		}
+		a.Registry.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mqim_cluster_nats_connected", Help: "1 while this node is connected to NATS (it serves its own devices either way)."},
+				stat(func(s cluster.Stats) float64 {
+					if s.Connected {
+						return 1
+					}
+					return 0
+				})),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mqim_cluster_peers", Help: "Other nodes heard from in the last three heartbeats."},
+				stat(func(s cluster.Stats) float64 { return float64(s.Peers) })),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_cluster_published_total", Help: "Messages this node published on NATS."},
+				stat(func(s cluster.Stats) float64 { return float64(s.Published) })),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_cluster_received_total", Help: "Messages this node received from the other nodes."},
+				stat(func(s cluster.Stats) float64 { return float64(s.Received) })),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_cluster_dropped_total",
+				Help: "Messages to or from NATS dropped (NATS unreachable and its buffer full, or this node too slow); the devices concerned catch up from the store."},
+				stat(func(s cluster.Stats) float64 { return float64(s.Dropped) })),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_cluster_nats_outages_total", Help: "Times this node lost its NATS connection."},
+				stat(func(s cluster.Stats) float64 { return float64(s.Outages) })),
+		)
+	}
 	if a.Planner != nil {
 		a.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_push_decisions_dropped_total",
 			Help: "Messages whose push decision was dropped because the planner queue was full."},
