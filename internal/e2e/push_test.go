@@ -3,7 +3,9 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -305,21 +307,28 @@ func TestMetricsEndpoint(t *testing.T) {
 // docker-compose.yml is structurally what `docker compose config` expects;
 // a plain `up` starts mqim and MySQL only, with push off and needing no
 // credentials; gorush 1.22.0 or later is in the "push" profile.
+// composeService is one service of docker-compose.yml, with the keys it
+// uses (readYAML refuses any other).
+type composeService struct {
+	Image       string            `yaml:"image"`
+	Build       any               `yaml:"build"`
+	Environment map[string]string `yaml:"environment"`
+	Volumes     []string          `yaml:"volumes"`
+	Ports       []string          `yaml:"ports"`
+	DependsOn   map[string]any    `yaml:"depends_on"`
+	Command     []string          `yaml:"command"`
+	Restart     string            `yaml:"restart"`
+	Healthcheck map[string]any    `yaml:"healthcheck"`
+	Profiles    []string          `yaml:"profiles"`
+}
+
 func TestComposeFile(t *testing.T) {
 	var compose struct {
-		Services map[string]struct {
-			Image       string            `yaml:"image"`
-			Build       any               `yaml:"build"`
-			Environment map[string]string `yaml:"environment"`
-			Volumes     []string          `yaml:"volumes"`
-			Ports       []string          `yaml:"ports"`
-			DependsOn   map[string]any    `yaml:"depends_on"`
-			Command     []string          `yaml:"command"`
-			Restart     string            `yaml:"restart"`
-			Healthcheck map[string]any    `yaml:"healthcheck"`
-			Profiles    []string          `yaml:"profiles"`
-		} `yaml:"services"`
-		Volumes map[string]any `yaml:"volumes"`
+		// The cluster nodes' shared settings, merged into each (YAML <<).
+		XNode    composeService            `yaml:"x-mqim-node"`
+		XNodeEnv map[string]string         `yaml:"x-mqim-node-env"`
+		Services map[string]composeService `yaml:"services"`
+		Volumes  map[string]any            `yaml:"volumes"`
 	}
 	readYAML(t, "../../docker-compose.yml", &compose)
 	mq, my, gr := compose.Services["mqim"], compose.Services["mysql"], compose.Services["gorush"]
@@ -343,13 +352,17 @@ func TestComposeFile(t *testing.T) {
 	if len(gr.Profiles) != 1 || gr.Profiles[0] != "push" {
 		t.Fatalf("gorush profiles %v, want [push]", gr.Profiles)
 	}
-	for name := range mq.DependsOn {
-		dep, ok := compose.Services[name]
-		if !ok {
-			t.Fatalf("mqim depends on unknown service %s", name)
-		}
-		if len(dep.Profiles) > 0 {
-			t.Fatalf("mqim depends on %s, which only a profile starts", name)
+	// A dependency must start whenever its dependent does: without a
+	// profile, or in one the dependent has.
+	for sname, s := range compose.Services {
+		for name := range s.DependsOn {
+			dep, ok := compose.Services[name]
+			if !ok {
+				t.Fatalf("%s depends on unknown service %s", sname, name)
+			}
+			if len(dep.Profiles) > 0 && !sharesProfile(s.Profiles, dep.Profiles) {
+				t.Fatalf("%s (profiles %v) depends on %s, which only the profiles %v start", sname, s.Profiles, name, dep.Profiles)
+			}
 		}
 	}
 	for _, s := range compose.Services {
@@ -363,6 +376,345 @@ func TestComposeFile(t *testing.T) {
 				t.Fatalf("named volume %s is not declared", src)
 			}
 		}
+	}
+	// Compose interpolates every service, also those of profiles not
+	// started: a required variable (${VAR:?...}) anywhere would stop the
+	// plain `docker compose up`.
+	raw, err := os.ReadFile("../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	required := regexp.MustCompile(`\$\{\w+:?\?`)
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		if required.MatchString(line) {
+			t.Fatalf("docker-compose.yml marks a variable required, so the default up would need it: %s", line)
+		}
+	}
+
+	// The cluster profile: NATS, three nodes on the single node's MySQL, and
+	// the load balancer in front of them.
+	nats := compose.Services["nats"]
+	if !strings.HasPrefix(nats.Image, "nats:2.") || !reflect.DeepEqual(nats.Profiles, []string{"cluster"}) || nats.Healthcheck == nil {
+		t.Fatalf("nats service: %+v", nats)
+	}
+	var nodes []string
+	for name, s := range compose.Services {
+		if s.Build != nil && name != "mqim" {
+			nodes = append(nodes, name)
+		}
+	}
+	sort.Strings(nodes)
+	if want := []string{"mqim-1", "mqim-2", "mqim-3"}; !reflect.DeepEqual(nodes, want) {
+		t.Fatalf("cluster nodes %v, want %v", nodes, want)
+	}
+	ids := map[string]bool{}
+	for _, name := range nodes {
+		n := compose.Services[name]
+		env := n.Environment
+		if !reflect.DeepEqual(n.Profiles, []string{"cluster"}) {
+			t.Fatalf("%s profiles %v, want [cluster]", name, n.Profiles)
+		}
+		if env["MQIM_STORE_DRIVER"] != "mysql" || env["MQIM_STORE_DSN"] != mq.Environment["MQIM_STORE_DSN"] {
+			t.Fatalf("%s store %q %q, want the mqim service's MySQL", name, env["MQIM_STORE_DRIVER"], env["MQIM_STORE_DSN"])
+		}
+		if env["MQIM_CLUSTER_NATS_URL"] != "nats://nats:4222" {
+			t.Fatalf("%s MQIM_CLUSTER_NATS_URL = %q", name, env["MQIM_CLUSTER_NATS_URL"])
+		}
+		if id := env["MQIM_CLUSTER_NODE_ID"]; id != name || ids[id] {
+			t.Fatalf("%s MQIM_CLUSTER_NODE_ID = %q, want its service name, unique", name, id)
+		}
+		ids[env["MQIM_CLUSTER_NODE_ID"]] = true
+		// The shared secrets come from the user, the same for every node.
+		for _, k := range []string{"MQIM_AUTH_JWT_SECRET", "MQIM_AUTH_SERVICE_KEY"} {
+			if want := "${" + k + ":-}"; env[k] != want {
+				t.Fatalf("%s %s = %q, want %q", name, k, env[k], want)
+			}
+		}
+		if env["MQIM_HTTP_DEMO"] != "false" {
+			t.Fatalf("%s MQIM_HTTP_DEMO = %q, want false", name, env["MQIM_HTTP_DEMO"])
+		}
+		if len(n.Ports) > 0 {
+			t.Fatalf("%s publishes %v: only the load balancer may", name, n.Ports)
+		}
+		for _, dep := range []string{"mysql", "nats"} {
+			if c, _ := n.DependsOn[dep].(map[string]any); c["condition"] != "service_healthy" {
+				t.Fatalf("%s depends_on %s: %v, want condition service_healthy", name, dep, n.DependsOn[dep])
+			}
+		}
+	}
+	lb := compose.Services["lb"]
+	if !strings.HasPrefix(lb.Image, "haproxy:") || !reflect.DeepEqual(lb.Profiles, []string{"cluster"}) {
+		t.Fatalf("lb service: %+v", lb)
+	}
+	if !reflect.DeepEqual(lb.Volumes, []string{"./configs/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro"}) {
+		t.Fatalf("lb volumes %v, want configs/haproxy.cfg read-only at HAProxy's default path", lb.Volumes)
+	}
+	if !reflect.DeepEqual(lb.Ports, mq.Ports) {
+		t.Fatalf("lb ports %v, want the single node's %v", lb.Ports, mq.Ports)
+	}
+	// `docker compose --profile cluster up lb` starts the nodes through it.
+	var lbDeps []string
+	for d := range lb.DependsOn {
+		lbDeps = append(lbDeps, d)
+	}
+	sort.Strings(lbDeps)
+	if !reflect.DeepEqual(lbDeps, nodes) {
+		t.Fatalf("lb depends on %v, want the nodes %v", lbDeps, nodes)
+	}
+	// HAProxy sends to exactly these nodes, on every port.
+	for _, b := range haproxyBackends(t, readHAProxy(t)) {
+		var names []string
+		for _, s := range b.servers {
+			names = append(names, s.name)
+		}
+		sort.Strings(names)
+		if !reflect.DeepEqual(names, nodes) {
+			t.Fatalf("haproxy backend %s servers %v, want the compose nodes %v", b.name, names, nodes)
+		}
+	}
+}
+
+func sharesProfile(a, b []string) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x == y {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// haproxySection is one section of configs/haproxy.cfg ("frontend mqtt"):
+// its keyword lines, comments dropped, fields split on blanks.
+type haproxySection struct {
+	kind, name string
+	lines      [][]string
+}
+
+// get returns the fields after the first line starting with the words of
+// key ("timeout client"), and whether there is one.
+func (s haproxySection) get(key string) ([]string, bool) {
+	k := strings.Fields(key)
+	for _, l := range s.lines {
+		if len(l) >= len(k) && reflect.DeepEqual(l[:len(k)], k) {
+			return l[len(k):], true
+		}
+	}
+	return nil, false
+}
+
+func readHAProxy(t *testing.T) []haproxySection {
+	t.Helper()
+	b, err := os.ReadFile("../../configs/haproxy.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secs []haproxySection
+	for _, line := range strings.Split(string(b), "\n") {
+		if i := strings.Index(line, "#"); i >= 0 {
+			line = line[:i]
+		}
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if line[0] != ' ' && line[0] != '\t' {
+			s := haproxySection{kind: f[0]}
+			if len(f) > 1 {
+				s.name = f[1]
+			}
+			secs = append(secs, s)
+			continue
+		}
+		if len(secs) == 0 {
+			t.Fatalf("haproxy.cfg: %q outside a section", line)
+		}
+		secs[len(secs)-1].lines = append(secs[len(secs)-1].lines, f)
+	}
+	return secs
+}
+
+type haproxyServer struct {
+	name, host, port string
+	opts             []string
+}
+
+type haproxyBackend struct {
+	haproxySection
+	servers []haproxyServer
+}
+
+// haproxyBackends returns the backends with their server lines.
+func haproxyBackends(t *testing.T, secs []haproxySection) map[string]haproxyBackend {
+	t.Helper()
+	out := map[string]haproxyBackend{}
+	for _, s := range secs {
+		if s.kind != "backend" {
+			continue
+		}
+		b := haproxyBackend{haproxySection: s}
+		for _, l := range s.lines {
+			if l[0] != "server" {
+				continue
+			}
+			if len(l) < 3 {
+				t.Fatalf("haproxy backend %s: server line %v", s.name, l)
+			}
+			host, port, ok := strings.Cut(l[2], ":")
+			if !ok {
+				t.Fatalf("haproxy backend %s: server %s has no port: %q", s.name, l[1], l[2])
+			}
+			b.servers = append(b.servers, haproxyServer{name: l[1], host: host, port: port, opts: l[3:]})
+		}
+		out[s.name] = b
+	}
+	return out
+}
+
+// TestHAProxyConfig checks configs/haproxy.cfg, the load balancer of the
+// compose cluster profile (docs/cluster.md): a TCP frontend per MQTT port
+// and one for HTTP, each node on the same port behind it, only ready nodes
+// (GET /readyz) chosen, and idle timeouts long enough for MQTT.
+func TestHAProxyConfig(t *testing.T) {
+	secs := readHAProxy(t)
+	backends := haproxyBackends(t, secs)
+	var defaults haproxySection
+	frontends := map[string]haproxySection{} // by bound port
+	resolvers := map[string]bool{}
+	for _, s := range secs {
+		switch s.kind {
+		case "defaults":
+			defaults = s
+		case "frontend":
+			bind, ok := s.get("bind")
+			if !ok || !strings.HasPrefix(bind[0], ":") {
+				t.Fatalf("frontend %s: bind %v, want :port", s.name, bind)
+			}
+			frontends[bind[0][1:]] = s
+		case "resolvers":
+			resolvers[s.name] = true
+		}
+	}
+	// The effective value of a key: the section's, else the defaults'.
+	effective := func(s haproxySection, key string) []string {
+		if v, ok := s.get(key); ok {
+			return v
+		}
+		v, _ := defaults.get(key)
+		return v
+	}
+	mode := func(s haproxySection) string {
+		if v := effective(s, "mode"); len(v) > 0 {
+			return v[0]
+		}
+		return "tcp" // HAProxy's own default
+	}
+	duration := func(v []string) time.Duration {
+		if len(v) != 1 {
+			return 0
+		}
+		d, err := time.ParseDuration(v[0])
+		if err != nil {
+			t.Fatalf("haproxy duration %q: %v", v[0], err)
+		}
+		return d
+	}
+	// Whether a server is checked with GET /readyz on port 8080, itself or
+	// through the server it tracks.
+	var ready func(b haproxyBackend, s haproxyServer, depth int) bool
+	ready = func(b haproxyBackend, s haproxyServer, depth int) bool {
+		if depth > 3 {
+			return false
+		}
+		for i, o := range s.opts {
+			if o == "track" && i+1 < len(s.opts) {
+				bn, sn, ok := strings.Cut(s.opts[i+1], "/")
+				if !ok {
+					bn, sn = b.name, s.opts[i+1]
+				}
+				if sn != s.name {
+					t.Fatalf("backend %s: server %s tracks %s, another node", b.name, s.name, s.opts[i+1])
+				}
+				tb, ok := backends[bn]
+				if !ok {
+					return false
+				}
+				for _, ts := range tb.servers {
+					if ts.name == sn && ts.host == s.host {
+						return ready(tb, ts, depth+1)
+					}
+				}
+				return false
+			}
+		}
+		chk, _ := b.get("option httpchk")
+		exp, _ := b.get("http-check expect")
+		return strings.Contains(" "+strings.Join(s.opts, " ")+" ", " check port 8080 ") &&
+			reflect.DeepEqual(chk, []string{"GET", "/readyz"}) &&
+			reflect.DeepEqual(exp, []string{"status", "200"})
+	}
+	for _, port := range []string{"1883", "8083", "8080"} {
+		f, ok := frontends[port]
+		if !ok {
+			t.Fatalf("no frontend binds :%s", port)
+		}
+		bn, _ := f.get("default_backend")
+		if len(bn) != 1 {
+			t.Fatalf("frontend %s: default_backend %v", f.name, bn)
+		}
+		b, ok := backends[bn[0]]
+		if !ok || len(b.servers) == 0 {
+			t.Fatalf("frontend %s: backend %s missing or empty", f.name, bn[0])
+		}
+		for _, s := range b.servers {
+			if s.name != s.host || s.port != port {
+				t.Fatalf("backend %s: server %s at %s:%s, want the node of that name on port %s", b.name, s.name, s.host, s.port, port)
+			}
+			if !ready(b, s, 0) {
+				t.Fatalf("backend %s: server %s is not checked with GET /readyz on port 8080: %v", b.name, s.name, s.opts)
+			}
+		}
+		if port == "8080" {
+			continue
+		}
+		// MQTT: long-lived connections, passed through as bytes.
+		if mode(f) != "tcp" || mode(b.haproxySection) != "tcp" {
+			t.Fatalf("port %s: mode %s/%s, want tcp", port, mode(f), mode(b.haproxySection))
+		}
+		if v, _ := b.get("balance"); !reflect.DeepEqual(v, []string{"leastconn"}) {
+			t.Fatalf("backend %s: balance %v, want leastconn", b.name, v)
+		}
+		for _, k := range []string{"timeout client", "timeout server", "timeout tunnel"} {
+			sec := f
+			if k != "timeout client" {
+				sec = b.haproxySection
+			}
+			if d := duration(effective(sec, k)); d < 5*time.Minute {
+				t.Fatalf("port %s: %s %v, want 5m or more (well above MQTT keepalives)", port, k, d)
+			}
+		}
+	}
+	// HAProxy starts before the nodes exist and finds them through DNS.
+	ds, _ := defaults.get("default-server")
+	opts := " " + strings.Join(ds, " ") + " "
+	if !strings.Contains(opts, " init-addr last,libc,none ") {
+		t.Fatalf("default-server %v: want init-addr last,libc,none", ds)
+	}
+	if i := strings.Index(opts, " resolvers "); i < 0 || !resolvers[strings.Fields(opts[i:])[1]] {
+		t.Fatalf("default-server %v: want resolvers naming a resolvers section (%v)", ds, resolvers)
+	}
+	// HAProxy's own check, when it is installed (apt-get install haproxy).
+	if bin, err := exec.LookPath("haproxy"); err == nil {
+		out, err := exec.Command(bin, "-c", "-f", "../../configs/haproxy.cfg").CombinedOutput()
+		if err != nil {
+			t.Fatalf("haproxy -c: %v\n%s", err, out)
+		}
+	} else {
+		t.Log("haproxy not installed: its own check (haproxy -c) skipped")
 	}
 }
 
