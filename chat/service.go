@@ -61,10 +61,14 @@ type Disconnector interface {
 // across the cluster (the Limit constants), so that they drop their
 // copies and charge their own limiters: Forget and Charge are the other
 // end. Calls come from the committer and from request goroutines; they
-// must not block.
+// must not block. Route, called from Send, hands a group message to the
+// node that owns its conversation (route.go) and waits for its answer,
+// or says local when this node is the owner or no owner answers;
+// CommitRouted is the other end.
 type Peers interface {
 	Forgot(kind string, keys []string)
 	Charged(limit, key string)
+	Route(ctx context.Context, conv string, req []byte) (resp []byte, local bool, err error)
 }
 
 // What the service caches, as Peers and Forget name it.
@@ -134,6 +138,9 @@ type Service struct {
 
 	commits  atomic.Int64
 	messages atomic.Int64
+	// conflicts counts commits refused because another writer (a node of
+	// the cluster) took a seq first.
+	conflicts atomic.Int64
 
 	// Owned by the committer goroutine.
 	seqs    map[string]int64
@@ -345,6 +352,9 @@ func (s *Service) Send(ctx context.Context, d *Draft) (*SendResult, error) {
 	// before_send: here, in the caller's goroutine, never in the committer's.
 	if err := s.moderate(ctx, d, w); err != nil {
 		return nil, err
+	}
+	if res, done, err := s.route(ctx, w); done {
+		return res, err
 	}
 	p, err := s.submitPending(ctx, &pending{w: w, info: info})
 	if err != nil {
@@ -567,6 +577,7 @@ func (s *Service) commitWith(ctx context.Context, batch []*pending, alone bool) 
 		if !errors.Is(err, store.ErrConflict) {
 			break
 		}
+		s.conflicts.Add(1)
 	}
 	if err != nil {
 		if !alone && len(batch) > 1 && ctx.Err() == nil {
@@ -744,6 +755,10 @@ func (s *Service) send(topic string, payload []byte, qos byte) {
 		s.log.Warn("deliver failed", "topic", topic, "error", err)
 	}
 }
+
+// Conflicts counts the commits the store refused because another writer
+// had taken one of their seqs (each was retried with fresh seqs).
+func (s *Service) Conflicts() int64 { return s.conflicts.Load() }
 
 // QueueLen is how many writes wait for the committer.
 func (s *Service) QueueLen() int { return len(s.queue) }

@@ -26,6 +26,7 @@
 package cluster
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -63,6 +64,9 @@ type Service interface {
 	Forget(kind string, keys []string)
 	ForgetAll()
 	Charge(limit, key string)
+	// CommitRouted commits a message routed to this node (Route) and
+	// returns the answer for the node that routed it.
+	CommitRouted(ctx context.Context, req []byte) []byte
 }
 
 // Options configure a Node. Config, Local and Log are required.
@@ -103,7 +107,7 @@ type Node struct {
 	wg   sync.WaitGroup
 	once sync.Once
 
-	published, received, dropped, outages atomic.Int64
+	published, received, dropped, outages, routed atomic.Int64
 }
 
 // inbound is how many messages may wait for the node's goroutine; beyond
@@ -205,6 +209,9 @@ func (n *Node) Start(svc Service) error {
 			return err
 		}
 	}
+	if err := n.serveCommits(); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
 	n.wg.Add(2)
 	go n.loop()
 	go n.beat()
@@ -239,12 +246,15 @@ type Stats struct {
 	Peers                        int
 	Published, Received, Dropped int64
 	Outages                      int64
+	// Routed counts the messages this node handed to their
+	// conversation's owner.
+	Routed int64
 }
 
 // Stats returns the node's counters since start.
 func (n *Node) Stats() Stats {
 	return Stats{Connected: n.nc.IsConnected(), Peers: n.peers.count(), Published: n.published.Load(),
-		Received: n.received.Load(), Dropped: n.dropped.Load(), Outages: n.outages.Load()}
+		Received: n.received.Load(), Dropped: n.dropped.Load(), Outages: n.outages.Load(), Routed: n.routed.Load()}
 }
 
 // reconnected runs when NATS is back after an outage: the changes and

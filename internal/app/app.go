@@ -417,6 +417,9 @@ func (a *App) registerMetrics() {
 			func() float64 { _, n := a.Chat.Stats(); return float64(n) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_commits_total", Help: "Transactions that stored messages."},
 			func() float64 { n, _ := a.Chat.Stats(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_commit_conflicts_total",
+			Help: "Commits refused because another node took one of their seqs first (retried with fresh ones)."},
+			func() float64 { return float64(a.Chat.Conflicts()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mqim_commit_queue", Help: "Writes waiting for the group committer."},
 			func() float64 { return float64(a.Chat.QueueLen()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mqim_mqtt_clients_connected", Help: "Connected MQTT clients."},
@@ -454,6 +457,9 @@ func (a *App) registerMetrics() {
 				stat(func(s cluster.Stats) float64 { return float64(s.Dropped) })),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_cluster_nats_outages_total", Help: "Times this node lost its NATS connection."},
 				stat(func(s cluster.Stats) float64 { return float64(s.Outages) })),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mqim_cluster_routed_total",
+				Help: "Group messages this node handed to the node that owns their conversation, which committed them."},
+				stat(func(s cluster.Stats) float64 { return float64(s.Routed) })),
 		)
 	}
 	if a.Planner != nil {

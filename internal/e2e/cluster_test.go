@@ -124,3 +124,110 @@ func TestClusterDelivery(t *testing.T) {
 	bob2.Await(t, wait, map[string]any{"kind": "msg", "from": "alice", "seq": 3.0})
 	_ = config.Default
 }
+
+// One hot group with senders on every node: the nodes' seqs collide (each
+// allocates from memory), the unique (conv, seq) key refuses the losers,
+// which retry with fresh seqs. Every send is acknowledged, the seqs are
+// 1..N with no gap and no duplicate, and every member gets every message.
+func TestClusterHotGroupSeqs(t *testing.T) {
+	c := testutil.StartCluster(t, 3)
+	const perNode, each = 3, 60
+	var members []string
+	toks := map[string]string{}
+	for i := range c.Nodes {
+		for j := 0; j < perNode; j++ {
+			uid := fmt.Sprintf("u%d_%d", i, j)
+			members = append(members, uid)
+			toks[uid] = c.Nodes[0].User(t, uid)
+		}
+	}
+	var g struct {
+		ID string `json:"id"`
+	}
+	c.Nodes[0].MustAPI(t, 201, "POST", "/v1/groups", toks[members[0]], map[string]any{"name": "hot", "members": members[1:]}, &g)
+	clients := map[string]*testutil.Client{}
+	for i, n := range c.Nodes {
+		for j := 0; j < perNode; j++ {
+			uid := fmt.Sprintf("u%d_%d", i, j)
+			clients[uid] = n.Connect(t, uid, "d", toks[uid])
+		}
+	}
+	errs := make(chan error, len(members))
+	for _, uid := range members {
+		go func(cl *testutil.Client) {
+			for k := 0; k < each; k++ {
+				if err := cl.Publish("im/g/"+g.ID, 1, fmt.Sprintf(`{"cid":"%s-%d","type":"text","body":{"text":"m"}}`, cl.ID, k)); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}(clients[uid])
+	}
+	for range members {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	total := len(members) * each
+	// The stored seqs: 1 (created) and then every message once, no gap.
+	var page []struct {
+		Seq int64  `json:"seq"`
+		CID string `json:"cid"`
+		ID  string `json:"id"`
+	}
+	seen := map[int64]bool{}
+	cids := map[string]bool{}
+	after := int64(0)
+	for {
+		page = nil
+		c.Nodes[1].MustAPI(t, 200, "GET", fmt.Sprintf("/v1/conversations/g:%s/messages?after_seq=%d&limit=100", g.ID, after), toks[members[0]], nil, &page)
+		if len(page) == 0 {
+			break
+		}
+		for _, m := range page {
+			if seen[m.Seq] || m.Seq != after+1 {
+				t.Fatalf("seq %d after %d", m.Seq, after)
+			}
+			seen[m.Seq], after = true, m.Seq
+			if m.CID != "" {
+				if cids[m.CID] {
+					t.Fatalf("cid %s stored twice", m.CID)
+				}
+				cids[m.CID] = true
+			}
+		}
+	}
+	if len(cids) != total {
+		t.Fatalf("stored %d of %d messages", len(cids), total)
+	}
+	// Every member, on whichever node, gets every message live.
+	for uid, cl := range clients {
+		got := map[string]bool{}
+		testutil.Eventually(t, wait, func() error {
+			for {
+				select {
+				case m := <-cl.Msgs:
+					ev := m.Event(t)
+					if ev["kind"] == "msg" && ev["conv"] == "g:"+g.ID && ev["type"] == "text" {
+						got[fmt.Sprint(ev["id"])] = true
+					}
+					continue
+				default:
+				}
+				break
+			}
+			if len(got) != total {
+				return fmt.Errorf("%s got %d of %d", uid, len(got), total)
+			}
+			return nil
+		})
+	}
+	var conflicts int64
+	for _, n := range c.Nodes {
+		conflicts += n.Chat.Conflicts()
+		commits, msgs := n.Chat.Stats()
+		t.Logf("%s: %d commits, %d messages, %d conflicts", n.Node.ID(), commits, msgs, n.Chat.Conflicts())
+	}
+	t.Logf("%d messages, %d conflicts", total, conflicts)
+}
