@@ -187,13 +187,6 @@ func (h *sessions) uncount(clientID string) {
 	}
 }
 
-// Interested tells whether a live connection here is subscribed to topic
-// by the server (the count OnInterest reports).
-func (h *sessions) interested(topic string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.interest[topic] > 0
-}
 
 // OnDisconnect: a session that ends with its connection leaves the index; a
 // persistent one stays until it expires. A connection taken over by a

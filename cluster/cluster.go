@@ -219,13 +219,15 @@ func (n *Node) Start(svc Service) error {
 	return nil
 }
 
-// Close stops the node: it tells the others its devices are gone (they
-// are disconnected by the broker's own close), and closes the NATS
+// Close stops the node: it tells the others it is leaving (its devices
+// were disconnected by the broker's close before), and closes the NATS
 // connection after flushing what it queued.
 func (n *Node) Close() {
 	n.once.Do(func() {
 		close(n.stop)
 		n.wg.Wait()
+		data, _ := json.Marshal(heartbeat{Node: n.id, Bye: true})
+		n.publish(n.subject("hb"), data)
 		_ = n.nc.Flush()
 		n.nc.Close()
 	})

@@ -104,10 +104,14 @@ type presenceMsg struct {
 	Devices [][2]string `json:"devices,omitempty"` // [client id, user]
 }
 
-// heartbeat is a message on prefix.hb.
+// heartbeat is a message on prefix.hb. Bye is a node's last: it is
+// stopping (its devices were disconnected), so the others drop it at once
+// rather than after three silent heartbeats, and the groups it committed
+// move to them.
 type heartbeat struct {
 	Node    string `json:"node"`
 	Devices int    `json:"devices"`
+	Bye     bool   `json:"bye,omitempty"`
 }
 
 // helloMsg asks To (every node when empty) for its devices.
@@ -164,6 +168,15 @@ func (n *Node) heartbeatMsg(data []byte) {
 		return
 	}
 	n.peers.mu.Lock()
+	if h.Bye {
+		if pr := n.peers.nodes[h.Node]; pr != nil {
+			n.peers.clear(h.Node, pr)
+			delete(n.peers.nodes, h.Node)
+		}
+		n.peers.mu.Unlock()
+		n.log.Info("cluster: node left", "node", h.Node)
+		return
+	}
 	pr, fresh := n.peers.node(h.Node)
 	pr.beat = time.Now()
 	ask := fresh
