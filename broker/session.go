@@ -187,7 +187,6 @@ func (h *sessions) uncount(clientID string) {
 	}
 }
 
-
 // OnDisconnect: a session that ends with its connection leaves the index; a
 // persistent one stays until it expires. A connection taken over by a
 // reconnect of the same client id changes nothing: the device is still
