@@ -247,3 +247,39 @@ func TestClusterHotGroupSeqs(t *testing.T) {
 		t.Fatalf("%d conflicts, %d routed, the busiest node stored %d of %d: want one owner committing all", conflicts, routed, most, total)
 	}
 }
+
+// A node subscribes to a user's subject while a device of that user is
+// connected to it, and only then: a take-over on the same node keeps it,
+// the last device's end drops it.
+func TestClusterInterest(t *testing.T) {
+	c := testutil.StartCluster(t, 2)
+	n1, n2 := c.Nodes[0], c.Nodes[1]
+	ta, tb := n1.User(t, "alice"), n1.User(t, "bob")
+	alice := n1.Connect(t, "alice", "laptop", ta)
+	subs := func() uint32 { return c.NATS.NumSubscriptions() }
+	base := subs()
+	phone := n2.Connect(t, "bob", "phone", tb)
+	testutil.Eventually(t, wait, func() error {
+		if got := subs(); got != base+1 {
+			return fmt.Errorf("%d subscriptions, want %d (bob's subject on node 2)", got, base+1)
+		}
+		return nil
+	})
+	tab := n2.Connect(t, "bob", "tab", tb)
+	again := n2.Connect(t, "bob", "phone", tb) // takes the phone's session over
+	alice.MustPublish(t, "im/u/bob", 1, `{"cid":"i1","type":"text","body":{"text":"one copy each"}}`)
+	again.Await(t, wait, map[string]any{"kind": "msg", "from": "alice"})
+	tab.Await(t, wait, map[string]any{"kind": "msg", "from": "alice"})
+	if got := subs(); got != base+1 {
+		t.Fatalf("%d subscriptions with two devices and a take-over, want %d", got, base+1)
+	}
+	phone.Disconnect(50)
+	again.Disconnect(50)
+	tab.Disconnect(50)
+	testutil.Eventually(t, wait, func() error {
+		if got := subs(); got != base {
+			return fmt.Errorf("%d subscriptions after bob left node 2, want %d", got, base)
+		}
+		return nil
+	})
+}
