@@ -23,6 +23,9 @@ type SessionStore interface {
 	Session(ctx context.Context, clientID string) (*store.Session, error)
 	ListSessions(ctx context.Context) ([]store.Session, error)
 	DeleteSession(ctx context.Context, clientID string) error
+	EndSession(ctx context.Context, s *store.Session) (bool, error)
+	EndNodeSessions(ctx context.Context, node string, at int64) (int64, error)
+	DeleteExpiredSessions(ctx context.Context, now int64) (int64, error)
 }
 
 // PersistOptions configure persistent sessions served from the store.
@@ -36,9 +39,18 @@ type PersistOptions struct {
 	ReplyTopic func(clientID string) string
 	// Shared: other nodes serve sessions from the same store (a cluster).
 	// Stored sessions are then not brought back at start (another node may
-	// serve them now): a reconnect finds its session in the store instead.
+	// serve them now): a reconnect finds its session in the store instead,
+	// and expired ones are swept from the store every SweepEvery.
 	Shared bool
+	// Node is this node's id in the cluster ("" alone): a stored session
+	// names the node and the connection serving it, and only that
+	// connection's end marks it disconnected.
+	Node string
 }
+
+// SweepEvery is how often a node of a cluster deletes the expired
+// sessions from the store (a node alone expires its own as Mochi does).
+const SweepEvery = 10 * time.Minute
 
 // Persist serves persistent sessions from the store (docs/protocol.md,
 // "Persistent sessions"): an offline session holds no events; its
@@ -50,7 +62,8 @@ func (b *Broker) Persist(o PersistOptions) error {
 		return errors.New("broker: persist: incomplete options")
 	}
 	p := &persist{b: b, st: o.Store, missed: o.Missed, max: o.ReplayMax, replyTopic: o.ReplyTopic,
-		log: b.log, pos: newPositions(o.Store, b.log), gates: b.gates, shared: o.Shared}
+		log: b.log, pos: newPositions(o.Store, b.log), gates: b.gates, shared: o.Shared, node: o.Node,
+		stop: make(chan struct{})}
 	for _, h := range []mqtt.Hook{p, &positionsHook{p: p.pos}} {
 		if err := b.srv.AddHook(h, nil); err != nil {
 			return fmt.Errorf("broker: %w", err)
@@ -84,6 +97,13 @@ type persist struct {
 	pos        *positions
 	gates      *gates
 	shared     bool
+	node       string
+	// connected holds when each persistent connection's session was
+	// stored as connected (its ConnectedAt), for its end (EndSession).
+	connected sync.Map // *mqtt.Client -> int64
+	// stop ends the sweeper of a shared store.
+	stop     chan struct{}
+	stopOnce sync.Once
 
 	// established carries, from OnSessionEstablish to
 	// OnSessionEstablished, what the connect found.
@@ -133,6 +153,18 @@ func ctx5() (context.Context, context.CancelFunc) {
 func (p *persist) StoredClients() ([]storage.Client, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	if p.shared && p.node != "" {
+		// The sessions this node served when it last stopped without
+		// recording their ends (a crash) are disconnected since then.
+		if n, err := p.st.EndNodeSessions(ctx, p.node, time.Now().UnixMilli()); err != nil {
+			p.log.Warn("sessions: cannot end the ones this node held", "error", err)
+		} else if n > 0 {
+			p.log.Info("sessions: ended the ones this node held when it stopped", "sessions", n)
+		}
+	}
+	if p.shared {
+		go p.sweep()
+	}
 	all, err := p.st.ListSessions(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("stored sessions: %w", err)
@@ -264,10 +296,12 @@ func (p *persist) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		}
 		return
 	}
-	s := &store.Session{ClientID: cl.ID, UserID: uid, Expiry: p.expiry(cl), Baseline: time.Now().UnixMilli()}
+	now := time.Now().UnixMilli()
+	s := &store.Session{ClientID: cl.ID, UserID: uid, Expiry: p.expiry(cl), Baseline: now, Node: p.node, ConnectedAt: now}
 	if st.present {
 		s.Baseline = p.baseline(ctx, cl.ID)
 	}
+	p.connected.Store(cl, now)
 	if err := p.st.PutSession(ctx, s); err != nil {
 		// The session still works on this server; a restart would lose it.
 		p.log.Warn("session: cannot store it", "client_id", cl.ID, "error", err)
@@ -307,6 +341,7 @@ func (p *persist) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 		return // a session restored from the store, never connected here
 	}
 	p.gates.closeFor(cl)
+	since, _ := p.connected.LoadAndDelete(cl)
 	if takenOver(cl) {
 		return // the new connection (here, or on another node) carries the session on
 	}
@@ -317,11 +352,55 @@ func (p *persist) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	ctx, cancel := ctx5()
 	defer cancel()
 	p.pos.flushSoon()
+	now := time.Now().UnixMilli()
+	connectedAt, _ := since.(int64)
 	s := &store.Session{ClientID: cl.ID, UserID: string(cl.Properties.Username), Expiry: p.expiry(cl),
-		Baseline: time.Now().UnixMilli(), DisconnectedAt: time.Now().UnixMilli()}
-	if err := p.st.PutSession(ctx, s); err != nil {
+		Baseline: now, DisconnectedAt: now, Node: p.node, ConnectedAt: connectedAt}
+	// Only if this connection still owns the stored session: the device may
+	// already be connected to another node, whose row this must not end.
+	if _, err := p.st.EndSession(ctx, s); err != nil {
 		p.log.Warn("session: cannot store its disconnect", "client_id", cl.ID, "error", err)
 	}
+}
+
+// sweep deletes the expired sessions of a shared store every SweepEvery
+// (no node holds those of a crashed one).
+func (p *persist) sweep() {
+	t := time.NewTicker(SweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if n, err := p.st.DeleteExpiredSessions(ctx, time.Now().UnixMilli()); err != nil {
+			p.log.Warn("sessions: cannot delete the expired ones", "error", err)
+		} else if n > 0 {
+			p.log.Info("sessions: deleted expired ones", "sessions", n)
+		}
+		cancel()
+	}
+}
+
+// EndSessionsOf marks the stored sessions still connected through node
+// as disconnected now (the node is gone, so that they expire), in the
+// background. Any node that outlives it may call this; the sessions its
+// devices resume elsewhere are connected again by then or soon after.
+func (b *Broker) EndSessionsOf(node string) {
+	if b.ps == nil || node == "" {
+		return
+	}
+	go func() {
+		ctx, cancel := ctx5()
+		defer cancel()
+		if n, err := b.ps.st.EndNodeSessions(ctx, node, time.Now().UnixMilli()); err != nil {
+			b.log.Warn("sessions: cannot end those of a gone node", "node", node, "error", err)
+		} else if n > 0 {
+			b.log.Info("sessions: ended those of a gone node", "node", node, "sessions", n)
+		}
+	}()
 }
 
 // OnClientExpired implements mqtt.Hook: an expired session is deleted
@@ -343,7 +422,10 @@ func (p *persist) OnClientExpired(cl *mqtt.Client) {
 }
 
 // OnStopped implements mqtt.Hook: the positions left are written.
-func (p *persist) OnStopped() { p.pos.close() }
+func (p *persist) OnStopped() {
+	p.stopOnce.Do(func() { close(p.stop) })
+	p.pos.close()
+}
 
 // overflowQuiet is the least time between two sync events telling one
 // session that it missed live events.

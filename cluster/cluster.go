@@ -56,6 +56,9 @@ type Local interface {
 	// Evict ends what this node holds of a client id that connected to
 	// another node at before (Unix ms).
 	Evict(clientID string, before int64)
+	// EndSessionsOf marks the stored sessions a gone node served as
+	// disconnected, so that they expire (in the background).
+	EndSessionsOf(node string)
 }
 
 // Service takes the changes other nodes made to what it caches and the
@@ -137,7 +140,10 @@ func New(o Options) (*Node, error) {
 		// two minutes.
 		nats.PingInterval(2 * time.Second),
 		nats.MaxPingsOutstanding(2),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
+			if c.IsClosed() {
+				return // Close, not an outage
+			}
 			n.outages.Add(1)
 			n.log.Warn("cluster: NATS connection lost: serving this node's devices only", "node", n.id, "error", err)
 		}),

@@ -246,15 +246,21 @@ func (n *Node) beat() {
 		n.localMu.Unlock()
 		data, _ := json.Marshal(heartbeat{Node: n.id, Devices: count})
 		n.publish(n.subject("hb"), data)
+		var gone []string
 		n.peers.mu.Lock()
 		for id, pr := range n.peers.nodes {
 			if time.Since(pr.beat) > 3*n.hb {
 				n.log.Warn("cluster: node gone", "node", id, "devices", len(pr.devices))
 				n.peers.clear(id, pr)
 				delete(n.peers.nodes, id)
+				gone = append(gone, id)
 			}
 		}
 		n.peers.mu.Unlock()
+		// It could not record its sessions' ends: they would never expire.
+		for _, id := range gone {
+			n.local.EndSessionsOf(id)
+		}
 	}
 }
 

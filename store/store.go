@@ -438,6 +438,11 @@ type Session struct {
 	// DisconnectedAt is when its last connection ended; 0 while connected.
 	DisconnectedAt int64 `db:"disconnected_at"`
 	UpdatedAt      int64 `db:"updated_at"`
+	// Node is the cluster node its current or last connection reached (""
+	// on a node alone), ConnectedAt when that connection began (Unix ms):
+	// together they name the connection that owns the row (EndSession).
+	Node        string `db:"node"`
+	ConnectedAt int64  `db:"connected_at"`
 }
 
 // Expired tells whether the session has outlived its expiry at now (Unix
@@ -468,6 +473,19 @@ type Sessions interface {
 	ListSessions(ctx context.Context) ([]Session, error)
 	// DeleteSession removes a session and its positions; none is no error.
 	DeleteSession(ctx context.Context, clientID string) error
+	// EndSession records that the connection of s (its ClientID, Node and
+	// ConnectedAt) ended at s.DisconnectedAt, and only if that connection
+	// still owns the row: a later connection (here, or on another node)
+	// keeps it connected. When no row exists, s is stored. It reports
+	// whether it wrote.
+	EndSession(ctx context.Context, s *Session) (bool, error)
+	// EndNodeSessions marks every session still connected through node as
+	// disconnected at at (the node died), so that they expire; it returns
+	// how many.
+	EndNodeSessions(ctx context.Context, node string, at int64) (int64, error)
+	// DeleteExpiredSessions removes the sessions expired at now (Unix ms)
+	// and their positions, and returns how many.
+	DeleteExpiredSessions(ctx context.Context, now int64) (int64, error)
 	// SavePositions raises each position to its Seq (never lowers one),
 	// creating those that do not exist, in one transaction.
 	SavePositions(ctx context.Context, ps []Position) error

@@ -216,7 +216,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	// hooks come after the Sessions hook, so a replay starts once the
 	// session's subscriptions are in place.
 	if err := a.Broker.Persist(broker.PersistOptions{Store: a.Store, ReplayMax: cfg.MQTT.ReplayMax, ReplyTopic: chat.ReplyTopic,
-		Shared: cfg.Cluster.Enabled(),
+		Shared: a.Node != nil, Node: nodeID(a.Node),
 		Missed: func(ctx context.Context, uid string, baseline int64, after map[string]int64, skip map[string]map[int64]bool,
 			limit int) ([]broker.Replayed, error) {
 			evs, err := a.Chat.Missed(ctx, uid, baseline, after, skip, limit)
@@ -399,6 +399,14 @@ func (a *App) ready(ctx context.Context) error {
 		return a.Node.Ready()
 	}
 	return nil
+}
+
+// nodeID is the id of a cluster node, "" for none.
+func nodeID(n *cluster.Node) string {
+	if n == nil {
+		return ""
+	}
+	return n.ID()
 }
 
 // noneIsNegative maps "0 retries" to the dispatcher's "never" (its zero

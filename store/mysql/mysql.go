@@ -32,13 +32,14 @@ var Dialect = sqlstore.Dialect{
 	UpsertReads: `ON DUPLICATE KEY UPDATE
 		read_seq = IF(active = 1, GREATEST(read_seq, VALUES(read_seq)), read_seq)`,
 	UpsertSession: `ON DUPLICATE KEY UPDATE user_id = VALUES(user_id), expiry_s = VALUES(expiry_s),
-		disconnected_at = VALUES(disconnected_at), updated_at = VALUES(updated_at)`,
+		disconnected_at = VALUES(disconnected_at), updated_at = VALUES(updated_at), node = VALUES(node),
+		connected_at = VALUES(connected_at)`,
 	UpsertPositions: `ON DUPLICATE KEY UPDATE seq = GREATEST(seq, VALUES(seq))`,
 	IsAlreadyApplied: func(err error) bool {
 		var e *driver.MySQLError
-		// ER_DUP_FIELDNAME, ER_CANT_DROP_FIELD_OR_KEY (an index dropped
-		// already)
-		return errors.As(err, &e) && (e.Number == 1060 || e.Number == 1091)
+		// ER_DUP_FIELDNAME, ER_DUP_KEYNAME (an index made already),
+		// ER_CANT_DROP_FIELD_OR_KEY (an index dropped already)
+		return errors.As(err, &e) && (e.Number == 1060 || e.Number == 1061 || e.Number == 1091)
 	},
 	IsConflict: func(err error) bool {
 		var e *driver.MySQLError

@@ -35,7 +35,8 @@ var Dialect = sqlstore.Dialect{
 	UpsertReads: `ON CONFLICT (user_id, conv_id) DO UPDATE SET
 		read_seq = CASE WHEN conversation_members.active = 1 THEN MAX(conversation_members.read_seq, excluded.read_seq) ELSE conversation_members.read_seq END`,
 	UpsertSession: `ON CONFLICT (client_id) DO UPDATE SET user_id = excluded.user_id, expiry_s = excluded.expiry_s,
-		disconnected_at = excluded.disconnected_at, updated_at = excluded.updated_at`,
+		disconnected_at = excluded.disconnected_at, updated_at = excluded.updated_at, node = excluded.node,
+		connected_at = excluded.connected_at`,
 	UpsertPositions: `ON CONFLICT (client_id, conv_id) DO UPDATE SET seq = MAX(mqtt_session_positions.seq, excluded.seq)`,
 	IsAlreadyApplied: func(err error) bool {
 		return err != nil && strings.Contains(err.Error(), "duplicate column name")

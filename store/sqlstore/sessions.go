@@ -2,11 +2,12 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
 
 	"github.com/mqim/mqim/store"
 )
 
-const sessionCols = `client_id, user_id, expiry_s, baseline, disconnected_at, updated_at`
+const sessionCols = `client_id, user_id, expiry_s, baseline, disconnected_at, updated_at, node, connected_at`
 
 // PutSession creates or updates a persistent session, keeping the stored
 // baseline, which it reads back into s (store.Sessions).
@@ -18,7 +19,7 @@ func (s *Store) PutSession(ctx context.Context, sess *store.Session) error {
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
 	if _, err := tx.NamedExecContext(ctx, `INSERT INTO mqtt_sessions (`+sessionCols+`)
-		VALUES (:client_id, :user_id, :expiry_s, :baseline, :disconnected_at, :updated_at) `+s.d.UpsertSession, sess); err != nil {
+		VALUES (:client_id, :user_id, :expiry_s, :baseline, :disconnected_at, :updated_at, :node, :connected_at) `+s.d.UpsertSession, sess); err != nil {
 		return s.wrap("put session", err)
 	}
 	if err := tx.GetContext(ctx, &sess.Baseline, `SELECT baseline FROM mqtt_sessions WHERE client_id = ?`, sess.ClientID); err != nil {
@@ -58,6 +59,61 @@ func (s *Store) DeleteSession(ctx context.Context, clientID string) error {
 		return s.wrap("delete session", err)
 	}
 	return s.wrap("delete session", tx.Commit())
+}
+
+// EndSession records a connection's end if it still owns the session
+// (store.Sessions).
+func (s *Store) EndSession(ctx context.Context, sess *store.Session) (bool, error) {
+	sess.UpdatedAt = now()
+	res, err := s.db.ExecContext(ctx, `UPDATE mqtt_sessions SET disconnected_at = ?, expiry_s = ?, updated_at = ?
+		WHERE client_id = ? AND node = ? AND connected_at = ?`,
+		sess.DisconnectedAt, sess.Expiry, sess.UpdatedAt, sess.ClientID, sess.Node, sess.ConnectedAt)
+	if err != nil {
+		return false, s.wrap("end session", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n > 0 {
+		return n > 0, s.wrap("end session", err)
+	}
+	if _, err := s.Session(ctx, sess.ClientID); !errors.Is(err, store.ErrNotFound) {
+		return false, err // owned by a later connection (or the read failed)
+	}
+	return true, s.PutSession(ctx, sess)
+}
+
+// EndNodeSessions marks the sessions still connected through a dead node
+// disconnected (store.Sessions).
+func (s *Store) EndNodeSessions(ctx context.Context, node string, at int64) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE mqtt_sessions SET disconnected_at = ?, updated_at = ?
+		WHERE node = ? AND disconnected_at = 0`, at, now(), node)
+	if err != nil {
+		return 0, s.wrap("end node sessions", err)
+	}
+	n, err := res.RowsAffected()
+	return n, s.wrap("end node sessions", err)
+}
+
+// DeleteExpiredSessions removes expired sessions and their positions
+// (store.Sessions).
+func (s *Store) DeleteExpiredSessions(ctx context.Context, now int64) (int64, error) {
+	const expired = `disconnected_at > 0 AND disconnected_at + expiry_s * 1000 < ?`
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return 0, s.wrap("delete expired sessions", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	if _, err := tx.ExecContext(ctx, `DELETE FROM mqtt_session_positions WHERE client_id IN
+		(SELECT client_id FROM mqtt_sessions WHERE `+expired+`)`, now); err != nil {
+		return 0, s.wrap("delete expired sessions", err)
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM mqtt_sessions WHERE `+expired, now)
+	if err != nil {
+		return 0, s.wrap("delete expired sessions", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, s.wrap("delete expired sessions", err)
+	}
+	return n, s.wrap("delete expired sessions", tx.Commit())
 }
 
 // SavePositions raises positions, one multi-row upsert per chunk, in one
