@@ -324,6 +324,9 @@ func TestClusterNodeDeath(t *testing.T) {
 	for _, u := range uids {
 		after[u] = &atomic.Int64{}
 	}
+	var stopOnce sync.Once
+	halt := func() { stopOnce.Do(func() { close(stop) }) }
+	t.Cleanup(halt) // a failure below stops the senders too
 	for _, u := range uids {
 		r := rs[u]
 		wg.Add(1)
@@ -409,7 +412,7 @@ func TestClusterNodeDeath(t *testing.T) {
 		}
 		return nil
 	})
-	close(stop)
+	halt()
 	wg.Wait()
 	select {
 	case err := <-errs:
@@ -418,6 +421,18 @@ func TestClusterNodeDeath(t *testing.T) {
 	}
 
 	t.Logf("%v: load stopped", time.Since(start))
+	// The moved devices are online, on their new nodes, as both survivors
+	// see it (dropping node 3's devices did not drop them).
+	testutil.Eventually(t, wait, func() error {
+		for _, n := range nodes[:2] {
+			for _, u := range uids {
+				if d := presenceOf(t, n, u); fmt.Sprint(d) != "[d]" {
+					return fmt.Errorf("%s seen from %s: %v", u, n.HTTPURL, d)
+				}
+			}
+		}
+		return nil
+	})
 	// The store: every acked message once, seqs 1..N in every conversation.
 	convSet := map[string]bool{"g:all": true}
 	for _, u := range uids {

@@ -61,6 +61,9 @@ func TestClusterNATSLoss(t *testing.T) {
 		// No heartbeat comes: the other node is gone from this one's view.
 		wantMetric(t, n, wait, "mqim_cluster_peers", func(v float64) bool { return v == 0 })
 	}
+	if d := presenceOf(t, n1, "bob"); len(d) != 0 {
+		t.Fatalf("node 1 still sees bob's devices %v on a node it no longer hears", d)
+	}
 	st, body := n1.API(t, "GET", "/readyz", "", nil)
 	if st != 503 || !strings.Contains(string(body), "NATS disconnected") {
 		t.Fatalf("/readyz during the outage: %d %s", st, body)
@@ -81,6 +84,13 @@ func TestClusterNATSLoss(t *testing.T) {
 	// Node 1 hears node 2's heartbeats again: node 2 has renewed its
 	// subscriptions (bob's inbox among them) before it sent them.
 	wantMetric(t, n1, wait, "mqim_cluster_peers", func(v float64) bool { return v == 1 })
+	// Presence is resynchronised: node 1 sees bob's phone again.
+	testutil.Eventually(t, wait, func() error {
+		if d := presenceOf(t, n1, "bob"); fmt.Sprint(d) != "[phone]" {
+			return fmt.Errorf("bob's devices seen from node 1: %v", d)
+		}
+		return nil
+	})
 	alice.MustPublish(t, "im/u/bob", 1, `{"cid":"x1","type":"text","body":{"text":"NATS is back"}}`)
 	bob.Await(t, wait, map[string]any{"kind": "msg", "from": "alice", "conv": "d:alice:bob", "seq": 1})
 }
