@@ -35,7 +35,10 @@ type process struct {
 	srv *testutil.Server // addresses and HTTP helpers only (no in-process app)
 }
 
-func startProcess(t *testing.T, cfg config.Config, httpPort, mqttPort int) *process {
+// startProcess runs mqim serve as a child process with cfg's data dir,
+// store and JWT secret, plus env (MQIM_* settings), and waits until it is
+// ready.
+func startProcess(t *testing.T, cfg config.Config, httpPort, mqttPort int, env ...string) *process {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(),
@@ -48,6 +51,7 @@ func startProcess(t *testing.T, cfg config.Config, httpPort, mqttPort int) *proc
 		"MQIM_AUTH_JWT_SECRET="+cfg.Auth.JWTSecret,
 		"MQIM_LOG_LEVEL=error",
 	)
+	cmd.Env = append(cmd.Env, env...)
 	if os.Getenv("MQIM_TEST_LOG") != "" {
 		cmd.Stderr = os.Stderr
 	}
