@@ -216,12 +216,13 @@ func runDM(ctx context.Context, r *runner, t *target) (*report, error) {
 	var warmed atomic.Int64
 	err = parallel(ctx, p, 16, func(i int) error {
 		rs[i] = tl.receiver()
-		c, err := t.dial(ru[i], "bench", rt[i], true, []string{chat.UserTopic(ru[i])}, counted(rs[i], &warmed))
+		// In a cluster the sender is on the node after its receiver's.
+		c, err := t.node(i).dial(ru[i], "bench", rt[i], true, []string{chat.UserTopic(ru[i])}, counted(rs[i], &warmed))
 		if err != nil {
 			return err
 		}
 		f.add(c)
-		if senders[i], err = t.dial(su[i], "bench", st[i], true, nil, tl.onSenderMsg); err != nil {
+		if senders[i], err = t.node(i+1).dial(su[i], "bench", st[i], true, nil, tl.onSenderMsg); err != nil {
 			return err
 		}
 		f.add(senders[i])
@@ -285,7 +286,7 @@ func runGroup(ctx context.Context, r *runner, t *target) (*report, error) {
 	var warmed atomic.Int64
 	err = parallel(ctx, mn, 16, func(i int) error {
 		rs[i] = tl.receiver()
-		c, err := t.dial(uids[i], "bench", toks[i], true, []string{topic}, counted(rs[i], &warmed))
+		c, err := t.node(i).dial(uids[i], "bench", toks[i], true, []string{topic}, counted(rs[i], &warmed))
 		if err != nil {
 			return err
 		}
@@ -411,7 +412,7 @@ func runHTTPSend(ctx context.Context, r *runner, t *target) (*report, error) {
 	var warmed atomic.Int64
 	err = parallel(ctx, c, 16, func(i int) error {
 		rs[i] = tl.receiver()
-		cl, err := t.dial(ru[i], "bench", rt[i], true, nil, counted(rs[i], &warmed))
+		cl, err := t.node(i).dial(ru[i], "bench", rt[i], true, nil, counted(rs[i], &warmed))
 		if err == nil {
 			f.add(cl)
 		}
@@ -422,7 +423,8 @@ func runHTTPSend(ctx context.Context, r *runner, t *target) (*report, error) {
 	}
 	var firstErr atomic.Value
 	publish := func(i, n int, cid string) func() bool {
-		_, err := t.api(ctx, "POST", "/v1/messages", t.key, map[string]any{"from": su[i], "to": ru[i], "type": "text",
+		// In a cluster the request goes to the node after its receiver's.
+		_, err := t.node(i+1).api(ctx, "POST", "/v1/messages", t.key, map[string]any{"from": su[i], "to": ru[i], "type": "text",
 			"body": map[string]string{"text": fmt.Sprintf("bench message %d", n)}, "cid": cid}, nil)
 		if err != nil {
 			firstErr.CompareAndSwap(nil, err.Error())
