@@ -291,3 +291,23 @@ func TestClusterNoNATS(t *testing.T) {
 		t.Fatalf("exit %d, err %q", code, errb.String())
 	}
 }
+
+// A sender whose connection the server closed stops (one error), instead
+// of failing as fast as it can until the end; the others go on.
+func TestDriveStopsGoneSender(t *testing.T) {
+	for _, rate := range []float64{0, 1000} {
+		o := tiny()
+		o.Messages, o.Rate = 50, rate
+		r := newRunner(o, io.Discard, io.Discard)
+		tl := newTally(2, false)
+		errs, _ := r.drive(t.Context(), tl, func(i, n int, cid string) func() bool {
+			if i == 0 {
+				return nil
+			}
+			return func() bool { return true }
+		})
+		if errs != 1 || tl.gone.Load() != 1 || tl.acked() != 50 {
+			t.Fatalf("rate %v: %d errors, %d gone, %d acked; want 1, 1, 50", rate, errs, tl.gone.Load(), tl.acked())
+		}
+	}
+}
