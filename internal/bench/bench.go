@@ -17,6 +17,16 @@
 // default capabilities), also a child process (MQIM_BENCH_CHILD=bare), and
 // the tool prints mqim/bare ratios.
 //
+// With --cluster N (and --mysql-dsn) the server under test is a cluster:
+// N mqim children on one fresh database, joined over a NATS server (a
+// nats-server child process on a free loopback port, or --nats-url), the
+// load clients spread round-robin over the nodes, the server's CPU and
+// RSS summed over the nodes (and the NATS child's CPU apart), and the
+// NATS messages per stored message read from the nodes' /metrics. With
+// --compare-single the same scenario then runs against one node on the
+// same MySQL server, without NATS, and the tool prints cluster/single
+// ratios.
+//
 // With --target-http, --target-mqtt and --key it drives a running server
 // instead; then the server's CPU and memory are unknown and only what
 // /metrics offers is reported. In every mode commits per message come from
@@ -76,6 +86,10 @@ type Options struct {
 	ToolProf   string
 	JSON       bool
 	Timeout    time.Duration
+	// Cluster is the number of mqim nodes (0: one server, no NATS).
+	Cluster       int
+	NATSURL       string // the cluster's NATS; "" starts a nats-server
+	CompareSingle bool   // also run against one node and print cluster/single
 }
 
 // scenarios lists the scenarios in the order `all` runs them.
@@ -83,13 +97,14 @@ var scenarios = []struct {
 	name, help string
 	run        func(ctx context.Context, r *runner, t *target) (*report, error)
 	mqttOnly   bool // has a bare-broker twin
+	cluster    bool // spreads its clients over a cluster's nodes
 }{
-	{"dm", "P sender/receiver pairs, QoS 1, 1:1 (--pairs, --rate, --duration | --messages)", runDM, true},
-	{"group", "one group of M online members, S senders (--members, --senders, --rate)", runGroup, true},
-	{"connections", "N idle authenticated raw MQTT 3.1.1 connections: connect rate, RSS per connection (--conns)", runConnections, true},
-	{"http-send", "C concurrent HTTP clients POST /v1/messages to receivers on MQTT (--clients)", runHTTPSend, false},
-	{"catchup", "a device pages in K missed messages over HTTP and over im/rpc (--messages, default 10000)", runCatchup, false},
-	{"replay", "D persistent sessions miss K messages and reconnect (--devices, --messages, default 10000)", runReplay, false},
+	{"dm", "P sender/receiver pairs, QoS 1, 1:1 (--pairs, --rate, --duration | --messages)", runDM, true, true},
+	{"group", "one group of M online members, S senders (--members, --senders, --rate)", runGroup, true, true},
+	{"connections", "N idle authenticated raw MQTT 3.1.1 connections: connect rate, RSS per connection (--conns)", runConnections, true, false},
+	{"http-send", "C concurrent HTTP clients POST /v1/messages to receivers on MQTT (--clients)", runHTTPSend, false, true},
+	{"catchup", "a device pages in K missed messages over HTTP and over im/rpc (--messages, default 10000)", runCatchup, false, false},
+	{"replay", "D persistent sessions miss K messages and reconnect (--devices, --messages, default 10000)", runReplay, false, false},
 }
 
 // Main runs `mqim bench [flags]` (args are those after "bench"), or the
@@ -126,6 +141,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, environ 
 	fs.StringVar(&o.ToolProf, "tool-cpuprofile", "", "write a CPU profile of this tool (the load generator) over the whole run to this file")
 	fs.BoolVar(&o.JSON, "json", false, "also print the results as JSON lines")
 	fs.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "give up on one scenario's run after this long")
+	fs.IntVar(&o.Cluster, "cluster", 0, "run dm, group and http-send against a cluster of N (at least 2) mqim nodes on one fresh database of --mysql-dsn, joined over NATS")
+	fs.StringVar(&o.NATSURL, "nats-url", "", "--cluster: the NATS server the nodes use (default: start nats-server, from $PATH or $HOME/go/bin, on a free loopback port)")
+	fs.BoolVar(&o.CompareSingle, "compare-single", false, "--cluster: also run each scenario against one node on the same MySQL server, without NATS, and print cluster/single ratios")
 	head := func(w io.Writer) {
 		fmt.Fprintf(w, "usage: mqim bench [flags]\n\nscenarios:\n")
 		for _, s := range scenarios {
@@ -171,6 +189,16 @@ func (o Options) check() error {
 	case o.TargetHTTP != "" && o.Baseline:
 		// The bare broker is started here; a remote target's machine may differ.
 		return errors.New("--baseline compares with a broker this tool starts: not with --target-http")
+	case o.Cluster < 0 || o.Cluster == 1:
+		return errors.New("--cluster needs at least 2 nodes")
+	case o.Cluster > 0 && o.MySQLDSN == "":
+		return errors.New("--cluster needs --mysql-dsn: the nodes share one MySQL store")
+	case o.Cluster > 0 && o.TargetHTTP != "":
+		return errors.New("--cluster starts its own nodes: not with --target-http")
+	case o.Cluster > 0 && o.Baseline:
+		return errors.New("--baseline compares one node with a bare broker; compare a cluster with one node with --compare-single")
+	case o.Cluster == 0 && (o.CompareSingle || o.NATSURL != ""):
+		return errors.New("--compare-single and --nats-url go with --cluster")
 	case o.Pairs < 1 || o.Members < 2 || o.Senders < 1 || o.Senders > o.Members || o.Conns < 1 || o.Clients < 1 ||
 		o.Devices < 1 || o.DevPerUser < 1 || o.Messages < 0 || o.Rate < 0 || o.Duration <= 0:
 		return errors.New("sizes must be positive (and --senders at most --members)")
@@ -180,6 +208,9 @@ func (o Options) check() error {
 	}
 	for _, s := range scenarios {
 		if s.name == o.Scenario {
+			if o.Cluster > 0 && !s.cluster {
+				return fmt.Errorf("--cluster runs dm, group and http-send, not %s", s.name)
+			}
 			return nil
 		}
 	}
@@ -201,10 +232,15 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (int64, error
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if o.Cluster > 0 && o.NATSURL == "" {
+		if _, err := natsServer(); err != nil {
+			return 0, err
+		}
+	}
 	r := newRunner(o, stdout, stderr)
 	var lost int64
 	for _, s := range scenarios {
-		if o.Scenario != "all" && o.Scenario != s.name {
+		if o.Scenario != "all" && o.Scenario != s.name || o.Cluster > 0 && !s.cluster {
 			continue
 		}
 		reps, err := r.scenario(ctx, s.name, s.run, s.mqttOnly)
@@ -225,12 +261,18 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) (int64, error
 }
 
 // scenario runs one scenario against mqim, then (with --baseline, for
-// the MQTT scenarios) against a bare broker.
+// the MQTT scenarios) against a bare broker; with --cluster against a
+// cluster, then (with --compare-single) against one node.
 func (r *runner) scenario(ctx context.Context, name string, run func(context.Context, *runner, *target) (*report, error),
 	hasBare bool) ([]*report, error) {
 	var reps []*report
 	kinds := []string{"mqim"}
-	if r.o.Baseline && hasBare {
+	switch {
+	case r.o.Cluster > 0 && r.o.CompareSingle:
+		kinds = []string{"cluster", "single"}
+	case r.o.Cluster > 0:
+		kinds = []string{"cluster"}
+	case r.o.Baseline && hasBare:
 		kinds = append(kinds, "bare")
 	}
 	for _, kind := range kinds {
@@ -265,8 +307,10 @@ func (r *runner) once(ctx context.Context, name, kind string, run func(context.C
 }
 
 func costRow(m metric) int {
-	if strings.HasPrefix(m.Name, "server ") || strings.HasPrefix(m.Name, "load generator") || m.Name == "commits per msg" {
-		return 1
+	for _, p := range []string{"server", "NATS ", "load generator", "commits per msg", "cluster ", "seq conflicts"} {
+		if strings.HasPrefix(m.Name, p) {
+			return 1
+		}
 	}
 	return 0
 }

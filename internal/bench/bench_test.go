@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mqim/mqim/internal/testutil"
 )
 
 // TestMain is also the child processes' entry point: the tool re-executes
@@ -148,6 +150,11 @@ func TestMainUsage(t *testing.T) {
 		{[]string{"--target-http", "http://x"}, 2, "go together"},
 		{[]string{"--target-http", "http://x", "--target-mqtt", "x:1"}, 2, "--key"},
 		{[]string{"--store", "mysql"}, 2, "--mysql-dsn"},
+		{[]string{"--cluster", "1"}, 2, "at least 2"},
+		{[]string{"--cluster", "3"}, 2, "--mysql-dsn"},
+		{[]string{"--cluster", "3", "--mysql-dsn", "u:p@tcp(h)/", "--scenario", "replay"}, 2, "not replay"},
+		{[]string{"--cluster", "3", "--mysql-dsn", "u:p@tcp(h)/", "--baseline"}, 2, "--compare-single"},
+		{[]string{"--compare-single"}, 2, "go with --cluster"},
 		{[]string{"extra"}, 2, "unexpected"},
 	} {
 		var out, errb bytes.Buffer
@@ -217,5 +224,90 @@ func TestRunningTarget(t *testing.T) {
 	}
 	if st, err := os.Stat(o.CPUProfile); err != nil || st.Size() == 0 {
 		t.Fatalf("profile of the running server: %v", err)
+	}
+}
+
+// dm against a cluster of two nodes on MySQL/MariaDB and a real NATS
+// server (in the test process, passed with --nats-url), then against one
+// node: nothing lost, every message crossed NATS (a pair's sender and
+// receiver are on different nodes), each node's CPU measured, and the
+// table has the cluster/single ratios.
+func TestCluster(t *testing.T) {
+	dsn := os.Getenv("MQIM_TEST_MYSQL_DSN")
+	if dsn == "" {
+		t.Skip("MQIM_TEST_MYSQL_DSN not set")
+	}
+	nats := testutil.StartNATS(t)
+	o := tiny()
+	o.Scenario, o.Baseline, o.Store, o.MySQLDSN = "dm", false, "mysql", dsn
+	o.Cluster, o.NATSURL, o.CompareSingle = 2, nats.URL, true
+	if err := o.check(); err != nil {
+		t.Fatal(err)
+	}
+	var errb bytes.Buffer
+	r := newRunner(o, io.Discard, &errb)
+	reps, err := r.scenario(t.Context(), "dm", runDM, true)
+	if err != nil {
+		r.stderr.Write(nil)
+		t.Fatalf("%v\n%s", err, errb.String())
+	}
+	if len(reps) != 2 || reps[0].target != "cluster" || reps[1].target != "single" {
+		t.Fatalf("%d reports: %+v", len(reps), reps)
+	}
+	want := float64(o.Pairs * o.Messages)
+	for _, rep := range reps {
+		if rep.lost != 0 || value(t, rep, "received") != want || value(t, rep, "sent (acknowledged)") != want {
+			t.Fatalf("%s: %+v", rep.target, rep.metrics)
+		}
+		value(t, rep, "server+NATS CPU per 1000 msgs")
+	}
+	c := reps[0]
+	// Each message goes to its receiver's node over NATS.
+	if got := value(t, c, "cluster received per msg (NATS, all nodes)"); got < 1 {
+		t.Fatalf("cluster received per msg %v, want at least 1: pairs on one node?", got)
+	}
+	value(t, c, "cluster published per msg (NATS, all nodes)")
+	value(t, c, "server CPU node 1")
+	value(t, c, "server CPU node 2")
+	for _, m := range c.metrics {
+		if m.Name == "NATS server CPU" {
+			t.Fatal("claims the CPU of a NATS server it did not start")
+		}
+	}
+	var out bytes.Buffer
+	printTable(&out, "dm", reps)
+	if !strings.Contains(out.String(), "cluster/single") || !strings.Contains(out.String(), "cluster - single: latency p50") {
+		t.Fatalf("no ratios:\n%s", out.String())
+	}
+}
+
+// A cluster without a NATS server to start says how to get one.
+func TestClusterNoNATS(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	t.Setenv("HOME", t.TempDir())
+	var out, errb bytes.Buffer
+	code := Main(t.Context(), []string{"--cluster", "2", "--mysql-dsn", "u:p@tcp(127.0.0.1:1)/"}, &out, &errb, nil)
+	if code != 1 || !strings.Contains(errb.String(), "go install github.com/nats-io/nats-server/v2@latest") {
+		t.Fatalf("exit %d, err %q", code, errb.String())
+	}
+}
+
+// A sender whose connection the server closed stops (one error), instead
+// of failing as fast as it can until the end; the others go on.
+func TestDriveStopsGoneSender(t *testing.T) {
+	for _, rate := range []float64{0, 1000} {
+		o := tiny()
+		o.Messages, o.Rate = 50, rate
+		r := newRunner(o, io.Discard, io.Discard)
+		tl := newTally(2, false)
+		errs, _ := r.drive(t.Context(), tl, func(i, n int, cid string) func() bool {
+			if i == 0 {
+				return nil
+			}
+			return func() bool { return true }
+		})
+		if errs != 1 || tl.gone.Load() != 1 || tl.acked() != 50 {
+			t.Fatalf("rate %v: %d errors, %d gone, %d acked; want 1, 1, 50", rate, errs, tl.gone.Load(), tl.acked())
+		}
 	}
 }

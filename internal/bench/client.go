@@ -239,6 +239,7 @@ type tally struct {
 	seqBad   atomic.Int64
 	bad      atomic.Int64 // unparsable payloads
 	refused  atomic.Int64 // error events answering a send (rate_limited, ...)
+	gone     atomic.Int64 // senders stopped because the server closed their connection
 	codeMu   sync.Mutex
 	codes    map[string]int64
 	lastRecv atomic.Int64 // unix nanos of the latest receipt

@@ -35,19 +35,49 @@ type target struct {
 	key      string
 	pprof    string // host:port of net/http/pprof, "" if none
 	prefix   string // fresh id prefix for this run's users and groups
-	pid      int    // 0: not ours, CPU and RSS unknown
+	pid      int    // 0: not ours (or a cluster), CPU and RSS unknown
 	notes    []string
 
-	cmd  *exec.Cmd
+	p    *proc
 	dir  string
-	done chan error // the child's exit
-	drop func()     // removes the run's fresh database, if one was made
+	drop func() // removes the run's fresh database, if one was made
+
+	// A cluster (--cluster) is a target whose nodes are mqim children on
+	// one database; its own addresses and key are its first node's. nats
+	// is the NATS server when this tool started it.
+	nodes []*target
+	nats  *proc
+}
+
+// node is where the i-th load client connects: round-robin over a
+// cluster's nodes, the target itself otherwise.
+func (t *target) node(i int) *target {
+	if len(t.nodes) == 0 {
+		return t
+	}
+	return t.nodes[i%len(t.nodes)]
+}
+
+// servers are the mqim (or bare) processes of the target: a cluster's
+// nodes, or the target itself.
+func (t *target) servers() []*target {
+	if len(t.nodes) == 0 {
+		return []*target{t}
+	}
+	return t.nodes
 }
 
 func (t *target) describe() string {
 	what := "mqim"
 	if t.bare {
 		what = "bare Mochi"
+	}
+	if len(t.nodes) > 0 {
+		var pids []string
+		for _, n := range t.nodes {
+			pids = append(pids, strconv.Itoa(n.pid))
+		}
+		return fmt.Sprintf("a cluster of %d mqim nodes (child pids %s) on NATS %s", len(t.nodes), strings.Join(pids, ", "), t.natsURL())
 	}
 	if t.pid == 0 {
 		return fmt.Sprintf("running mqim at %s, %s", t.httpURL, t.mqttAddr)
@@ -76,27 +106,51 @@ func (r *runner) target(ctx context.Context, scenario, kind string) (*target, er
 		t.notes = append(t.notes, "running server: its CPU and RSS are not measured (not our child); its rate limits apply")
 		return t, nil
 	}
-	// A port chosen free may be taken by another process before the child
-	// binds it: then the child exits and a fresh set of ports is tried.
+	if kind == "cluster" {
+		return r.cluster(ctx, scenario, prefix)
+	}
+	var co childOpts
+	if kind == "single" {
+		// The cluster's single-node twin: the same settings but NATS.
+		co.key, co.env = "bench-"+randomHex(16), []string{"MQIM_AUTH_JWT_SECRET=" + randomHex(32)}
+	}
+	return retryPorts(func() (*target, error) { return r.child(ctx, scenario, kind, prefix, co) })
+}
+
+// retryPorts retries start twice when the child exited before listening:
+// a port chosen free may be taken by another process before the child
+// binds it, and then a fresh set of ports is tried.
+func retryPorts[T any](start func() (T, error)) (T, error) {
+	var t T
 	var err error
 	for range 3 {
-		var t *target
-		if t, err = r.child(ctx, scenario, kind, prefix); !errors.Is(err, errNotListening) {
+		if t, err = start(); !errors.Is(err, errNotListening) {
 			return t, err
 		}
 	}
-	return nil, err
+	return t, err
 }
 
-// child starts this binary as the server (kind "mqim") or bare broker
-// ("bare") under test.
-func (r *runner) child(ctx context.Context, scenario, kind, prefix string) (*target, error) {
+// childOpts are what a cluster node's child has in common with the others.
+type childOpts struct {
+	dsn string   // the shared database; "" makes a fresh one (with --mysql-dsn)
+	key string   // the service key; "" makes a random one
+	env []string // more settings (MQIM_...=...)
+}
+
+// child starts this binary as the server (kind "mqim", or a node or
+// single node of a cluster comparison) or bare broker ("bare") under test.
+func (r *runner) child(ctx context.Context, scenario, kind, prefix string, co childOpts) (*target, error) {
 	dir, err := os.MkdirTemp("", "mqim-bench-*")
 	if err != nil {
 		return nil, err
 	}
 	t := &target{bare: kind == "bare", dir: dir, prefix: prefix}
-	env := []string{childEnv + "=" + kind}
+	mode := "mqim"
+	if t.bare {
+		mode = "bare"
+	}
+	env := []string{childEnv + "=" + mode}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "MQIM_") {
 			env = append(env, kv)
@@ -116,10 +170,15 @@ func (r *runner) child(ctx context.Context, scenario, kind, prefix string) (*tar
 			return nil, t.fail(err)
 		}
 		t.httpURL = "http://" + httpAddr
-		t.key = "bench-" + randomHex(16)
+		t.key = co.key
+		if t.key == "" {
+			t.key = "bench-" + randomHex(16)
+		}
 		env = append(env, "MQIM_DATA_DIR="+dir, "MQIM_HTTP_ADDR="+httpAddr, "MQIM_MQTT_ADDR="+mqttAddr,
 			"MQIM_MQTT_WS_ADDR=", "MQIM_AUTH_SERVICE_KEY="+t.key, "MQIM_LOG_LEVEL=warn")
-		if r.o.Store == "mysql" {
+		if co.dsn != "" {
+			env = append(env, "MQIM_STORE_DRIVER=mysql", "MQIM_STORE_DSN="+co.dsn)
+		} else if r.o.Store == "mysql" {
 			dsn, drop, err := freshDatabase(ctx, r.o.MySQLDSN)
 			if err != nil {
 				return nil, t.fail(err)
@@ -140,6 +199,7 @@ func (r *runner) child(ctx context.Context, scenario, kind, prefix string) (*tar
 		for _, l := range liftedLimits {
 			env = append(env, l.env+"="+l.value)
 		}
+		env = append(env, co.env...)
 		t.notes = append(t.notes, fmt.Sprintf("mqim child on %s, log level warn; lifted for the load: every limits.* rate "+
 			"and burst 0 (off), mqtt.max_devices_per_user, mqtt.max_sessions_per_user and chat.max_group_members 1000000", r.o.Store))
 	}
@@ -156,44 +216,83 @@ func (t *target) start(ctx context.Context, env []string, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	t.cmd = exec.Command(exe, "bench")
-	t.cmd.Env = env
-	t.cmd.Stderr = stderr
-	// The child dies with this process, whatever happens to it.
-	t.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out, err := t.cmd.StdoutPipe()
+	cmd := exec.Command(exe, "bench")
+	cmd.Env = env
+	cmd.Stderr = stderr
+	if t.p, err = startProc(ctx, cmd, (*exec.Cmd).StdoutPipe, "listening"); err != nil {
+		return err
+	}
+	t.pid = t.p.pid
+	return nil
+}
+
+// proc is a child process this tool started.
+type proc struct {
+	cmd  *exec.Cmd
+	pid  int
+	done chan error // its exit
+}
+
+// startProc starts cmd, which dies with this process whatever happens to
+// it, and waits (a minute at most) for a line containing ready on the
+// stream pipe returns (cmd's stdout or stderr pipe; the rest of it is
+// read and dropped). A child that exits first gives errNotListening, with
+// its last lines.
+func startProc(ctx context.Context, cmd *exec.Cmd, pipe func(*exec.Cmd) (io.ReadCloser, error), ready string) (*proc, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := pipe(cmd)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := t.cmd.Start(); err != nil {
-		return err
+	if err := cmd.Start(); err != nil {
+		return nil, err
 	}
-	t.pid = t.cmd.Process.Pid
-	t.done = make(chan error, 1)
-	ready := make(chan error, 1)
+	p := &proc{cmd: cmd, pid: cmd.Process.Pid, done: make(chan error, 1)}
+	said := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
-		said := false
+		var last []string
+		ok := false
 		for sc.Scan() {
-			if !said && strings.Contains(sc.Text(), "listening") {
-				said = true
-				ready <- nil
+			if !ok && strings.Contains(sc.Text(), ready) {
+				ok = true
+				said <- nil
+			}
+			if !ok {
+				last = append(last[max(0, len(last)-4):], sc.Text())
 			}
 		}
-		if !said {
-			ready <- errNotListening
+		if !ok {
+			said <- fmt.Errorf("%w: %s", errNotListening, strings.Join(last, " | "))
 		}
-		t.done <- t.cmd.Wait()
+		p.done <- cmd.Wait()
 	}()
 	timer := time.NewTimer(time.Minute)
 	defer timer.Stop()
 	select {
-	case err := <-ready:
-		return err
+	case err = <-said:
 	case <-timer.C:
-		return errors.New("the child did not listen within a minute")
+		err = fmt.Errorf("%s did not get ready within a minute", cmd.Path)
 	case <-ctx.Done():
-		return ctx.Err()
+		err = ctx.Err()
+	}
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// stop ends the process: SIGTERM, then SIGKILL after 20 s.
+func (p *proc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	timer := time.NewTimer(20 * time.Second)
+	defer timer.Stop()
+	select {
+	case <-p.done:
+	case <-timer.C:
+		_ = p.cmd.Process.Kill()
+		<-p.done
 	}
 }
 
@@ -202,19 +301,19 @@ func (t *target) fail(err error) error {
 	return err
 }
 
-// close stops the child (SIGTERM, then SIGKILL after 20 s) and removes
-// its data folder.
+// close stops the child (a cluster's nodes, then its NATS server) and
+// removes its data folder and fresh database.
 func (t *target) close() {
-	if t.cmd != nil && t.cmd.Process != nil && t.done != nil {
-		_ = t.cmd.Process.Signal(syscall.SIGTERM)
-		timer := time.NewTimer(20 * time.Second)
-		select {
-		case <-t.done:
-		case <-timer.C:
-			_ = t.cmd.Process.Kill()
-			<-t.done
-		}
-		timer.Stop()
+	var wg sync.WaitGroup
+	for _, n := range t.nodes {
+		wg.Go(n.close)
+	}
+	wg.Wait()
+	if t.p != nil {
+		t.p.stop()
+	}
+	if t.nats != nil {
+		t.nats.stop()
 	}
 	if t.dir != "" {
 		os.RemoveAll(t.dir)
@@ -402,74 +501,103 @@ func (s *sampler) end() int64 {
 	return s.peak
 }
 
-// counters reads mqim_commits_total and mqim_messages_stored_total from
-// /metrics with the service key.
-func (t *target) counters(ctx context.Context) (commits, stored float64, err error) {
+// scrape reads the samples without labels from /metrics, with the
+// service key.
+func (t *target) scrape(ctx context.Context) (map[string]float64, error) {
 	if t.httpURL == "" {
-		return 0, 0, errors.New("no /metrics")
+		return nil, errors.New("no /metrics")
 	}
 	req, err := http.NewRequestWithContext(ctx, "GET", t.httpURL+"/metrics", nil)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+t.key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
-		return 0, 0, fmt.Errorf("/metrics: %s", resp.Status)
+		return nil, fmt.Errorf("/metrics: %s", resp.Status)
 	}
-	found := 0
+	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		name, val, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
+		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
 			continue
 		}
-		switch name {
-		case "mqim_commits_total":
-			commits, err = strconv.ParseFloat(val, 64)
-			found++
-		case "mqim_messages_stored_total":
-			stored, err = strconv.ParseFloat(val, 64)
-			found++
-		}
+		v, err := strconv.ParseFloat(val, 64)
 		if err != nil {
-			return 0, 0, err
+			return nil, fmt.Errorf("/metrics %s: %w", name, err)
 		}
+		out[name] = v
 	}
-	if found < 2 {
-		return 0, 0, errors.New("/metrics lacks mqim_commits_total or mqim_messages_stored_total")
-	}
-	return commits, stored, sc.Err()
+	return out, sc.Err()
 }
 
-// meter measures what a load phase cost the server: CPU seconds, RSS
-// (peak and at the end) and, on mqim, commits per stored message.
+// counters sums the /metrics samples of the target's servers (a cluster's
+// nodes): a sample absent on one of them is left out. It fails without
+// mqim_commits_total or mqim_messages_stored_total.
+func (t *target) counters(ctx context.Context) (map[string]float64, error) {
+	sum := map[string]float64{}
+	seen := map[string]int{}
+	srv := t.servers()
+	for _, n := range srv {
+		m, err := n.scrape(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range m {
+			sum[k] += v
+			seen[k]++
+		}
+	}
+	for k, c := range seen {
+		if c < len(srv) {
+			delete(sum, k)
+		}
+	}
+	for _, k := range []string{"mqim_commits_total", "mqim_messages_stored_total"} {
+		if _, ok := sum[k]; !ok {
+			return nil, fmt.Errorf("/metrics lacks %s", k)
+		}
+	}
+	return sum, nil
+}
+
+// meter measures what a load phase cost the server (all the nodes of a
+// cluster, and the NATS server it started): CPU seconds, RSS (peak and at
+// the end) and, on mqim, commits per stored message and a cluster's NATS
+// messages per stored message.
 type meter struct {
-	t                *target
-	cpu0, self0      float64
-	commits0, stored float64
-	metricsErr       error
-	s                *sampler
-	prof             chan error
+	t          *target
+	self0      float64
+	cpu0       []float64 // per server process
+	nats0      float64
+	counters0  map[string]float64
+	metricsErr error
+	s          []*sampler
+	prof       chan error
 }
 
 // measure starts a meter (and, with --cpuprofile, a CPU profile lasting
-// about the load's expected length).
+// about the load's expected length; of a cluster's first node).
 func (r *runner) measure(ctx context.Context, t *target, scenario string, expect time.Duration) *meter {
 	m := &meter{t: t}
 	m.self0, _ = cpuSeconds(os.Getpid())
-	if t.pid != 0 {
-		m.cpu0, _ = cpuSeconds(t.pid)
+	for _, n := range t.servers() {
+		c, _ := cpuSeconds(n.pid)
+		m.cpu0 = append(m.cpu0, c)
+		m.s = append(m.s, startSampler(n.pid))
+	}
+	if t.nats != nil {
+		m.nats0, _ = cpuSeconds(t.nats.pid)
 	}
 	if !t.bare {
-		m.commits0, m.stored, m.metricsErr = t.counters(ctx)
+		m.counters0, m.metricsErr = t.counters(ctx)
 	}
-	m.s = startSampler(t.pid)
 	if r.o.CPUProfile != "" && !t.bare {
 		file := r.o.CPUProfile
 		if r.o.Scenario == "all" {
@@ -486,30 +614,34 @@ func (r *runner) measure(ctx context.Context, t *target, scenario string, expect
 // adds the load generator's own CPU seconds, to tell when the tool, not
 // the server, is what limits a run.
 func (m *meter) done(ctx context.Context, r *runner, rep *report, n int64, what string) {
-	peak := m.s.end()
+	var peak int64
+	for _, s := range m.s {
+		peak += s.end()
+	}
 	if self1, err := cpuSeconds(os.Getpid()); err == nil {
 		rep.add("load generator CPU (this tool)", self1-m.self0, "s", false)
 	}
-	if m.t.pid != 0 {
-		cpu1, err := cpuSeconds(m.t.pid)
-		if err == nil {
-			rep.add("server CPU", cpu1-m.cpu0, "s", false)
-			if n > 0 {
-				rep.add("server CPU per 1000 "+what, (cpu1-m.cpu0)*1000/float64(n), "s", false)
+	if srv := m.t.servers(); srv[0].pid != 0 {
+		m.cpu(r, rep, srv, n, what)
+		var rss int64
+		var err error
+		for _, s := range srv {
+			var b int64
+			if b, err = rssBytes(s.pid); err != nil {
+				break
 			}
+			rss += b
 		}
-		if rss, err := rssBytes(m.t.pid); err == nil {
+		if err == nil {
 			rep.add("server RSS peak", float64(peak)/(1<<20), "MB", false)
 			rep.add("server RSS at end", float64(rss)/(1<<20), "MB", false)
+			if len(srv) > 1 {
+				rep.notes = append(rep.notes, "server RSS: the sum over the nodes (of peaks sampled apart)")
+			}
 		}
 	}
 	if !m.t.bare {
-		c1, s1, err := m.t.counters(ctx)
-		if err == nil && m.metricsErr == nil && s1 > m.stored {
-			rep.add("commits per msg", (c1-m.commits0)/(s1-m.stored), "x", false)
-		} else if err != nil || m.metricsErr != nil {
-			rep.notes = append(rep.notes, fmt.Sprintf("commits per msg unknown: %v", errors.Join(err, m.metricsErr)))
-		}
+		m.metrics(ctx, rep)
 	}
 	if m.prof != nil {
 		if err := <-m.prof; err != nil {
@@ -517,6 +649,74 @@ func (m *meter) done(ctx context.Context, r *runner, rep *report, n int64, what 
 		} else {
 			rep.notes = append(rep.notes, "cpu profile of the server written")
 		}
+	}
+}
+
+// cpu adds the CPU seconds of the servers srv (summed, and per node in a
+// cluster) and of the NATS server this tool started.
+func (m *meter) cpu(r *runner, rep *report, srv []*target, n int64, what string) {
+	per := make([]float64, len(srv))
+	var sum float64
+	for i, s := range srv {
+		c1, err := cpuSeconds(s.pid)
+		if err != nil {
+			return
+		}
+		per[i] = c1 - m.cpu0[i]
+		sum += per[i]
+	}
+	rep.add("server CPU", sum, "s", false)
+	if n > 0 {
+		rep.add("server CPU per 1000 "+what, sum*1000/float64(n), "s", true)
+	}
+	if len(m.t.nodes) > 0 {
+		for i, c := range per {
+			rep.add(fmt.Sprintf("server CPU node %d", i+1), c, "s", false)
+		}
+	}
+	all := sum
+	if m.t.nats != nil {
+		if c1, err := cpuSeconds(m.t.nats.pid); err == nil {
+			rep.add("NATS server CPU", c1-m.nats0, "s", false)
+			all += c1 - m.nats0
+		}
+	}
+	// In a cluster comparison both columns get the whole cost (one node
+	// has no NATS to add).
+	if r.o.Cluster > 0 && n > 0 {
+		rep.add("server+NATS CPU per 1000 "+what, all*1000/float64(n), "s", true)
+	}
+}
+
+// metrics adds what the servers' /metrics counted during the load:
+// commits per stored message, a cluster's NATS messages per stored
+// message, and the commits that lost a seq race to another node (when
+// the server counts them).
+func (m *meter) metrics(ctx context.Context, rep *report) {
+	c1, err := m.t.counters(ctx)
+	if err != nil || m.metricsErr != nil {
+		rep.notes = append(rep.notes, fmt.Sprintf("commits per msg unknown: %v", errors.Join(err, m.metricsErr)))
+		return
+	}
+	delta := func(name string) (float64, bool) {
+		a, ok0 := m.counters0[name]
+		b, ok1 := c1[name]
+		return b - a, ok0 && ok1
+	}
+	stored, _ := delta("mqim_messages_stored_total")
+	if commits, _ := delta("mqim_commits_total"); stored > 0 {
+		rep.add("commits per msg", commits/stored, "x", false)
+	}
+	if len(m.t.nodes) > 0 && stored > 0 {
+		if v, ok := delta("mqim_cluster_published_total"); ok {
+			rep.add("cluster published per msg (NATS, all nodes)", v/stored, "x", false)
+		}
+		if v, ok := delta("mqim_cluster_received_total"); ok {
+			rep.add("cluster received per msg (NATS, all nodes)", v/stored, "x", false)
+		}
+	}
+	if v, ok := delta("mqim_commit_conflicts_total"); ok {
+		rep.add("seq conflicts (commits retried)", v, "", false)
 	}
 }
 

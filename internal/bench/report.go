@@ -31,8 +31,8 @@ func (r *report) add(name string, v float64, unit string, ratio bool) {
 	r.metrics = append(r.metrics, metric{Name: name, Value: v, Unit: unit, ratio: ratio})
 }
 
-// latencies adds p50, p95, p99 and max of ds (in ms) under name; p99 gets
-// a ratio.
+// latencies adds p50, p95, p99 and max of ds (in ms) under name; p50 and
+// p99 get a ratio.
 func (r *report) latencies(name string, ds []time.Duration) {
 	if len(ds) == 0 {
 		r.add(name+" (none measured)", 0, "", false)
@@ -43,7 +43,7 @@ func (r *report) latencies(name string, ds []time.Duration) {
 		i := min(len(ds)-1, int(p*float64(len(ds))))
 		return float64(ds[i]) / float64(time.Millisecond)
 	}
-	r.add(name+" p50", pct(0.50), "ms", false)
+	r.add(name+" p50", pct(0.50), "ms", true)
 	r.add(name+" p95", pct(0.95), "ms", false)
 	r.add(name+" p99", pct(0.99), "ms", true)
 	r.add(name+" max", pct(1), "ms", false)
@@ -66,7 +66,8 @@ func format(m metric) string {
 }
 
 // printTable prints one table per scenario: a column per report and, when
-// there are two, the mqim/bare ratio of the marked rows.
+// there are two, the ratio of the marked rows (mqim/bare, cluster/single).
+// A cluster/single table ends with what the cluster adds per message.
 func printTable(w io.Writer, scenario string, reps []*report) {
 	fmt.Fprintf(w, "\n== %s ==\n", scenario)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -75,7 +76,7 @@ func printTable(w io.Writer, scenario string, reps []*report) {
 		head = append(head, r.target)
 	}
 	if len(reps) == 2 {
-		head = append(head, "mqim/bare")
+		head = append(head, reps[0].target+"/"+reps[1].target)
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
 	var names []string
@@ -108,6 +109,11 @@ func printTable(w io.Writer, scenario string, reps []*report) {
 		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
 	}
 	tw.Flush()
+	if len(reps) == 2 && reps[0].target == "cluster" {
+		if d := added(reps[0], reps[1]); d != "" {
+			fmt.Fprintf(w, "  cluster - single: %s\n", d)
+		}
+	}
 	for _, r := range reps {
 		for _, n := range r.notes {
 			fmt.Fprintf(w, "  %s: %s\n", r.target, n)
@@ -127,4 +133,27 @@ func printJSON(w io.Writer, scenario string, reps []*report) {
 		}{scenario, r.target, r.lost, r.metrics, r.notes})
 		fmt.Fprintln(w, string(b))
 	}
+}
+
+// added is what the cluster c adds to the single node s: latency p50 and
+// p99, and the CPU (nodes and NATS) per 1000 of what was carried.
+func added(c, s *report) string {
+	var out []string
+	for _, m := range c.metrics {
+		lat := m.Unit == "ms" && (strings.HasSuffix(m.Name, " p50") || strings.HasSuffix(m.Name, " p99"))
+		if !lat && !strings.HasPrefix(m.Name, "server+NATS CPU per 1000") {
+			continue
+		}
+		i := slices.IndexFunc(s.metrics, func(o metric) bool { return o.Name == m.Name })
+		if i < 0 {
+			continue
+		}
+		d := m.Value - s.metrics[i].Value
+		if lat {
+			out = append(out, fmt.Sprintf("%s %+.2f ms", m.Name, d))
+		} else {
+			out = append(out, fmt.Sprintf("%s %+.3f s (%+.1f µs each)", m.Name, d, d*1000))
+		}
+	}
+	return strings.Join(out, ", ")
 }

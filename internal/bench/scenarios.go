@@ -39,13 +39,17 @@ func (f *fleet) close() {
 }
 
 // publishFunc publishes message n of sender i (cid made at ts) and returns
-// a wait that reports whether it was acknowledged.
+// a wait that reports whether it was acknowledged, or nil when the sender
+// can send no more (the server closed its connection).
 type publishFunc func(i, n int, cid string) (wait func() bool)
 
 // mqttPublish publishes at QoS 1 on topic(i) with paho and waits for the
 // PUBACK.
 func (t *target) mqttPublish(cs []paho.Client, topic, from, conv func(i int) string) publishFunc {
 	return func(i, n int, cid string) func() bool {
+		if !cs[i].IsConnectionOpen() {
+			return nil
+		}
 		tok := cs[i].Publish(topic(i), 1, false, t.payload(cid, from(i), conv(i), n))
 		return func() bool { return tok.WaitTimeout(30*time.Second) && tok.Error() == nil }
 	}
@@ -76,7 +80,13 @@ func (r *runner) drive(ctx context.Context, tl *tally, publish publishFunc) (int
 			if r.o.Rate <= 0 {
 				for n := 0; more(n); n++ {
 					k := sd.next()
-					if publish(i, k, newCID(i, k, time.Now()))() {
+					wait := publish(i, k, newCID(i, k, time.Now()))
+					if wait == nil {
+						errs.Add(1)
+						tl.gone.Add(1)
+						return
+					}
+					if wait() {
 						sd.ack(k)
 					} else {
 						errs.Add(1)
@@ -100,6 +110,11 @@ func (r *runner) drive(ctx context.Context, tl *tally, publish publishFunc) (int
 				at = at.Add(interval)
 				k := sd.next()
 				wait := publish(i, k, newCID(i, k, time.Now()))
+				if wait == nil {
+					errs.Add(1)
+					tl.gone.Add(1)
+					break
+				}
 				waits <- func() {
 					if wait() {
 						sd.ack(k)
@@ -121,7 +136,7 @@ func (r *runner) drive(ctx context.Context, tl *tally, publish publishFunc) (int
 // device's session is established before the load starts.
 func warm(ctx context.Context, publish publishFunc, senders int, warmed *atomic.Int64, want int64) error {
 	for i := range senders {
-		if !publish(i, 0, fmt.Sprintf("warm.%d", i))() {
+		if w := publish(i, 0, fmt.Sprintf("warm.%d", i)); w == nil || !w() {
 			return fmt.Errorf("warm-up publish of sender %d not acknowledged", i)
 		}
 	}
@@ -183,6 +198,11 @@ func (r *runner) finish(ctx context.Context, rep *report, m *meter, tl *tally, r
 		rep.lost += tl.seqBad.Load()
 	}
 	rep.add("unparsable payloads", float64(tl.bad.Load()), "", false)
+	if n := tl.gone.Load(); n > 0 {
+		rep.add("senders disconnected by the server", float64(n), "", false)
+		rep.notes = append(rep.notes, fmt.Sprintf("%d senders stopped: the server closed their connection "+
+			"(its log says why); their receivers' losses after that count as lost", n))
+	}
 	if n := tl.refused.Load(); n > 0 || tl.checkSeq {
 		rep.add("refused (error events)", float64(n), "", false)
 		if n > 0 {
@@ -216,12 +236,13 @@ func runDM(ctx context.Context, r *runner, t *target) (*report, error) {
 	var warmed atomic.Int64
 	err = parallel(ctx, p, 16, func(i int) error {
 		rs[i] = tl.receiver()
-		c, err := t.dial(ru[i], "bench", rt[i], true, []string{chat.UserTopic(ru[i])}, counted(rs[i], &warmed))
+		// In a cluster the sender is on the node after its receiver's.
+		c, err := t.node(i).dial(ru[i], "bench", rt[i], true, []string{chat.UserTopic(ru[i])}, counted(rs[i], &warmed))
 		if err != nil {
 			return err
 		}
 		f.add(c)
-		if senders[i], err = t.dial(su[i], "bench", st[i], true, nil, tl.onSenderMsg); err != nil {
+		if senders[i], err = t.node(i+1).dial(su[i], "bench", st[i], true, nil, tl.onSenderMsg); err != nil {
 			return err
 		}
 		f.add(senders[i])
@@ -285,7 +306,7 @@ func runGroup(ctx context.Context, r *runner, t *target) (*report, error) {
 	var warmed atomic.Int64
 	err = parallel(ctx, mn, 16, func(i int) error {
 		rs[i] = tl.receiver()
-		c, err := t.dial(uids[i], "bench", toks[i], true, []string{topic}, counted(rs[i], &warmed))
+		c, err := t.node(i).dial(uids[i], "bench", toks[i], true, []string{topic}, counted(rs[i], &warmed))
 		if err != nil {
 			return err
 		}
@@ -411,7 +432,7 @@ func runHTTPSend(ctx context.Context, r *runner, t *target) (*report, error) {
 	var warmed atomic.Int64
 	err = parallel(ctx, c, 16, func(i int) error {
 		rs[i] = tl.receiver()
-		cl, err := t.dial(ru[i], "bench", rt[i], true, nil, counted(rs[i], &warmed))
+		cl, err := t.node(i).dial(ru[i], "bench", rt[i], true, nil, counted(rs[i], &warmed))
 		if err == nil {
 			f.add(cl)
 		}
@@ -422,7 +443,8 @@ func runHTTPSend(ctx context.Context, r *runner, t *target) (*report, error) {
 	}
 	var firstErr atomic.Value
 	publish := func(i, n int, cid string) func() bool {
-		_, err := t.api(ctx, "POST", "/v1/messages", t.key, map[string]any{"from": su[i], "to": ru[i], "type": "text",
+		// In a cluster the request goes to the node after its receiver's.
+		_, err := t.node(i+1).api(ctx, "POST", "/v1/messages", t.key, map[string]any{"from": su[i], "to": ru[i], "type": "text",
 			"body": map[string]string{"text": fmt.Sprintf("bench message %d", n)}, "cid": cid}, nil)
 		if err != nil {
 			firstErr.CompareAndSwap(nil, err.Error())
