@@ -369,9 +369,14 @@ var (
 )
 
 // Deliver delivers an event to this node's devices and publishes it for
-// the nodes with devices interested in its topic.
+// the other nodes: a group's to every node, a user's only while another
+// node has a device of that user (as presence tells: the echo of a 1:1
+// message to a sender whose devices are all here is not published).
 func (n *Node) Deliver(topic string, payload []byte, qos byte) error {
 	err := n.local.Deliver(topic, payload, qos)
+	if t, ok := chat.ParseTopic(topic); ok && !t.IsGroup() && !n.peers.hasUser(t.ID) {
+		return err
+	}
 	if subject := n.topicSubject(topic); subject != "" {
 		data := make([]byte, 1+len(payload))
 		data[0] = qos

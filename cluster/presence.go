@@ -305,6 +305,13 @@ func (n *Node) Presence(uid string) ([]string, int64) {
 	return out, time.Now().UnixMilli()
 }
 
+// hasUser tells whether another node has a device of uid connected.
+func (p *peers) hasUser(uid string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.byUser[uid]) > 0
+}
+
 // CountRemote counts uid's devices connected to other nodes, but clientID
 // (broker.Broker.CountRemote).
 func (n *Node) CountRemote(uid, clientID string) int {
