@@ -483,6 +483,11 @@ func TestPersistentSessionExpired(t *testing.T) {
 		ta, tb := srv.User(t, "alice"), srv.User(t, "bob")
 		srv.MustAPI(t, 201, "POST", "/v1/messages", ta, map[string]any{"to": "bob", "type": "text", "body": map[string]string{"text": "hi"}}, nil)
 		c, _ := connectPersistent(t, srv.MQTTAddr, 5, "bob", "phone", tb, 1)
+		// Stored just after CONNACK: its absence below must be its expiry.
+		testutil.Eventually(t, 10*time.Second, func() error {
+			_, err := srv.Store.Session(t.Context(), "bob/phone")
+			return err
+		})
 		c.Close()
 		sendAcross(t, srv, ta, []string{"d:alice:bob"}, 5)
 		testutil.Eventually(t, 10*time.Second, func() error {
