@@ -81,13 +81,10 @@ func (s *Service) CommitRouted(ctx context.Context, req []byte) []byte {
 		return answer(routedResult{Err: AsError(err)})
 	}
 	m := r.Msg
-	w := &store.Write{Msg: &m, Kind: store.KindGroup, Reader: r.Reader}
-	p, err := s.submitPending(ctx, &pending{w: w, info: &CommitInfo{Group: &g.group, Members: g.members}})
+	res, err := s.commitMessage(ctx, &store.Write{Msg: &m, Kind: store.KindGroup, Reader: r.Reader},
+		&CommitInfo{Group: &g.group, Members: g.members})
 	if err != nil {
-		if e := AsError(err); e.Code == CodeConflict {
-			return answer(routedResult{Err: errorf(CodeUnavailable, "conversation busy, try again")})
-		}
 		return answer(routedResult{Err: AsError(err)})
 	}
-	return answer(routedResult{Msg: p.w.Msg, Dup: p.dup})
+	return answer(routedResult{Msg: res.Msg, Dup: res.Duplicate})
 }

@@ -356,6 +356,13 @@ func (s *Service) Send(ctx context.Context, d *Draft) (*SendResult, error) {
 	if res, done, err := s.route(ctx, w); done {
 		return res, err
 	}
+	return s.commitMessage(ctx, w, info)
+}
+
+// commitMessage stores a checked message write through the group commit
+// and returns once it is committed (Send, and CommitRouted for a message
+// another node checked).
+func (s *Service) commitMessage(ctx context.Context, w *store.Write, info *CommitInfo) (*SendResult, error) {
 	p, err := s.submitPending(ctx, &pending{w: w, info: info})
 	if err != nil {
 		if e := AsError(err); e.Code == CodeConflict {
