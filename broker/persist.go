@@ -156,11 +156,7 @@ func (p *persist) StoredClients() ([]storage.Client, error) {
 	if p.shared && p.node != "" {
 		// The sessions this node served when it last stopped without
 		// recording their ends (a crash) are disconnected since then.
-		if n, err := p.st.EndNodeSessions(ctx, p.node, time.Now().UnixMilli()); err != nil {
-			p.log.Warn("sessions: cannot end the ones this node held", "error", err)
-		} else if n > 0 {
-			p.log.Info("sessions: ended the ones this node held when it stopped", "sessions", n)
-		}
+		p.endSessionsOf(ctx, p.node)
 	}
 	if p.shared {
 		go p.sweep()
@@ -395,12 +391,18 @@ func (b *Broker) EndSessionsOf(node string) {
 	go func() {
 		ctx, cancel := ctx5()
 		defer cancel()
-		if n, err := b.ps.st.EndNodeSessions(ctx, node, time.Now().UnixMilli()); err != nil {
-			b.log.Warn("sessions: cannot end those of a gone node", "node", node, "error", err)
-		} else if n > 0 {
-			b.log.Info("sessions: ended those of a gone node", "node", node, "sessions", n)
-		}
+		b.ps.endSessionsOf(ctx, node)
 	}()
+}
+
+// endSessionsOf marks the stored sessions still connected through node
+// (gone, or this one before a crash) as disconnected now.
+func (p *persist) endSessionsOf(ctx context.Context, node string) {
+	if n, err := p.st.EndNodeSessions(ctx, node, time.Now().UnixMilli()); err != nil {
+		p.log.Warn("sessions: cannot end those of a node that stopped", "node", node, "error", err)
+	} else if n > 0 {
+		p.log.Info("sessions: ended those of a node that stopped", "node", node, "sessions", n)
+	}
 }
 
 // OnClientExpired implements mqtt.Hook: an expired session is deleted
