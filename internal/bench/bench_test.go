@@ -34,6 +34,24 @@ func tiny() Options {
 		DevPerUser: 2, Clients: 3, Devices: 2, Store: "sqlite", Timeout: time.Minute}
 }
 
+// run runs one scenario with o, its children's stderr in errb (written
+// through w, errb itself when nil), and fails the test with what they said
+// if it fails.
+func run(t *testing.T, o Options, errb *bytes.Buffer, w io.Writer, name string,
+	scenario func(context.Context, *runner, *target) (*report, error), mqttOnly bool) []*report {
+	t.Helper()
+	if w == nil {
+		w = errb
+	}
+	r := newRunner(o, io.Discard, w)
+	reps, err := r.scenario(t.Context(), name, scenario, mqttOnly)
+	if err != nil {
+		r.stderr.Write(nil) // orders the read below after the children's writes
+		t.Fatalf("%v\n%s", err, errb.String())
+	}
+	return reps
+}
+
 func value(t *testing.T, rep *report, name string) float64 {
 	t.Helper()
 	for _, m := range rep.metrics {
@@ -100,12 +118,7 @@ func TestScenarios(t *testing.T) {
 				o.CPUProfile = filepath.Join(t.TempDir(), "cpu.pprof")
 			}
 			var errb bytes.Buffer
-			r := newRunner(o, io.Discard, &errb)
-			reps, err := r.scenario(t.Context(), s.name, s.run, s.mqttOnly)
-			if err != nil {
-				r.stderr.Write(nil) // orders the read below after the children's writes
-				t.Fatalf("%v\n%s", err, errb.String())
-			}
+			reps := run(t, o, &errb, nil, s.name, s.run, s.mqttOnly)
 			want := 1
 			if s.mqttOnly {
 				want = 2
@@ -176,12 +189,7 @@ func TestMySQL(t *testing.T) {
 	o := tiny()
 	o.Scenario, o.Baseline, o.Store, o.MySQLDSN = "dm", false, "mysql", dsn
 	var errb bytes.Buffer
-	r := newRunner(o, io.Discard, &errb)
-	reps, err := r.scenario(t.Context(), "dm", runDM, true)
-	if err != nil {
-		r.stderr.Write(nil)
-		t.Fatalf("%v\n%s", err, errb.String())
-	}
+	reps := run(t, o, &errb, nil, "dm", runDM, true)
 	if len(reps) != 1 || reps[0].lost != 0 || value(t, reps[0], "received") != float64(o.Pairs*o.Messages) {
 		t.Fatalf("%+v", reps)
 	}
@@ -207,12 +215,7 @@ func TestRunningTarget(t *testing.T) {
 	o.Baseline = false
 	o.TargetHTTP, o.TargetMQTT, o.Key, o.TargetProf = srv.httpURL, srv.mqttAddr, srv.key, srv.pprof
 	o.CPUProfile = filepath.Join(t.TempDir(), "target.pprof")
-	r := newRunner(o, io.Discard, w)
-	reps, err := r.scenario(t.Context(), "dm", runDM, true)
-	if err != nil {
-		r.stderr.Write(nil)
-		t.Fatalf("%v\n%s", err, errb.String())
-	}
+	reps := run(t, o, &errb, w, "dm", runDM, true)
 	rep := reps[0]
 	if rep.lost != 0 || value(t, rep, "commits per msg") <= 0 {
 		t.Fatalf("%+v", rep.metrics)
@@ -245,12 +248,7 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	var errb bytes.Buffer
-	r := newRunner(o, io.Discard, &errb)
-	reps, err := r.scenario(t.Context(), "dm", runDM, true)
-	if err != nil {
-		r.stderr.Write(nil)
-		t.Fatalf("%v\n%s", err, errb.String())
-	}
+	reps := run(t, o, &errb, nil, "dm", runDM, true)
 	if len(reps) != 2 || reps[0].target != "cluster" || reps[1].target != "single" {
 		t.Fatalf("%d reports: %+v", len(reps), reps)
 	}
