@@ -194,6 +194,9 @@ func (h *sessions) uncount(clientID string) {
 func (h *sessions) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	h.stopDeadline(cl)
 	moved := h.movedAway(cl)
+	if !moved {
+		awaitTakeover(cl)
+	}
 	if cl.Net.Inline || (takenOver(cl) && !moved) {
 		return
 	}
@@ -242,6 +245,29 @@ func (h *sessions) forget(cl *mqtt.Client) {
 	delete(h.settled, cl.ID)
 	if len(set) == 0 {
 		delete(h.byUser, uid)
+	}
+}
+
+// takeoverWait bounds awaitTakeover.
+const takeoverWait = time.Second
+
+// awaitTakeover holds the end of a connection that a reconnect of its
+// client id is taking over until Mochi has flagged it so. Mochi closes the
+// old connection first and flags it after (inheritClientSession), and once
+// the old connection's OnDisconnect hooks return it deletes the client id
+// from its map unless flagged: an old connection that ended quickly enough
+// deleted the new connection's entry, which then got no event and never
+// counted as connected. The new connection's goroutine sets the flag as
+// soon as its DISCONNECT to the old one is written, so this waits
+// microseconds, and at most takeoverWait. A connection evicted for another
+// node is never flagged: its caller skips this.
+func awaitTakeover(cl *mqtt.Client) {
+	if !errors.Is(cl.StopCause(), packets.ErrSessionTakenOver) || cl.IsTakenOver() {
+		return
+	}
+	deadline := time.Now().Add(takeoverWait)
+	for !cl.IsTakenOver() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Microsecond)
 	}
 }
 
